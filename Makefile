@@ -1,0 +1,31 @@
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed
+
+.PHONY: run test bench dynamodb-local install clean
+
+$(VENV_STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(VENV_STAMP)
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --silent
+	touch node_modules/.installed
+
+install: $(VENV_STAMP) node_modules/.installed
+
+run: $(VENV_STAMP)
+	$(PY) -m orchestrator.cli demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+dynamodb-local: node_modules/.installed
+	$(PY) -m tests.services dynamodb-local --port 8100 --db-path .local/dynamodb
+
+clean:
+	rm -rf .venv node_modules .pytest_cache

@@ -1,0 +1,113 @@
+"""AnalyticsStore: the reads that cross dialogue partitions, through the sparse indexes only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .backend import Backend, Item
+from .codec import decode_dialogue, decode_entity
+from .envelope import open_item
+from .errors import NotFound
+from .keys import KeyProvider, blind_index, wrapped_from_item
+from .model import DIALOGUE_STATUSES, Dialogue, Entity
+from .dialogue_store import DialogueStore
+
+MAX_PAGE = 100
+
+
+@dataclass
+class DialoguePage:
+    """One page of dialogues and the cursor of the next."""
+
+    dialogues: list[Dialogue]
+    cursor: str | None
+
+
+@dataclass
+class TensionPage:
+    """One page of unresolved tensions across dialogues."""
+
+    tensions: list[tuple[str, Entity]]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class Participation:
+    """One dialogue an expert role took part in, from its first round."""
+
+    dialogue_id: str
+    expert: str
+    first_round: int
+
+
+class AnalyticsStore:
+    """Cross-dialogue reads of one tenant: GSI1 (status), GSI2 (open tensions), GSI3 (roles)."""
+
+    def __init__(self, backend: Backend, keys: KeyProvider, dialogues: DialogueStore) -> None:
+        self.backend = backend
+        self.keys = keys
+        self._store = dialogues
+        self.tenant = dialogues.tenant
+
+    async def _secret_fields(self, item: Item) -> dict[str, Any]:
+        """Decrypt an index item using the dialogue's cached (or fetched) data key."""
+        dialogue_id = item["pk"].removeprefix("dialogue#")
+        version = int(str(item["key_id"]).rsplit("#", 1)[1])
+        dek = self._store.deks.get(dialogue_id, version)
+        if dek is None:
+            dek_item = await self.backend.get(item["pk"], f"dek#{version}")
+            if dek_item is None:
+                raise NotFound(f"dialogue {dialogue_id}: content erased (no data key v{version})")
+            dek = await self.keys.unwrap(self.tenant, int(item.get("epoch", self._store.epoch)), dialogue_id, version, wrapped_from_item(dek_item))
+            self._store.deks.put(dialogue_id, version, dek)
+        return open_item(dek, item)
+
+    async def list_dialogues(self, status: str, *, limit: int = 20, cursor: str | None = None) -> DialoguePage:
+        """AP9: dialogues of this tenant with a status, oldest update first."""
+        if status not in DIALOGUE_STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {', '.join(DIALOGUE_STATUSES)}")
+        page = await self.backend.query_index("gsi1", f"status#{self.tenant}#{status}", limit=min(limit, MAX_PAGE), cursor=cursor)
+        dialogues = []
+        for item in page.items:
+            try:
+                dialogues.append(decode_dialogue(item, await self._secret_fields(item)))
+            except NotFound:
+                continue
+        return DialoguePage(dialogues, page.cursor)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Number of this tenant's dialogues in each status (keys only, nothing decrypted)."""
+        counts = {}
+        for status in DIALOGUE_STATUSES:
+            total, cursor = 0, None
+            while True:
+                page = await self.backend.query_index("gsi1", f"status#{self.tenant}#{status}", limit=MAX_PAGE, cursor=cursor)
+                total += len(page.items)
+                if page.cursor is None:
+                    break
+                cursor = page.cursor
+            counts[status] = total
+        return counts
+
+    async def open_tensions(self, *, limit: int = 20, cursor: str | None = None) -> TensionPage:
+        """AP10: tensions not yet resolved, across this tenant's dialogues."""
+        page = await self.backend.query_index("gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor)
+        tensions = []
+        for item in page.items:
+            try:
+                tensions.append((item["pk"].removeprefix("dialogue#"), decode_entity(item, await self._secret_fields(item))))
+            except NotFound:
+                continue
+        return TensionPage(tensions, page.cursor)
+
+    async def expert_participation(self, role: str, *, limit: int = 100, cursor: str | None = None) -> list[Participation]:
+        """AP11: dialogues an expert role joined, found through the blind index."""
+        secret = await self.keys.tenant_secret(self.tenant, self._store.epoch, "blind-index")
+        page = await self.backend.query_index("gsi3", f"role#{self.tenant}#{blind_index(secret, role)}",
+                                              limit=min(limit, MAX_PAGE), cursor=cursor)
+        return [
+            Participation(item["pk"].removeprefix("dialogue#"), item["sk"].removeprefix("expert#"), int(item["first_round"]))
+            for item in page.items
+        ]
+

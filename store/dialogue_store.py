@@ -1,0 +1,1050 @@
+"""DialogueStore: every read and write of one dialogue partition, sealed and audited."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import hashlib
+from collections import defaultdict
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Iterable
+
+from . import codec
+from .audit import AuditReport, entry_hash, envelopes_digest, verify_chain
+from .backend import ABSENT, Backend, ConditionFailed, Item, Operation, Put, Update, equals
+from .codec import Record, round_key
+from .envelope import canonical_json, envelope_hash, open_item, seal
+from .errors import (
+    AlreadyExists,
+    ConflictError,
+    ConvergenceBlocked,
+    IntegrityError,
+    KeyMaterialError,
+    NotFound,
+    Problem,
+    StoreError,
+    ValidationFailed,
+)
+from .ids import (
+    ENTITY_KINDS,
+    KIND_BY_PREFIX,
+    PREFIX_BY_KIND,
+    check_dialogue_id,
+    check_expert_slug,
+    check_verdict_id,
+    display_id,
+    entity_sk,
+    is_display_id,
+    new_dialogue_id,
+    parse_display_id,
+    partition_key,
+)
+from .keys import DekCache, KeyProvider, blind_index, wrapped_from_item
+from .model import (
+    STATUSES,
+    UNRESOLVED_TENSION,
+    VERDICT_TYPES,
+    AuditEntry,
+    Dialogue,
+    Entity,
+    ENTITY_CLASSES,
+    Event,
+    Expert,
+    Move,
+    Ref,
+    Round,
+    RoundBatch,
+    Signal,
+    TextRecord,
+    Verdict,
+)
+from .audit import GENESIS
+from .rules import REF_TYPES, ref_target_problem, transition_allowed
+from .snapshot import Snapshot
+
+Clock = Callable[[], datetime]
+MAX_ATTEMPTS = 5
+#: Actions per chunk of a round registration (DynamoDB allows 100 per transaction).
+CHUNK_ACTIONS = 90
+
+
+def utc_now() -> datetime:
+    """The current UTC time."""
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def default_principal() -> str:
+    """The OS user running the CLI."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return "unknown"
+
+
+class DialogueStore:
+    """Partition-scoped store: every method except `create_dialogue` takes a `dialogue_id`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        keys: KeyProvider,
+        *,
+        tenant: str = "local",
+        epoch: int = 1,
+        principal: str | None = None,
+        clock: Clock = utc_now,
+        dek_cache: DekCache | None = None,
+    ) -> None:
+        self.backend = backend
+        self.keys = keys
+        self.tenant = tenant
+        self.epoch = epoch
+        self.principal = principal or default_principal()
+        self.clock = clock
+        self.deks = dek_cache or DekCache()
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # --- keys and sealing --------------------------------------------------------------
+
+    async def _dek(self, dialogue: Dialogue | Item, version: int, dek_item: Item | None = None) -> bytes:
+        dialogue_id = dialogue.id if isinstance(dialogue, Dialogue) else codec_dialogue_id(dialogue)
+        epoch = dialogue.epoch if isinstance(dialogue, Dialogue) else int(dialogue.get("epoch", 1))
+        cached = self.deks.get(dialogue_id, version)
+        if cached is not None:
+            return cached
+        if dek_item is None:
+            dek_item = await self.backend.get(partition_key(dialogue_id), f"dek#{version}")
+        if dek_item is None:
+            raise KeyMaterialError(f"dialogue {dialogue_id}: data key v{version} is gone (destroyed or never created)")
+        dek = await self.keys.unwrap(self.tenant, epoch, dialogue_id, version, wrapped_from_item(dek_item))
+        self.deks.put(dialogue_id, version, dek)
+        return dek
+
+    async def _seal(self, meta: Item, record: Record) -> Item:
+        item: Item = {"pk": record.pk, "sk": record.sk, "tenant": self.tenant, **record.clear}
+        if record.secret is not None:
+            version = int(meta["dek_version"])
+            dek = await self._dek(meta, version)
+            key_id = f"dek#{codec_dialogue_id(meta)}#{version}"
+            item.update(seal(dek, key_id, record.pk, record.sk, record.secret).attributes())
+        return item
+
+    async def _open(self, item: Item, meta: Item, deks: dict[int, Item] | None = None) -> dict[str, Any]:
+        key_id = str(item.get("key_id", ""))
+        try:
+            version = int(key_id.rsplit("#", 1)[1])
+        except (IndexError, ValueError) as exc:
+            raise IntegrityError(f"dialogue {codec_dialogue_id(meta)}, item {item['sk']}: bad key id {key_id!r}") from exc
+        dek = await self._dek(meta, version, (deks or {}).get(version))
+        return open_item(dek, item)
+
+    # --- reads -------------------------------------------------------------------------
+
+    def _check_tenant(self, dialogue_id: str, item: Item | None) -> Item:
+        if item is None or item.get("tenant") != self.tenant:
+            raise NotFound(f"dialogue {dialogue_id} not found")
+        return item
+
+    async def _meta_item(self, dialogue_id: str) -> Item:
+        check_dialogue_id(dialogue_id)
+        return self._check_tenant(dialogue_id, await self.backend.get(partition_key(dialogue_id), "meta"))
+
+    async def get_dialogue(self, dialogue_id: str) -> Dialogue:
+        """AP1: the dialogue's meta."""
+        meta = await self._meta_item(dialogue_id)
+        return codec.decode_dialogue(meta, await self._open(meta, meta))
+
+    async def load_partition(self, dialogue_id: str) -> Snapshot:
+        """AP2: the whole partition in one consistent (paginated) query, decrypted."""
+        check_dialogue_id(dialogue_id)
+        items = await self.backend.query(partition_key(dialogue_id), consistent=True)
+        return await self._snapshot(dialogue_id, items)
+
+    async def _snapshot(self, dialogue_id: str, items: list[Item]) -> Snapshot:
+        meta = self._check_tenant(dialogue_id, next((i for i in items if i["sk"] == "meta"), None))
+        deks = {int(i["sk"].split("#")[1]): i for i in items if i["sk"].startswith("dek#")}
+        committed = int(meta.get("total_rounds", 0))
+        snap = Snapshot(codec.decode_dialogue(meta, await self._open(meta, meta, deks)))
+        for item in items:
+            if item.get("tenant") != self.tenant:
+                raise IntegrityError(f"dialogue {dialogue_id}, item {item['sk']}: belongs to another tenant")
+            if not _visible(item, committed) or item["sk"] in ("meta",) or item["sk"].startswith(("dek#", "rin#")):
+                continue
+            await self._add_to_snapshot(snap, item, meta, deks)
+        snap.events.sort(key=lambda e: (e.entity_type, e.entity_id, e.created_at, e.seq))
+        return snap
+
+    async def _add_to_snapshot(self, snap: Snapshot, item: Item, meta: Item, deks: dict[int, Item]) -> None:
+        kind = item["sk"].split("#", 1)[0]
+        if kind in ENTITY_KINDS:
+            entity = codec.decode_entity(item, await self._open(item, meta, deks))
+            snap.entities[entity.id] = entity
+        elif kind == "ref":
+            snap.refs.append(codec.decode_ref(item))
+        elif kind == "event":
+            snap.events.append(codec.decode_event(item, await self._open(item, meta, deks)))
+        elif kind == "expert":
+            expert = codec.decode_expert(item, await self._open(item, meta, deks))
+            snap.experts[expert.slug] = expert
+        elif kind == "round":
+            rnd = codec.decode_round(item, await self._open(item, meta, deks))
+            snap.rounds[rnd.number] = rnd
+        elif kind == "signal":
+            snap.signals.append(codec.decode_signal(item))
+        elif kind == "verdict":
+            snap.verdicts.append(codec.decode_verdict(item, await self._open(item, meta, deks)))
+        elif kind == "move":
+            snap.moves.append(codec.decode_move(item, await self._open(item, meta, deks)))
+        elif kind in ("prompt", "answer"):
+            snap.texts.append(codec.decode_text(item, await self._open(item, meta, deks)))
+        elif kind == "audit":
+            snap.audit.append(codec.decode_audit(item))
+
+    async def _query_visible(self, dialogue_id: str, prefix: str, **kwargs: Any) -> tuple[Item, list[Item]]:
+        meta = await self._meta_item(dialogue_id)
+        items = await self.backend.query(partition_key(dialogue_id), prefix, **kwargs)
+        committed = int(meta.get("total_rounds", 0))
+        return meta, [i for i in items if _visible(i, committed) and i.get("tenant") == self.tenant]
+
+    async def get_entities(self, dialogue_id: str, kind: str, round: int | None = None) -> list[Entity]:
+        """AP3/AP4: entities of one kind, optionally of one round."""
+        if kind not in ENTITY_KINDS:
+            raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(ENTITY_KINDS)}")
+        prefix = f"{kind}#" + (f"{round_key(round)}#" if round is not None else "")
+        meta, items = await self._query_visible(dialogue_id, prefix)
+        return [codec.decode_entity(i, await self._open(i, meta)) for i in items]
+
+    async def get_entity(self, dialogue_id: str, entity_id: str) -> Entity:
+        """One entity by display id."""
+        meta = await self._meta_item(dialogue_id)
+        try:
+            sk = entity_sk(entity_id)
+        except ValueError as exc:
+            raise NotFound(f"entity {entity_id} not found in dialogue {dialogue_id}") from exc
+        item = await self.backend.get(partition_key(dialogue_id), sk)
+        if item is None or not _visible(item, int(meta.get("total_rounds", 0))):
+            raise NotFound(f"entity {entity_id} not found in dialogue {dialogue_id}")
+        return codec.decode_entity(item, await self._open(item, meta))
+
+    async def get_refs(self, dialogue_id: str, *, source: str | None = None, target: str | None = None) -> list[Ref]:
+        """AP5 (refs out of `source`) or AP6 (refs into `target`)."""
+        if (source is None) == (target is None):
+            raise ValueError("give exactly one of source or target")
+        prefix = f"ref#{source}#" if source else f"rin#{target}#"
+        _, items = await self._query_visible(dialogue_id, prefix)
+        return [codec.decode_ref(i) for i in items]
+
+    async def get_events(self, dialogue_id: str, entity_id: str) -> list[Event]:
+        """AP7: the history of one entity."""
+        kind = KIND_BY_PREFIX[parse_display_id(entity_id)[0]]
+        meta, items = await self._query_visible(dialogue_id, f"event#{kind}#{entity_id}#")
+        return [codec.decode_event(i, await self._open(i, meta)) for i in items]
+
+    async def get_experts(self, dialogue_id: str) -> list[Expert]:
+        """AP8: experts who joined the dialogue."""
+        meta, items = await self._query_visible(dialogue_id, "expert#")
+        return [codec.decode_expert(i, await self._open(i, meta)) for i in items]
+
+    async def get_rounds(self, dialogue_id: str) -> list[Round]:
+        """AP8: registered rounds in order."""
+        meta, items = await self._query_visible(dialogue_id, "round#")
+        return [codec.decode_round(i, await self._open(i, meta)) for i in items]
+
+    async def get_convergence_signals(self, dialogue_id: str, round: int | None = None) -> list[Signal]:
+        """AP8: converge signals, optionally of one round."""
+        prefix = "signal#" + (f"{round_key(round)}#" if round is not None else "")
+        _, items = await self._query_visible(dialogue_id, prefix)
+        return [codec.decode_signal(i) for i in items]
+
+    async def get_verdicts(self, dialogue_id: str) -> list[Verdict]:
+        """AP8: verdicts, ordered by round then creation."""
+        meta, items = await self._query_visible(dialogue_id, "verdict#")
+        verdicts = [codec.decode_verdict(i, await self._open(i, meta)) for i in items]
+        return sorted(verdicts, key=lambda v: (v.round, v.created_at))
+
+    async def get_moves(self, dialogue_id: str) -> list[Move]:
+        """AP8: dialogue moves."""
+        meta, items = await self._query_visible(dialogue_id, "move#")
+        return [codec.decode_move(i, await self._open(i, meta)) for i in items]
+
+    async def get_texts(self, dialogue_id: str, kind: str, round: int | None = None) -> list[TextRecord]:
+        """AP8: prompt or answer records, optionally of one round."""
+        if kind not in ("prompt", "answer"):
+            raise ValueError("kind must be 'prompt' or 'answer'")
+        prefix = f"{kind}#" + (f"{round_key(round)}#" if round is not None else "")
+        meta, items = await self._query_visible(dialogue_id, prefix)
+        return [codec.decode_text(i, await self._open(i, meta)) for i in items]
+
+    async def get_scoreboard(self, dialogue_id: str) -> list[Round]:
+        """Rounds with their stored metrics; totals are derived from per-expert scores."""
+        return await self.get_rounds(dialogue_id)
+
+    async def can_converge(self, dialogue_id: str) -> tuple[bool, list[str], dict[str, Any]]:
+        """The convergence gate over the last registered round's stored metrics."""
+        _, items = await self._query_visible(dialogue_id, "round#", reverse=True, limit=1)
+        if not items:
+            return False, ["no rounds registered"], {}
+        return gate(codec.decode_round(items[0], {}))
+
+    async def get_dialogue_progress(self, dialogue_id: str) -> dict[str, Any]:
+        """Round-by-round velocity and converge %, open/resolved tension counts, and the gate."""
+        snap = await self.load_partition(dialogue_id)
+        tensions = snap.of_kind("tension")
+        ok, blockers, _ = gate(snap.last_round) if snap.last_round else (False, ["no rounds registered"], {})
+        return {
+            "rounds": [
+                {"round": r.number, "score": r.totals.total, "velocity": r.velocity, "converge_percent": r.converge_percent}
+                for r in snap.rounds.values()
+            ],
+            "open_tensions": sum(t.status in UNRESOLVED_TENSION for t in tensions),
+            "resolved_tensions": sum(t.status == "resolved" for t in tensions),
+            "converged": ok,
+            "blockers": blockers,
+        }
+
+    async def export_dialogue(self, dialogue_id: str) -> dict[str, Any]:
+        """The whole decrypted partition as plain data."""
+        snap = await self.load_partition(dialogue_id)
+        data = snap.comparable()
+        data["audit"] = [asdict(a) for a in snap.audit]
+        return data
+
+    # --- the write path: one transaction per operation, audited ------------------------
+
+    async def _write(
+        self,
+        dialogue_id: str,
+        operation: str,
+        build: Callable[[Item], Awaitable[tuple[list[Operation], dict[str, str]]]],
+    ) -> None:
+        """Build the operations against fresh meta, append the audit entry, commit; retry lost races."""
+        async with self._locks[dialogue_id]:
+            for _ in range(MAX_ATTEMPTS):
+                meta = await self._meta_item(dialogue_id)
+                ops, files = await build(meta)
+                if not ops:
+                    return
+                ops = ops + self._audit_ops(meta, operation, ops, files)
+                try:
+                    await self.backend.transact(ops)
+                    return
+                except ConditionFailed:
+                    continue  # another writer moved first: rebuild against fresh state
+            raise ConflictError(f"dialogue {dialogue_id}: {operation} lost {MAX_ATTEMPTS} races with other writers")
+
+    def _audit_ops(self, meta: Item, operation: str, ops: list[Operation], files: dict[str, str]) -> list[Operation]:
+        return self._audit_ops_for(meta, operation, _written_items(ops), files)
+
+    def _audit_ops_for(self, meta: Item, operation: str, written: list[Item], files: dict[str, str]) -> list[Operation]:
+        seq = int(meta.get("audit_seq", 0)) + 1
+        now = iso(self.clock())
+        entry = AuditEntry(
+            seq=seq,
+            ts=now,
+            principal=self.principal,
+            operation=operation,
+            keys=sorted(i["sk"] for i in written),
+            key_id=f"dek#{codec_dialogue_id(meta)}#{meta['dek_version']}",
+            envelopes_sha256=envelopes_digest([envelope_hash(i) for i in written if "content_encrypted" in i]),
+            files=dict(sorted(files.items())),
+            previous=meta.get("audit_head", GENESIS),
+        )
+        entry = replace(entry, hash=entry_hash(entry))
+        item = {"pk": meta["pk"], "sk": f"audit#{seq:08d}", "tenant": self.tenant, **codec.encode_audit(codec_dialogue_id(meta), entry).clear}
+        meta_update = Update(
+            meta["pk"],
+            "meta",
+            set={"audit_seq": seq, "audit_head": entry.hash},
+            condition=equals("audit_seq", meta.get("audit_seq", 0)),
+        )
+        return [Put(item, ABSENT), meta_update]
+
+    async def create_dialogue(
+        self,
+        title: str,
+        question: str,
+        *,
+        dialogue_id: str | None = None,
+        origin: str = "live",
+        output_dir: str | None = None,
+        background: dict[str, Any] | None = None,
+        pool: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> str:
+        """Allocate a fresh dialogue id by conditional put and write its meta and first data key."""
+        if not title.strip():
+            raise ValidationFailed([Problem("missing_field", "a dialogue needs a title", "title", "give a short title")])
+        if not question.strip():
+            raise ValidationFailed([Problem("missing_field", "a dialogue needs a question", "question", "state the question")])
+        for _ in range(3 if dialogue_id is None else 1):
+            new_id = check_dialogue_id(dialogue_id or new_dialogue_id(title))
+            now = iso(self.clock())
+            dialogue = Dialogue(
+                id=new_id, tenant=self.tenant, title=title, question=question, created_at=now, updated_at=now,
+                epoch=self.epoch, origin=origin, output_dir=output_dir, background=background, pool=pool,
+                settings=settings or {},
+            )
+            dek, wrapped = await self.keys.new_dek(self.tenant, self.epoch, new_id, 1)
+            self.deks.put(new_id, 1, dek)
+            meta_record = codec.encode_dialogue(dialogue)
+            meta_record.clear.update({"audit_seq": 0, "audit_head": GENESIS})
+            meta_stub = {"pk": meta_record.pk, "sk": "meta", "tenant": self.tenant, **meta_record.clear}
+            meta_item = await self._seal(meta_stub, meta_record)
+            dek_item = {
+                "pk": meta_record.pk, "sk": "dek#1", "tenant": self.tenant, "type": "dek", "version": 1,
+                "created_at": now, "content_encrypted": wrapped.ciphertext, "content_nonce": wrapped.nonce,
+                "key_id": wrapped.wrapping_key,
+            }
+            audit = self._audit_ops_for(meta_stub, "create_dialogue", [meta_item, dek_item], {})
+            meta_item.update({"audit_seq": 1, "audit_head": audit[0].item["hash"]})  # type: ignore[union-attr]
+            try:
+                await self.backend.transact([Put(meta_item, ABSENT), Put(dek_item, ABSENT), audit[0]])
+                return new_id
+            except ConditionFailed:
+                self.deks.forget(new_id)
+                if dialogue_id is not None:
+                    raise AlreadyExists(f"dialogue {dialogue_id} already exists")
+        raise ConflictError("could not allocate a fresh dialogue id")
+
+    async def set_dialogue_status(self, dialogue_id: str, status: str) -> None:
+        """Change the dialogue status (and its GSI1 keys)."""
+        from .model import DIALOGUE_STATUSES
+
+        if status not in DIALOGUE_STATUSES:
+            raise ValidationFailed([Problem("invalid_status", f"unknown dialogue status {status!r}", "status",
+                                            f"one of {', '.join(DIALOGUE_STATUSES)}")])
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            if meta["status"] == status:
+                return [], {}
+            now = iso(self.clock())
+            keys = codec.status_index(self.tenant, status, now, dialogue_id)
+            return [Update(meta["pk"], "meta", set={"status": status, "updated_at": now, **keys},
+                           condition=equals("status", meta["status"]))], {}
+
+        await self._write(dialogue_id, f"set_status:{status}", build)
+
+    async def register_expert(self, dialogue_id: str, expert: Expert) -> bool:
+        """Register an expert once; False if it was already registered."""
+        check_expert_slug(expert.slug)
+        created = True
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            nonlocal created
+            if await self.backend.get(meta["pk"], f"expert#{expert.slug}") is not None:
+                created = False
+                return [], {}
+            item = await self._expert_item(meta, expert)
+            return [Put(item, ABSENT)], {}
+
+        await self._write(dialogue_id, "register_expert", build)
+        return created
+
+    async def _expert_item(self, meta: Item, expert: Expert) -> Item:
+        secret = await self.keys.tenant_secret(self.tenant, int(meta.get("epoch", 1)), "blind-index")
+        record = codec.encode_expert(codec_dialogue_id(meta), replace(expert, created_at=expert.created_at or iso(self.clock())),
+                                     self.tenant, blind_index(secret, expert.role))
+        return await self._seal(meta, record)
+
+    async def record_convergence_signal(self, dialogue_id: str, round: int, expert: str) -> bool:
+        """Record one expert's converge signal for a round; False if already recorded."""
+        check_expert_slug(expert)
+        written = True
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            nonlocal written
+            record = codec.encode_signal(dialogue_id, Signal(round, expert, iso(self.clock())))
+            if await self.backend.get(record.pk, record.sk) is not None:
+                written = False
+                return [], {}
+            return [Put(await self._seal(meta, record), ABSENT)], {}
+
+        await self._write(dialogue_id, "record_signal", build)
+        return written
+
+    async def record_text(self, dialogue_id: str, text: TextRecord) -> bool:
+        """Store a write-once prompt or answer; False if the same text was already stored."""
+        if text.kind not in ("prompt", "answer"):
+            raise ValueError("kind must be 'prompt' or 'answer'")
+        check_expert_slug(text.expert)
+        digest = hashlib.sha256(text.text.encode()).hexdigest()
+        text = replace(text, sha256=digest, created_at=text.created_at or iso(self.clock()))
+        written = True
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            nonlocal written
+            record = codec.encode_text(dialogue_id, text)
+            existing = await self.backend.get(record.pk, record.sk)
+            if existing is not None:
+                if existing.get("sha256") != digest:
+                    raise AlreadyExists(f"dialogue {dialogue_id}: {record.sk} is already stored with other text")
+                written = False
+                return [], {}
+            files = {text.path: digest} if text.path else {}
+            return [Put(await self._seal(meta, record), ABSENT)], files
+
+        await self._write(dialogue_id, f"record_{text.kind}", build)
+        return written
+
+    async def register_ref(self, dialogue_id: str, source: str, ref_type: str, target: str) -> Ref:
+        """Register one validated ref (and its mirror); a duplicate is a no-op returning the first."""
+        result: list[Ref] = []
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            problems = _ref_shape_problems("ref", source, ref_type, target)
+            existing: dict[str, bool] = {}
+            if not problems:
+                for field, value in (("source", source), ("target", target)):
+                    item = await self.backend.get(meta["pk"], entity_sk(value))
+                    existing[value] = item is not None and _visible(item, int(meta.get("total_rounds", 0)))
+                    if not existing[value]:
+                        problems.append(Problem("target_not_found", f"{value} does not exist in dialogue {dialogue_id}",
+                                                f"ref.{field}", "register the entity first or fix the id"))
+            if not problems:
+                problems += _ref_rule_problems("ref", source, ref_type, target)
+            if problems:
+                raise ValidationFailed(problems)
+            stored = await self.backend.get(meta["pk"], f"ref#{source}#{ref_type}#{target}")
+            if stored is not None:
+                result.append(codec.decode_ref(stored))
+                return [], {}
+            ref = Ref(source, ref_type, target, iso(self.clock()))
+            result.append(ref)
+            out, mirror = codec.ref_records(dialogue_id, ref)
+            return [Put(await self._seal(meta, out), ABSENT), Put(await self._seal(meta, mirror), ABSENT)], {}
+
+        await self._write(dialogue_id, "register_ref", build)
+        return result[-1]
+
+    async def update_entity_status(
+        self,
+        dialogue_id: str,
+        entity_id: str,
+        status: str,
+        *,
+        actors: Iterable[str] = (),
+        reference: str | None = None,
+        reason: str | None = None,
+        event_round: int | None = None,
+    ) -> Entity:
+        """Move an entity along its lifecycle (conditional on its current status) and log the event."""
+        updated: list[Entity] = []
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            if not is_display_id(entity_id):
+                raise ValidationFailed([Problem("invalid_display_id", f"{entity_id!r} is not a display id", "id",
+                                                "use an id like T0101")])
+            item = await self.backend.get(meta["pk"], entity_sk(entity_id))
+            if item is None or not _visible(item, int(meta.get("total_rounds", 0))):
+                raise NotFound(f"entity {entity_id} not found in dialogue {dialogue_id}")
+            kind = item["type"]
+            if not transition_allowed(kind, item["status"], status):
+                raise ValidationFailed([_transition_problem("status", kind, entity_id, item["status"], status)])
+            now = iso(self.clock())
+            round_ = event_round if event_round is not None else max(0, int(meta.get("total_rounds", 1)) - 1)
+            ops = _status_ops(meta, item, status, now, self.tenant)
+            event = Event(kind, entity_id, status, round_, now, list(actors), reason, reference)
+            ops.append(Put(await self._seal(meta, codec.encode_event(dialogue_id, event, _ms(self.clock()))), ABSENT))
+            entity = codec.decode_entity(item, await self._open(item, meta))
+            updated.append(replace(entity, status=status, updated_at=now))
+            return ops, {}
+
+        await self._write(dialogue_id, f"update_status:{entity_id}", build)
+        return updated[-1]
+
+    async def register_move(self, dialogue_id: str, move: Move) -> None:
+        """Record a dialogue move (write-once)."""
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            return [Put(await self._seal(meta, codec.encode_move(dialogue_id, move)), ABSENT)], {}
+
+        try:
+            await self._write(dialogue_id, "register_move", build)
+        except ConditionFailed as exc:
+            raise AlreadyExists(f"move {exc.operation} already recorded") from exc
+
+    async def register_verdict(self, dialogue_id: str, verdict: Verdict, *, force: bool = False) -> Verdict:
+        """Insert a verdict (never updated); a final one passes the convergence gate unless forced."""
+        check_verdict_id(verdict.id)
+        if verdict.verdict_type not in VERDICT_TYPES:
+            raise ValidationFailed([Problem("invalid_verdict_type", f"unknown verdict type {verdict.verdict_type!r}",
+                                            "verdict_type", f"one of {', '.join(VERDICT_TYPES)}")])
+        if not verdict.recommendation.strip():
+            raise ValidationFailed([Problem("missing_field", "a verdict needs a recommendation", "recommendation",
+                                            "state the outcome in one line")])
+        stored: list[Verdict] = []
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            final = verdict.verdict_type == "final"
+            result = replace(verdict, created_at=iso(self.clock()))
+            if final:
+                ok, blockers, state = await self.can_converge(dialogue_id)
+                if not ok and not force:
+                    raise ConvergenceBlocked(blockers, state)
+                if not ok:
+                    result = replace(result, forced=True, warning="FORCED CONVERGENCE: " + "; ".join(blockers))
+            if await self.backend.get(meta["pk"], f"verdict#{verdict.id}") is not None:
+                raise AlreadyExists(f"verdict {verdict.id} already exists in dialogue {dialogue_id}; verdicts are never replaced")
+            ops: list[Operation] = [Put(await self._seal(meta, codec.encode_verdict(dialogue_id, result)), ABSENT)]
+            now = result.created_at
+            if final:
+                keys = codec.status_index(self.tenant, "converged", now, dialogue_id)
+                ops.append(Update(meta["pk"], "meta", set={"status": "converged", "converged_at": now, "updated_at": now, **keys}))
+            for n, rec_id in enumerate(result.adopted):
+                item = await self.backend.get(meta["pk"], entity_sk(rec_id)) if is_display_id(rec_id) else None
+                if item is None or item["type"] != "recommendation":
+                    raise ValidationFailed([Problem("target_not_found", f"{rec_id} is not a recommendation of this dialogue",
+                                                    f"adopted[{n}]", "list recommendation ids like R0201")])
+                ops.append(Update(meta["pk"], item["sk"], set={"status": "adopted", "adopted_in_verdict": verdict.id, "updated_at": now},
+                                  condition=equals("status", item["status"])))
+                event = Event("recommendation", rec_id, "adopted", result.round, now, [], None, verdict.id, seq=n)
+                ops.append(Put(await self._seal(meta, codec.encode_event(dialogue_id, event, _ms(self.clock()))), ABSENT))
+            stored.append(result)
+            return ops, {}
+
+        await self._write(dialogue_id, f"register_verdict:{verdict.id}", build)
+        return stored[-1]
+
+    # --- rounds ------------------------------------------------------------------------
+
+    async def register_round(self, dialogue_id: str, batch: RoundBatch) -> dict[str, str]:
+        """Write a whole round atomically; returns local id -> global id. Idempotent on retry."""
+        batch_hash = hashlib.sha256(canonical_json(asdict(batch))).hexdigest()
+        async with self._locks[dialogue_id]:
+            for _ in range(MAX_ATTEMPTS):
+                items = await self.backend.query(partition_key(dialogue_id), consistent=True)
+                snap = await self._snapshot(dialogue_id, items)
+                meta = next(i for i in items if i["sk"] == "meta")
+                done = snap.rounds.get(batch.round)
+                if done is not None:
+                    return _stored_mapping(items, batch.round, batch_hash, dialogue_id)
+                moment = self.clock()
+                plan = _plan_round(snap, batch, self.tenant, iso(moment), _ms(moment))
+                try:
+                    await self._commit_round(meta, items, plan, batch, batch_hash)
+                    return plan.mapping
+                except ConditionFailed:
+                    continue  # a concurrent writer changed the partition: reload and re-plan
+            raise ConflictError(f"dialogue {dialogue_id}: round {batch.round} lost {MAX_ATTEMPTS} races")
+
+    async def _commit_round(self, meta: Item, stored: list[Item], plan: "RoundPlan", batch: RoundBatch, batch_hash: str) -> None:
+        by_sk = {i["sk"]: i for i in stored}
+        body: list[Operation] = []
+        written: list[Item] = []
+        secret = await self.keys.tenant_secret(self.tenant, int(meta.get("epoch", 1)), "blind-index")
+        expert_records = [codec.encode_expert(codec_dialogue_id(meta), e, self.tenant, blind_index(secret, e.role))
+                          for e in plan.experts]
+        for record in plan.records + expert_records:
+            record.clear.update({"batch": batch_hash, "batch_round": batch.round})
+            leftover = by_sk.get(record.sk)
+            if leftover is not None and leftover.get("batch") == batch_hash:
+                written.append(leftover)
+                continue
+            item = await self._seal(meta, record)
+            condition = equals("batch", leftover.get("batch")) if leftover is not None else ABSENT
+            body.append(Put(item, condition))
+            written.append(item)
+        commit: list[Operation] = []
+        for record, prior in plan.status_records:
+            if record.sk.startswith("event#"):
+                item = await self._seal(meta, record)
+                commit.append(Put(item, ABSENT))
+                written.append(item)
+            else:
+                commit.append(Update(record.pk, record.sk, set=record.clear["set"], remove=tuple(record.clear["remove"]),
+                                     condition=equals("status", prior)))
+        round_item = await self._seal(meta, plan.round_record)
+        round_item["batch"] = batch_hash
+        commit.append(Put(round_item, ABSENT))
+        written.append(round_item)
+        commit.append(Update(meta["pk"], "meta", set={"total_rounds": batch.round + 1, "updated_at": round_item["created_at"],
+                                                     "gsi1sk": f"{round_item['created_at']}#{codec_dialogue_id(meta)}"},
+                             add={"total_alignment": plan.round.totals.total}))
+        commit += self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files)
+        if len(commit) > CHUNK_ACTIONS:
+            raise StoreError(f"round {batch.round} changes too many statuses at once ({len(commit)} actions in the commit)")
+        for start in range(0, len(body), CHUNK_ACTIONS):
+            await self.backend.transact(body[start:start + CHUNK_ACTIONS])
+        await self.backend.transact(commit)
+
+    # --- keys: rotation, sweep, erasure ------------------------------------------------
+
+    async def rotate_key(self, dialogue_id: str) -> int:
+        """Create the next data key version; new writes use it, old items still open."""
+        new_version: list[int] = []
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            version = int(meta["dek_version"]) + 1
+            dek, wrapped = await self.keys.new_dek(self.tenant, int(meta.get("epoch", 1)), dialogue_id, version)
+            self.deks.put(dialogue_id, version, dek)
+            item = {"pk": meta["pk"], "sk": f"dek#{version}", "tenant": self.tenant, "type": "dek", "version": version,
+                    "created_at": iso(self.clock()), "content_encrypted": wrapped.ciphertext,
+                    "content_nonce": wrapped.nonce, "key_id": wrapped.wrapping_key}
+            new_version.append(version)
+            return [Put(item, ABSENT), Update(meta["pk"], "meta", set={"dek_version": version},
+                                              condition=equals("dek_version", version - 1))], {}
+
+        await self._write(dialogue_id, "rotate_key", build)
+        return new_version[-1]
+
+    async def sweep_keys(self, dialogue_id: str, batch_size: int = 40) -> int:
+        """Re-encrypt items still under an older key version; resumable. Returns items rewritten."""
+        rewritten = 0
+        while True:
+            meta = await self._meta_item(dialogue_id)
+            current = f"dek#{dialogue_id}#{meta['dek_version']}"
+            items = await self.backend.query(partition_key(dialogue_id), consistent=True)
+            stale = [i for i in items if "content_encrypted" in i and str(i.get("key_id", "")).startswith("dek#")
+                     and i["key_id"] != current]
+            if not stale:
+                return rewritten
+            chunk = stale[:batch_size]
+
+            async def build(fresh_meta: Item, chunk: list[Item] = chunk) -> tuple[list[Operation], dict[str, str]]:
+                ops: list[Operation] = []
+                for item in chunk:
+                    secret = await self._open(item, fresh_meta)
+                    record = Record(item["pk"], item["sk"], {}, secret)
+                    resealed = {**item, **(await self._seal(fresh_meta, record))}
+                    resealed.update({k: v for k, v in item.items() if k not in resealed})
+                    ops.append(Put(resealed, equals("key_id", item["key_id"])))
+                return ops, {}
+
+            await self._write(dialogue_id, "sweep_keys", build)
+            rewritten += len(chunk)
+
+    async def destroy_keys(self, dialogue_id: str, versions: Iterable[int] | None = None) -> list[int]:
+        """Crypto-erase: delete data keys (all by default); content becomes unreadable, metadata stays."""
+        from .backend import Delete
+
+        destroyed: list[int] = []
+
+        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
+            deks = await self.backend.query(meta["pk"], "dek#", consistent=True)
+            chosen = [int(i["sk"].split("#")[1]) for i in deks]
+            if versions is not None:
+                chosen = [v for v in chosen if v in set(versions)]
+            destroyed.extend(chosen)
+            return [Delete(meta["pk"], f"dek#{v}") for v in chosen], {}
+
+        await self._write(dialogue_id, "destroy_keys", build)
+        self.deks.forget(dialogue_id)
+        return destroyed
+
+    # --- audit -------------------------------------------------------------------------
+
+    async def verify_audit(self, dialogue_id: str, *, files_root: Any = None) -> AuditReport:
+        """Recompute the audit chain (and recorded files under `files_root`)."""
+        meta, items = await self._query_visible(dialogue_id, "audit#", consistent=True)
+        entries = [codec.decode_audit(i) for i in items]
+        head = (int(meta.get("audit_seq", 0)), str(meta.get("audit_head", GENESIS)))
+        return verify_chain(dialogue_id, entries, recorded_head=head, files_root=files_root)
+
+
+# --- helpers: visibility, validation, round planning -------------------------------------
+
+
+def codec_dialogue_id(item: Item) -> str:
+    """Dialogue id of an item's partition."""
+    return str(item["pk"]).removeprefix("dialogue#")
+
+
+def _visible(item: Item, committed_rounds: int) -> bool:
+    """Items written ahead of a round's commit marker are hidden until the round commits."""
+    batch_round = item.get("batch_round")
+    return batch_round is None or int(batch_round) < committed_rounds
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _written_items(ops: list[Operation]) -> list[Item]:
+    return [op.item for op in ops if isinstance(op, Put)]
+
+
+def _status_ops(meta: Item, item: Item, status: str, now: str, tenant: str) -> list[Operation]:
+    set_: dict[str, Any] = {"status": status, "updated_at": now}
+    remove: tuple[str, ...] = ()
+    if item["type"] == "tension":
+        if status in UNRESOLVED_TENSION:
+            set_.update(codec.open_tension_index(tenant, codec_dialogue_id(meta), codec.display_of_sk(item["sk"])))
+        else:
+            remove = ("gsi2pk", "gsi2sk")
+    return [Update(item["pk"], item["sk"], set=set_, remove=remove, condition=equals("status", item["status"]))]
+
+
+def _transition_problem(field: str, kind: str, entity_id: str, current: str, new: str) -> Problem:
+    from .rules import TRANSITIONS
+
+    allowed = TRANSITIONS.get(kind, {}).get(current, ())
+    return Problem(
+        "invalid_status_transition",
+        f"{entity_id} is {current}; a {kind} cannot move from {current} to {new}",
+        field,
+        f"allowed from {current}: {', '.join(allowed) or 'nothing (final status)'}",
+        {"entity": entity_id, "from": current, "to": new},
+    )
+
+
+def _ref_shape_problems(field: str, source: str, ref_type: str, target: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if ref_type not in REF_TYPES:
+        problems.append(Problem("invalid_ref_type", f"unknown ref type {ref_type!r}", f"{field}.ref_type",
+                                f"one of {', '.join(REF_TYPES)}"))
+    for part, value in (("source", source), ("target", target)):
+        if not is_display_id(value):
+            problems.append(Problem("invalid_display_id", f"{value!r} is not a display id", f"{field}.{part}",
+                                    "use a global id like P0102, or a local id of this batch"))
+    return problems
+
+
+def _ref_rule_problems(field: str, source: str, ref_type: str, target: str) -> list[Problem]:
+    if source == target:
+        return [Problem("invalid_ref_target", f"{source} cannot refer to itself", f"{field}.target", "point at another entity")]
+    reason = ref_target_problem(ref_type, KIND_BY_PREFIX[source[0]], KIND_BY_PREFIX[target[0]])
+    if reason:
+        return [Problem("invalid_ref_target", reason, f"{field}.target", "choose a target of the right kind or another ref type",
+                        {"source": source, "target": target, "ref_type": ref_type})]
+    return []
+
+
+def gate(last: Round) -> tuple[bool, list[str], dict[str, Any]]:
+    """Converged iff velocity == 0 and every answering expert signalled converge."""
+    state = {
+        "round": last.number,
+        "velocity": last.velocity,
+        "open_tensions": last.open_tensions,
+        "new_perspectives": last.new_perspectives,
+        "converge_percent": last.converge_percent,
+        "converge_signals": last.signals,
+        "answered": last.answered,
+    }
+    blockers = []
+    if last.velocity != 0:
+        blockers.append(f"velocity={last.velocity} (open_tensions={last.open_tensions}, new_perspectives={last.new_perspectives})")
+    if last.answered == 0 or last.signals < last.answered:
+        blockers.append(f"converge_percent={last.converge_percent:.0f}% ({last.signals}/{last.answered})")
+    return not blockers, blockers, state
+
+
+def _stored_mapping(items: list[Item], round: int, batch_hash: str, dialogue_id: str) -> dict[str, str]:
+    rnd = next(i for i in items if i["sk"] == f"round#{round:02d}")
+    if rnd.get("batch") != batch_hash:
+        raise AlreadyExists(f"dialogue {dialogue_id}: round {round} is already registered with different content")
+    return dict(rnd.get("mapping", {}))
+
+
+class RoundPlan:
+    """The records a validated round batch turns into."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.status_records: list[tuple[Record, str | None]] = []
+        self.mapping: dict[str, str] = {}
+        self.files: dict[str, str] = {}
+        self.experts: list[Expert] = []
+        self.round_record: Record
+        self.round: Round
+
+
+def _plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms: int) -> RoundPlan:
+    """Validate a batch against the snapshot (collecting every problem) and plan its records."""
+    problems: list[Problem] = []
+    dialogue_id = snap.dialogue.id
+    expected = snap.dialogue.total_rounds
+    if batch.round != expected:
+        problems.append(Problem("invalid_round", f"round {batch.round} cannot be registered now; the next round is {expected}",
+                                "round", f"register round {expected}"))
+    plan = RoundPlan()
+    seqs: dict[str, int] = defaultdict(int)
+    for e in snap.entities.values():
+        if e.round == batch.round:
+            seqs[e.kind] = max(seqs[e.kind], e.seq)
+    local_kinds: dict[str, str] = {}
+    for n, draft in enumerate(batch.entities):
+        where = f"entities[{n}]"
+        if draft.kind not in ENTITY_KINDS:
+            problems.append(Problem("invalid_entity_type", f"unknown entity kind {draft.kind!r}", f"{where}.kind",
+                                    f"one of {', '.join(ENTITY_KINDS)}"))
+            continue
+        if not draft.local_id:
+            problems.append(Problem("missing_field", "every entity needs a batch-unique local id", f"{where}.local_id",
+                                    "use the author's local id, e.g. MUFFIN-P0101"))
+        elif draft.local_id in plan.mapping:
+            problems.append(Problem("duplicate_local_id", f"local id {draft.local_id} appears twice", f"{where}.local_id",
+                                    "give each entity its own local id"))
+        if not draft.label.strip():
+            problems.append(Problem("missing_field", f"a {draft.kind} needs a label", f"{where}.label", "add a short label"))
+        if not draft.content.strip():
+            name = "description" if draft.kind == "tension" else "content"
+            problems.append(Problem("missing_field", f"a {draft.kind} needs its {name}", f"{where}.content", f"add the {name}"))
+        letter = _local_letter(draft.local_id)
+        if letter and letter != PREFIX_BY_KIND[draft.kind]:
+            problems.append(Problem("type_id_mismatch", f"local id {draft.local_id} names a {KIND_BY_PREFIX.get(letter, letter)}, "
+                                    f"not a {draft.kind}", f"{where}.local_id", f"use a {PREFIX_BY_KIND[draft.kind]} id"))
+        if draft.status is not None and draft.status not in STATUSES[draft.kind]:
+            problems.append(Problem("invalid_status", f"{draft.status!r} is not a {draft.kind} status", f"{where}.status",
+                                    f"one of {', '.join(STATUSES[draft.kind])}"))
+        seqs[draft.kind] += 1
+        if seqs[draft.kind] > 99:
+            problems.append(Problem("too_many_entities", f"more than 99 {draft.kind} entities in round {batch.round}", where,
+                                    "split or merge entities"))
+            continue
+        if draft.local_id and batch.round <= 99:
+            plan.mapping[draft.local_id] = display_id(draft.kind, batch.round, seqs[draft.kind])
+            local_kinds[draft.local_id] = draft.kind
+
+    def resolve(value: str) -> str:
+        return plan.mapping.get(value, value)
+
+    refs: list[tuple[str, Ref]] = []
+    for n, draft in enumerate(batch.entities):
+        source = plan.mapping.get(draft.local_id or "")
+        for m, ref in enumerate(draft.references):
+            refs.append((f"entities[{n}].references[{m}]", Ref(source or "", ref.ref_type, resolve(ref.target))))
+    for n, ref in enumerate(batch.refs):
+        refs.append((f"refs[{n}]", Ref(resolve(ref.source or ""), ref.ref_type, resolve(ref.target))))
+    known = set(snap.entities) | set(plan.mapping.values())
+    seen_refs: set[tuple[str, str, str]] = set()
+    for where, ref in refs:
+        if not ref.source:
+            continue
+        shape = _ref_shape_problems(where, ref.source, ref.ref_type, ref.target)
+        if shape:
+            problems += [replace(p, field=p.field.replace(".source", "").replace(".target", ".target")) for p in shape]
+            continue
+        if ref.target not in known:
+            problems.append(Problem("target_not_found", f"{ref.target} does not exist in dialogue {dialogue_id}",
+                                    f"{where}.target", "refer to an earlier global id or a local id of this batch"))
+            continue
+        rule = _ref_rule_problems(where, ref.source, ref.ref_type, ref.target)
+        if rule:
+            problems += rule
+            continue
+        key = (ref.source, ref.ref_type, ref.target)
+        if key not in seen_refs and not any((r.source, r.ref_type, r.target) == key for r in snap.refs):
+            seen_refs.add(key)
+            ref.created_at = now
+            plan.records += list(codec.ref_records(dialogue_id, ref))
+
+    statuses = {eid: e.status for eid, e in snap.entities.items()}
+    new_entities: dict[str, Entity] = {}
+    for n, draft in enumerate(batch.entities):
+        gid = plan.mapping.get(draft.local_id or "")
+        if gid is None or draft.kind not in ENTITY_KINDS:
+            continue
+        status = draft.status or STATUSES[draft.kind][0]
+        entity = ENTITY_CLASSES[draft.kind](
+            id=gid, round=batch.round, seq=parse_display_id(gid)[2], label=draft.label, content=draft.content,
+            status=status, contributors=list(draft.contributors), created_at=now, updated_at=now,
+            local_id=draft.local_id, aliases=list(draft.aliases), warnings=list(draft.warnings), parameters=draft.parameters,
+        )
+        new_entities[gid] = entity
+        statuses[gid] = status
+        plan.records.append(codec.encode_entity(dialogue_id, entity, tenant))
+        if draft.kind in ("perspective", "tension", "recommendation"):
+            event = Event(draft.kind, gid, "created", batch.round, now, list(draft.contributors), seq=0)
+            plan.records.append(codec.encode_event(dialogue_id, event, now_ms))
+
+    event_seq: dict[str, int] = defaultdict(int)
+    for n, change in enumerate(batch.status_changes):
+        where = f"status_changes[{n}]"
+        gid = resolve(change.id)
+        if not is_display_id(gid):
+            problems.append(Problem("invalid_display_id", f"{change.id!r} is not a display id", f"{where}.id", "use an id like T0101"))
+            continue
+        if gid not in statuses:
+            problems.append(Problem("target_not_found", f"{gid} does not exist in dialogue {dialogue_id}", f"{where}.id",
+                                    "refer to an existing entity"))
+            continue
+        kind = KIND_BY_PREFIX[gid[0]]
+        current = statuses[gid]
+        if not transition_allowed(kind, current, change.status):
+            problems.append(_transition_problem(f"{where}.status", kind, gid, current, change.status))
+            continue
+        statuses[gid] = change.status
+        event_seq[gid] += 1
+        event = Event(kind, gid, change.status, batch.round, now, list(change.actors), change.reason,
+                      resolve(change.reference) if change.reference else None, change.result_id, seq=event_seq[gid])
+        plan.status_records.append((codec.encode_event(dialogue_id, event, now_ms), None))
+        if gid in new_entities:
+            continue
+        plan.status_records.append((_status_update_record(snap, gid, change.status, now, tenant), None))
+
+    # Collapse several changes of one existing entity into one conditional update on its first status.
+    merged: dict[str, tuple[Record, str | None]] = {}
+    ordered: list[tuple[Record, str | None]] = []
+    for record, _ in plan.status_records:
+        if record.sk.startswith("event#"):
+            ordered.append((record, None))
+            continue
+        gid = codec.display_of_sk(record.sk)
+        merged[gid] = (record, snap.entities[gid].status)
+    plan.status_records = ordered + list(merged.values())
+    for gid, entity in new_entities.items():
+        if entity.status != statuses[gid]:
+            entity.status = statuses[gid]
+            plan.records = [codec.encode_entity(dialogue_id, entity, tenant) if r.sk == entity_sk(gid) else r for r in plan.records]
+
+    for n, expert in enumerate(batch.experts):
+        try:
+            check_expert_slug(expert.slug)
+        except ValueError as exc:
+            problems.append(Problem("invalid_expert", str(exc), f"experts[{n}].slug", "use the lowercase pastry name"))
+            continue
+        if expert.slug not in snap.experts:
+            plan.experts.append(replace(expert, created_at=expert.created_at or now, first_round=batch.round))
+    answered = list(dict.fromkeys(batch.answered or [s.name.lower() for s in batch.panel if s.name.lower() not in batch.absent]))
+    signals = sorted(set(batch.signals) & set(answered))
+    for expert in signals:
+        plan.records.append(codec.encode_signal(dialogue_id, Signal(batch.round, expert, now)))
+    for move in batch.moves:
+        plan.records.append(codec.encode_move(dialogue_id, move))
+    if problems:
+        raise ValidationFailed(problems)
+
+    open_tensions = batch.open_tensions
+    if open_tensions is None:
+        open_tensions = sum(1 for eid, s in statuses.items() if eid.startswith("T") and s in UNRESOLVED_TENSION)
+    new_perspectives = batch.new_perspectives
+    if new_perspectives is None:
+        new_perspectives = sum(1 for d in batch.entities if d.kind == "perspective")
+    plan.round = Round(
+        number=batch.round, status="completed", created_at=now, open_tensions=open_tensions,
+        new_perspectives=new_perspectives, answered=len(answered), signals=len(signals),
+        panel_size=len(batch.panel) or len(answered) + len(batch.absent), scores=dict(batch.scores), title=batch.title,
+        summary=batch.summary, panel=list(batch.panel), absent=sorted(batch.absent), recorded=batch.recorded,
+        notes=list(batch.notes),
+    )
+    plan.round_record = codec.encode_round(dialogue_id, plan.round)
+    plan.round_record.clear["mapping"] = plan.mapping
+    return plan
+
+
+def _status_update_record(snap: Snapshot, gid: str, status: str, now: str, tenant: str) -> Record:
+    entity = snap.entities[gid]
+    set_: dict[str, Any] = {"status": status, "updated_at": now}
+    remove: list[str] = []
+    if entity.kind == "tension":
+        if status in UNRESOLVED_TENSION:
+            set_.update(codec.open_tension_index(tenant, snap.dialogue.id, gid))
+        else:
+            remove = ["gsi2pk", "gsi2sk"]
+    return Record(partition_key(snap.dialogue.id), entity_sk(gid), {"set": set_, "remove": remove})
+
+
+def _local_letter(local_id: str | None) -> str | None:
+    if not local_id:
+        return None
+    from .ids import parse_local_id
+
+    parsed = parse_local_id(local_id)
+    return parsed[1] if parsed else None
+

