@@ -22,7 +22,6 @@ MOVE_TYPES: frozenset[str] = frozenset({"DEFEND", "CHALLENGE", "BRIDGE", "REQUES
 REF_TYPES: frozenset[str] = frozenset(
     {"SUPPORT", "OPPOSE", "REFINE", "ADDRESS", "RESOLVE", "REOPEN", "QUESTION", "DEPEND"}
 )
-STANCES: frozenset[str] = frozenset({"APPROVE", "REJECT", "HOLD", "CONDITIONAL", "ABSTAIN"})
 
 _PLAIN_KINDS: dict[str, str] = {
     "PERSPECTIVE": "perspective",
@@ -199,9 +198,7 @@ def _scan_line(line: str, index: int) -> list[_Found]:
             continue  # markdown link text
         head = _classify(match.group(1))
         if head is not None:
-            found.append(
-                _Found(head, index, match.start(), match.end(), match.group(0), in_table)
-            )
+            found.append(_Found(head, index, match.start(), match.end(), match.group(0), in_table))
     return found
 
 
@@ -238,7 +235,7 @@ def _classify(content: str) -> _Head | None:
 def _move_head(move: str, rest: str) -> _Head:
     """Classify a MOVE marker by its move type."""
     if move == "CONVERGE":
-        return _Head("converge", name=move, label=rest.strip())
+        return _Head("converge", name=move, label=_strip_separator(rest))
     if move in MOVE_TYPES:
         return _Head("move", name=move, label=rest.strip(), targets=_token_refs(rest))
     return _targeting_head("unknown", f"MOVE:{move}", rest)

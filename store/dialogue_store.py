@@ -330,7 +330,7 @@ class DialogueStore:
                 ops, files = await build(meta)
                 if not ops:
                     return
-                ops = ops + self._audit_ops(meta, operation, ops, files)
+                ops = _merge_meta_updates(ops + self._audit_ops(meta, operation, ops, files))
                 try:
                     await self.backend.transact(ops)
                     return
@@ -624,7 +624,7 @@ class DialogueStore:
                 done = snap.rounds.get(batch.round)
                 if done is not None:
                     return _stored_mapping(items, batch.round, batch_hash, dialogue_id)
-                moment = self.clock()
+                moment = _resumed_moment(items, batch_hash) or self.clock()
                 plan = _plan_round(snap, batch, self.tenant, iso(moment), _ms(moment))
                 try:
                     await self._commit_round(meta, items, plan, batch, batch_hash)
@@ -641,7 +641,7 @@ class DialogueStore:
         expert_records = [codec.encode_expert(codec_dialogue_id(meta), e, self.tenant, blind_index(secret, e.role))
                           for e in plan.experts]
         for record in plan.records + expert_records:
-            record.clear.update({"batch": batch_hash, "batch_round": batch.round})
+            record.clear.update({"batch": batch_hash, "batch_round": batch.round, "batch_ms": plan.ms})
             leftover = by_sk.get(record.sk)
             if leftover is not None and leftover.get("batch") == batch_hash:
                 written.append(leftover)
@@ -666,7 +666,7 @@ class DialogueStore:
         commit.append(Update(meta["pk"], "meta", set={"total_rounds": batch.round + 1, "updated_at": round_item["created_at"],
                                                      "gsi1sk": f"{round_item['created_at']}#{codec_dialogue_id(meta)}"},
                              add={"total_alignment": plan.round.totals.total}))
-        commit += self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files)
+        commit = _merge_meta_updates(commit + self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files))
         if len(commit) > CHUNK_ACTIONS:
             raise StoreError(f"round {batch.round} changes too many statuses at once ({len(commit)} actions in the commit)")
         for start in range(0, len(body), CHUNK_ACTIONS):
@@ -765,6 +765,31 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _resumed_moment(items: list[Item], batch_hash: str) -> datetime | None:
+    """The planning time of an interrupted attempt at the same batch, so its keys come out identical."""
+    for item in items:
+        if item.get("batch") == batch_hash and "batch_ms" in item:
+            return datetime.fromtimestamp(int(item["batch_ms"]) / 1000, tz=timezone.utc)
+    return None
+
+
+def _merge_meta_updates(ops: list[Operation]) -> list[Operation]:
+    """Fold every update of `meta` into the last one (the audit head's), keeping its condition.
+
+    A transaction may touch an item once; the audit update is conditional on the audit sequence
+    read with meta, and every meta write is audited, so that condition covers the others.
+    """
+    updates = [op for op in ops if isinstance(op, Update) and op.sk == "meta"]
+    if len(updates) < 2:
+        return ops
+    merged = Update(updates[-1].pk, "meta", set={}, add={}, remove=(), condition=updates[-1].condition)
+    for update in updates:
+        merged.set.update(update.set)
+        merged.add.update(update.add)
+        merged = replace(merged, remove=merged.remove + update.remove)
+    return [op for op in ops if op not in updates] + [merged]
+
+
 def _written_items(ops: list[Operation]) -> list[Item]:
     return [op.item for op in ops if isinstance(op, Put)]
 
@@ -850,6 +875,7 @@ class RoundPlan:
         self.mapping: dict[str, str] = {}
         self.files: dict[str, str] = {}
         self.experts: list[Expert] = []
+        self.ms = 0
         self.round_record: Record
         self.round: Round
 
@@ -863,6 +889,7 @@ def _plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms
         problems.append(Problem("invalid_round", f"round {batch.round} cannot be registered now; the next round is {expected}",
                                 "round", f"register round {expected}"))
     plan = RoundPlan()
+    plan.ms = now_ms
     seqs: dict[str, int] = defaultdict(int)
     for e in snap.entities.values():
         if e.round == batch.round:
@@ -918,7 +945,7 @@ def _plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms
             continue
         shape = _ref_shape_problems(where, ref.source, ref.ref_type, ref.target)
         if shape:
-            problems += [replace(p, field=p.field.replace(".source", "").replace(".target", ".target")) for p in shape]
+            problems += shape
             continue
         if ref.target not in known:
             problems.append(Problem("target_not_found", f"{ref.target} does not exist in dialogue {dialogue_id}",

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Self, Sequence
 
 import aioboto3
 from botocore import xform_name
@@ -61,7 +61,7 @@ CREATE_TIMEOUT = 300.0
 
 
 class DynamoDBBackend:
-    """Items in one DynamoDB table: key (pk, sk), three sparse GSIs, transactions of up to 100 actions."""
+    """Items in one DynamoDB table: key (pk, sk), three sparse GSIs, 100-action transactions."""
 
     def __init__(
         self,
@@ -72,6 +72,7 @@ class DynamoDBBackend:
         page_limit: int | None = None,
         max_attempts: int = 3,
     ) -> None:
+        """Arguments left None resolve from the standard AWS environment when the client opens."""
         self.table = table
         self.calls: Counter[str] = Counter()
         self._endpoint_url = endpoint_url
@@ -92,10 +93,10 @@ class DynamoDBBackend:
             return str(self._client.meta.endpoint_url)
         return self._endpoint_url or "the default AWS endpoint"
 
-    async def open(self) -> None:
-        """Create the aioboto3 session and the one client every call goes through."""
+    async def open(self) -> Self:
+        """Create the aioboto3 session and the one client every call goes through; returns self."""
         if self._client is not None:
-            return
+            return self
         stack = AsyncExitStack()
         session = aioboto3.Session(region_name=self._region)
         try:
@@ -106,6 +107,7 @@ class DynamoDBBackend:
             await stack.aclose()
             raise BackendUnavailable("no AWS region for DynamoDB: set AWS_REGION") from None
         self._stack = stack
+        return self
 
     async def close(self) -> None:
         """Close the client; the backend can be opened again."""
@@ -122,15 +124,21 @@ class DynamoDBBackend:
                 {"ResourceInUseException"},
                 TableName=self.table,
                 BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+                AttributeDefinitions=[
+                    {"AttributeName": a, "AttributeType": "S"} for a in attributes
+                ],
                 KeySchema=_key_schema("pk", "sk"),
                 GlobalSecondaryIndexes=[
-                    {"IndexName": index, "KeySchema": _key_schema(hash_key, range_key), "Projection": {"ProjectionType": "ALL"}}
+                    {
+                        "IndexName": index,
+                        "KeySchema": _key_schema(hash_key, range_key),
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
                     for index, (hash_key, range_key) in INDEXES.items()
                 ],
             )
             created = True
-        except ClientError:
+        except ClientError:  # ResourceInUseException: the table exists already
             created = False
         if wait:
             await self._wait_active()
@@ -143,7 +151,10 @@ class DynamoDBBackend:
     async def get(self, pk: str, sk: str) -> Item | None:
         """One item by its full key (strongly consistent), or None."""
         response = await self._call(
-            "GetItem", TableName=self.table, Key=_encode_item({"pk": pk, "sk": sk}), ConsistentRead=True
+            "GetItem",
+            TableName=self.table,
+            Key=_encode_item({"pk": pk, "sk": sk}),
+            ConsistentRead=True,
         )
         item = response.get("Item")
         return _decode_item(item) if item is not None else None
@@ -180,8 +191,10 @@ class DynamoDBBackend:
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return items if limit is None else items[:limit]
 
-    async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
-        """One page of a sparse index partition, in index sort-key order; cursor None on the last page."""
+    async def query_index(
+        self, index: str, key: str, *, limit: int, cursor: str | None = None
+    ) -> Page:
+        """One page of a sparse index partition, in index sort-key order; no cursor on the last."""
         if index not in INDEXES:
             raise ValueError(f"unknown index {index!r}: expected one of {', '.join(INDEXES)}")
         if limit < 1:
@@ -203,7 +216,9 @@ class DynamoDBBackend:
         if len(raw) > limit:
             raw = raw[:limit]
             last = raw[-1]
-            next_cursor: str | None = _encode_cursor({k: last[k] for k in ("pk", "sk", hash_key, range_key)})
+            next_cursor: str | None = _encode_cursor(
+                {k: last[k] for k in ("pk", "sk", hash_key, range_key)}
+            )
         elif "LastEvaluatedKey" in response:
             next_cursor = _encode_cursor(response["LastEvaluatedKey"])
         else:
@@ -211,15 +226,19 @@ class DynamoDBBackend:
         return Page([_decode_item(item) for item in raw], next_cursor)
 
     async def transact(self, operations: Sequence[Operation]) -> None:
-        """Apply every operation in one TransactWriteItems; raise ConditionFailed on a failed condition."""
+        """Apply every operation in one TransactWriteItems; ConditionFailed if a condition fails."""
         if not operations:
             return
         if len(operations) > MAX_TRANSACTION_ACTIONS:
-            raise ValueError(f"{len(operations)} operations exceed the {MAX_TRANSACTION_ACTIONS} a transaction may hold")
+            raise ValueError(
+                f"{len(operations)} operations: at most {MAX_TRANSACTION_ACTIONS} per transaction"
+            )
         _check_operations(operations)
         actions = [self._action(operation) for operation in operations]
         try:
-            await self._call("TransactWriteItems", {"TransactionCanceledException"}, TransactItems=actions)
+            await self._call(
+                "TransactWriteItems", {"TransactionCanceledException"}, TransactItems=actions
+            )
         except ClientError as exc:
             raise _cancellation_error(exc, operations) from exc
 
@@ -241,18 +260,29 @@ class DynamoDBBackend:
         deadline = time.monotonic() + CREATE_TIMEOUT
         while True:
             table = (await self._call("DescribeTable", TableName=self.table))["Table"]
-            indexes = {gsi["IndexName"]: gsi["IndexStatus"] for gsi in table.get("GlobalSecondaryIndexes", [])}
+            indexes = {
+                gsi["IndexName"]: gsi["IndexStatus"]
+                for gsi in table.get("GlobalSecondaryIndexes", [])
+            }
             missing = sorted(set(INDEXES) - set(indexes))
             if missing:
-                raise StoreError(f"DynamoDB table {self.table!r} exists without index(es) {', '.join(missing)}")
-            if table["TableStatus"] == "ACTIVE" and all(status == "ACTIVE" for status in indexes.values()):
+                raise StoreError(
+                    f"DynamoDB table {self.table!r} exists without index(es) {', '.join(missing)}"
+                )
+            if table["TableStatus"] == "ACTIVE" and all(
+                status == "ACTIVE" for status in indexes.values()
+            ):
                 return
             if time.monotonic() > deadline:
-                raise BackendUnavailable(f"DynamoDB table {self.table!r} not ACTIVE after {CREATE_TIMEOUT:.0f}s")
+                raise BackendUnavailable(
+                    f"DynamoDB table {self.table!r} not ACTIVE after {CREATE_TIMEOUT:.0f}s"
+                )
             await asyncio.sleep(1)
 
-    async def _call(self, operation: str, passthrough: set[str] | None = None, /, **params: Any) -> dict[str, Any]:
-        """Send one request and count it; map failures onto store errors, except error codes in `passthrough`."""
+    async def _call(
+        self, operation: str, passthrough: set[str] | None = None, /, **params: Any
+    ) -> dict[str, Any]:
+        """Send and count one request; map failures to store errors, except `passthrough` codes."""
         if self._client is None:
             raise RuntimeError("DynamoDBBackend is not open: await open() first")
         self.calls[operation] += 1
@@ -264,7 +294,8 @@ class DynamoDBBackend:
                 raise
             if code == "ResourceNotFoundException":
                 raise BackendUnavailable(
-                    f"DynamoDB table {self.table!r} does not exist at {self.endpoint}: run `concord store init`"
+                    f"DynamoDB table {self.table!r} does not exist at {self.endpoint}: "
+                    "run `concord store init`"
                 ) from exc
             message = exc.response.get("Error", {}).get("Message", "")
             raise StoreError(f"DynamoDB {operation} failed: {code}: {message}") from exc
@@ -274,17 +305,21 @@ class DynamoDBBackend:
             ) from exc
         except NoCredentialsError as exc:
             raise BackendUnavailable(
-                "no AWS credentials for DynamoDB: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+                "no AWS credentials for DynamoDB: "
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
             ) from exc
         return response
 
 
 def _key_schema(hash_key: str, range_key: str) -> list[dict[str, str]]:
-    return [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": range_key, "KeyType": "RANGE"}]
+    return [
+        {"AttributeName": hash_key, "KeyType": "HASH"},
+        {"AttributeName": range_key, "KeyType": "RANGE"},
+    ]
 
 
 def _page_size(page_limit: int | None, remaining: int | None) -> int | None:
-    """The Query Limit for the next page: the smaller of the configured page size and what is still wanted."""
+    """The Query Limit of the next page: the smaller of the page size and what is still wanted."""
     sizes = [size for size in (page_limit, remaining) if size is not None]
     return min(sizes) if sizes else None
 
@@ -297,11 +332,16 @@ def _check_operations(operations: Sequence[Operation]) -> None:
             key = (str(operation.item["pk"]), str(operation.item["sk"]))
             size = item_size(operation.item)
             if size > MAX_ITEM_BYTES:
-                raise ItemTooLarge(f"item {key[0]} / {key[1]} is {size} bytes, over the {MAX_ITEM_BYTES}-byte limit")
+                raise ItemTooLarge(
+                    f"item {key[0]} / {key[1]} is {size} bytes, "
+                    f"over the {MAX_ITEM_BYTES}-byte limit"
+                )
         else:
             key = (operation.pk, operation.sk)
         if key in seen:
-            raise ValueError(f"one transaction cannot hold two operations on item {key[0]} / {key[1]}")
+            raise ValueError(
+                f"one transaction cannot hold two operations on item {key[0]} / {key[1]}"
+            )
         seen.add(key)
 
 
@@ -321,7 +361,7 @@ def _with_condition(body: dict[str, Any], condition: Condition | None) -> dict[s
 
 
 def _with_update(body: dict[str, Any], update: Update) -> dict[str, Any]:
-    """Add the UpdateExpression (SET, ADD, REMOVE clauses) and its placeholders to an action body."""
+    """Add the UpdateExpression (SET, ADD, REMOVE) and its placeholders to an action body."""
     names: dict[str, str] = {}
     values: dict[str, AttributeValue] = {}
     clauses: list[str] = []
@@ -352,7 +392,9 @@ def _with_update(body: dict[str, Any], update: Update) -> dict[str, Any]:
     return body
 
 
-def _cancellation_error(exc: ClientError, operations: Sequence[Operation]) -> StoreError | ConditionFailed:
+def _cancellation_error(
+    exc: ClientError, operations: Sequence[Operation]
+) -> StoreError | ConditionFailed:
     """The error a cancelled transaction maps to, from its per-operation CancellationReasons."""
     reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
     for index, code in enumerate(reasons):
@@ -415,7 +457,7 @@ def _encode(value: Any) -> AttributeValue:
 
 def _decode(value: AttributeValue) -> Any:
     """One DynamoDB attribute value as a Python value (numbers: see the module docstring)."""
-    (kind, data), = value.items()
+    ((kind, data),) = value.items()
     if kind == "S":
         return data
     if kind == "N":

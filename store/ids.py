@@ -70,7 +70,7 @@ def parse_local_id(value: str) -> tuple[str, str, int, int] | None:
     return match.group(1).lower(), match.group(2), int(match.group(3)), int(match.group(4))
 
 
-def slugify(title: str, max_length: int = 60) -> str:
+def slugify(title: str, max_length: int = 80) -> str:
     """Lowercase ASCII slug: runs of anything non-alphanumeric become one '-', ends trimmed."""
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")

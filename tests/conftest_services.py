@@ -29,7 +29,7 @@ def aws_test_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def dynamodb_local(aws_test_env: dict[str, str]) -> Iterator[DynamoDBLocal]:
-    """An in-memory DynamoDB Local on a free port for the session; skipped if it is not installed."""
+    """An in-memory DynamoDB Local on a free port for the session; skips if not installed."""
     missing = dynamodb_local_missing()
     if missing is not None:
         pytest.skip(missing)
@@ -47,7 +47,9 @@ def moto_server(aws_test_env: dict[str, str]) -> Iterator[MotoServer]:
 @pytest.fixture
 async def dynamodb_backend(dynamodb_local: DynamoDBLocal) -> AsyncIterator[DynamoDBBackend]:
     """An opened DynamoDBBackend on a fresh table of its own, created by create_table."""
-    backend = DynamoDBBackend(f"concord_test_{uuid.uuid4().hex[:12]}", endpoint_url=dynamodb_local.endpoint)
+    backend = DynamoDBBackend(
+        f"concord_test_{uuid.uuid4().hex[:12]}", endpoint_url=dynamodb_local.endpoint
+    )
     await backend.open()
     try:
         await backend.create_table()

@@ -1,4 +1,4 @@
-"""Local service processes (DynamoDB Local, moto's server) for tests, benchmarks and `make dynamodb-local`.
+"""Local service processes (DynamoDB Local, moto's server) for tests, benchmarks and the Makefile.
 
 Every process listens on, and is only ever addressed at, 127.0.0.1. Each is stopped by its PID:
 by `stop()`, by the context manager, or by an atexit hook if the caller never got that far.
@@ -29,11 +29,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 HOST = "127.0.0.1"
 
 #: One fixed key pair and region: without -sharedDb, DynamoDB Local keeps tables per key + region.
+#: The instance metadata service is disabled so no lookup ever leaves 127.0.0.1.
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "concordlocal",
     "AWS_SECRET_ACCESS_KEY": "concordlocal",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
 }
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +53,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def port_taken(port: int) -> bool:
+    """True if something already accepts connections on 127.0.0.1:`port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((HOST, port)) == 0
 
 
 def dynamodb_local_jar() -> Path | None:
@@ -101,13 +110,16 @@ class LocalService:
         if self._process is not None:
             return self
         command = self.command()
+        if port_taken(self.port):
+            raise RuntimeError(
+                f"cannot start {self.name}: port {self.port} on {HOST} is already in use"
+            )
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         _running.add(self)
         deadline = time.monotonic() + timeout
@@ -121,7 +133,9 @@ class LocalService:
             time.sleep(0.1)
         output = self.output()
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer at {self.endpoint} within {timeout}s:\n{output}")
+        raise RuntimeError(
+            f"{self.name} did not answer at {self.endpoint} within {timeout}s:\n{output}"
+        )
 
     def stop(self) -> None:
         """SIGTERM the process by PID, SIGKILL it after a grace period; does nothing if stopped."""
@@ -165,7 +179,7 @@ class LocalService:
 
 
 class DynamoDBLocal(LocalService):
-    """DynamoDB Local: in memory, or in a shared database file under `db_path` (survives restarts)."""
+    """DynamoDB Local: in memory, or in a shared database under `db_path` (survives restarts)."""
 
     name = "DynamoDB Local"
 
@@ -224,7 +238,9 @@ class MotoServer(LocalService):
     def answers(self) -> bool:
         """True once moto's own API answers."""
         try:
-            with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2) as response:
+            with urllib.request.urlopen(
+                f"{self.endpoint}/moto-api/data.json", timeout=2
+            ) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -237,18 +253,32 @@ def _stop_all() -> None:
         service.stop()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """Turn SIGTERM into a normal exit, so the `finally` that stops the server runs."""
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m tests.services dynamodb-local`: run a persistent DynamoDB Local until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m tests.services")
     commands = parser.add_subparsers(dest="service", required=True)
-    dynamodb = commands.add_parser("dynamodb-local", help="DynamoDB Local with a shared database file")
+    dynamodb = commands.add_parser(
+        "dynamodb-local", help="DynamoDB Local with a shared database file"
+    )
     dynamodb.add_argument("--port", type=int, default=8100)
     dynamodb.add_argument("--db-path", type=Path, default=Path(".local/dynamodb"))
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     service = DynamoDBLocal(port=args.port, db_path=args.db_path)
     try:
         service.start()
-        print(f"DynamoDB Local at {service.endpoint} (pid {service.pid}, data in {args.db_path}); Ctrl-C stops it")
+    except RuntimeError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    try:
+        print(
+            f"DynamoDB Local at {service.endpoint} (pid {service.pid}, data in {args.db_path}); "
+            "Ctrl-C stops it"
+        )
         print(f"  AWS_ENDPOINT_URL_DYNAMODB={service.endpoint} CONCORD_STORE=dynamodb", flush=True)
         while service.running():
             time.sleep(1)

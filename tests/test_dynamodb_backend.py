@@ -32,9 +32,11 @@ def item(sk: str, pk: str = PK, **attributes: object) -> Item:
 
 
 @asynccontextmanager
-async def reopened(backend: DynamoDBBackend, endpoint: str, **options: object) -> AsyncIterator[DynamoDBBackend]:
-    """A second, differently configured backend on the same table."""
-    other = DynamoDBBackend(backend.table, endpoint_url=endpoint, **options)  # type: ignore[arg-type]
+async def paged(
+    backend: DynamoDBBackend, endpoint: str, page_limit: int
+) -> AsyncIterator[DynamoDBBackend]:
+    """A second backend on the same table whose queries read `page_limit` items per page."""
+    other = DynamoDBBackend(backend.table, endpoint_url=endpoint, page_limit=page_limit)
     await other.open()
     try:
         yield other
@@ -45,7 +47,7 @@ async def reopened(backend: DynamoDBBackend, endpoint: str, **options: object) -
 async def test_round_trip_of_every_value_type(dynamodb_backend: DynamoDBBackend) -> None:
     stored = item(
         "tension#01#01",
-        text="Ünïcode ✓ 漢字 — \"quotes\" and emoji 🎉",
+        text='Ünïcode ✓ 漢字 — "quotes" and emoji 🎉',
         empty="",
         count=42,
         negative=-7,
@@ -77,21 +79,27 @@ async def test_round_trip_of_every_value_type(dynamodb_backend: DynamoDBBackend)
     assert await dynamodb_backend.get(PK, "missing") is None
 
 
-async def test_integral_floats_below_2_53_read_back_as_equal_ints(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_integral_floats_below_2_53_read_back_as_equal_ints(
+    dynamodb_backend: DynamoDBBackend,
+) -> None:
     await dynamodb_backend.transact([Put(item("meta", two=2.0, minus_zero=-0.0, e15=1e15))])
     loaded = await dynamodb_backend.get(PK, "meta")
     assert loaded == {"pk": PK, "sk": "meta", "two": 2, "minus_zero": 0, "e15": 10**15}
     assert all(type(loaded[name]) is int for name in ("two", "minus_zero", "e15"))
 
 
-async def test_numbers_that_cannot_round_trip_are_refused_before_the_call(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_numbers_that_cannot_round_trip_are_refused_before_the_call(
+    dynamodb_backend: DynamoDBBackend,
+) -> None:
     for value in (2**53, -(2**53), float("nan"), float("inf")):
         with pytest.raises(ValueError):
             await dynamodb_backend.transact([Put(item("meta", n=value))])
     assert sum(dynamodb_backend.calls.values()) == 0
 
 
-async def test_absent_condition_fails_on_second_put_with_its_index(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_absent_condition_fails_on_second_put_with_its_index(
+    dynamodb_backend: DynamoDBBackend,
+) -> None:
     await dynamodb_backend.transact([Put(item("verdict#v1", v=1))])
     second = Put(item("verdict#v1", v=2))
     with pytest.raises(ConditionFailed) as failed:
@@ -111,10 +119,16 @@ async def test_put_without_condition_replaces(dynamodb_backend: DynamoDBBackend)
 async def test_equals_condition(dynamodb_backend: DynamoDBBackend) -> None:
     await dynamodb_backend.transact([Put(item("meta", status="open"))])
     with pytest.raises(ConditionFailed) as failed:
-        await dynamodb_backend.transact([Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "done"))])
+        await dynamodb_backend.transact(
+            [Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "done"))]
+        )
     assert failed.value.index == 0
-    await dynamodb_backend.transact([Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "open"))])
-    await dynamodb_backend.transact([Put(item("meta", status="archived"), condition=equals("status", "closed"))])
+    await dynamodb_backend.transact(
+        [Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "open"))]
+    )
+    await dynamodb_backend.transact(
+        [Put(item("meta", status="archived"), condition=equals("status", "closed"))]
+    )
     assert await dynamodb_backend.get(PK, "meta") == item("meta", status="archived")
 
 
@@ -126,9 +140,19 @@ async def test_update_requires_the_item_to_exist(dynamodb_backend: DynamoDBBacke
 
 
 async def test_update_sets_adds_and_removes(dynamodb_backend: DynamoDBBackend) -> None:
-    await dynamodb_backend.transact([Put(item("round#01", total=1, score=0.5, status="open", old="x"))])
     await dynamodb_backend.transact(
-        [Update(PK, "round#01", set={"status": "closed", "size": 3, "data": {"a": [1]}}, add={"total": 2, "score": 0.25, "fresh": 1}, remove=("old",))]
+        [Put(item("round#01", total=1, score=0.5, status="open", old="x"))]
+    )
+    await dynamodb_backend.transact(
+        [
+            Update(
+                PK,
+                "round#01",
+                set={"status": "closed", "size": 3, "data": {"a": [1]}},
+                add={"total": 2, "score": 0.25, "fresh": 1},
+                remove=("old",),
+            )
+        ]
     )
     assert await dynamodb_backend.get(PK, "round#01") == item(
         "round#01", total=3, score=0.75, status="closed", size=3, data={"a": [1]}, fresh=1
@@ -138,7 +162,9 @@ async def test_update_sets_adds_and_removes(dynamodb_backend: DynamoDBBackend) -
 async def test_delete_and_check(dynamodb_backend: DynamoDBBackend) -> None:
     await dynamodb_backend.transact([Put(item("a", status="open")), Put(item("b"))])
     with pytest.raises(ConditionFailed) as failed:
-        await dynamodb_backend.transact([Delete(PK, "b"), Check(PK, "a", equals("status", "closed"))])
+        await dynamodb_backend.transact(
+            [Delete(PK, "b"), Check(PK, "a", equals("status", "closed"))]
+        )
     assert failed.value.index == 1
     assert await dynamodb_backend.get(PK, "b") is not None
     await dynamodb_backend.transact([Delete(PK, "b"), Check(PK, "a", equals("status", "open"))])
@@ -156,7 +182,9 @@ async def test_a_failing_third_operation_writes_nothing(dynamodb_backend: Dynamo
     assert await dynamodb_backend.query(PK, consistent=True) == [item("c", n=1), item("exists")]
 
 
-async def test_transaction_limits_are_checked_before_the_call(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_transaction_limits_are_checked_before_the_call(
+    dynamodb_backend: DynamoDBBackend,
+) -> None:
     with pytest.raises(ValueError):
         await dynamodb_backend.transact([Put(item(f"x#{n:03d}")) for n in range(101)])
     with pytest.raises(ValueError):
@@ -174,35 +202,62 @@ async def test_a_full_transaction_of_100_operations(dynamodb_backend: DynamoDBBa
 
 
 async def test_prefix_query_order_reverse_and_limit(dynamodb_backend: DynamoDBBackend) -> None:
-    sks = ["tension#02#01", "tension#01#02", "perspective#01#01", "tension#01#01", "tension#10#01", "ref#T1#x"]
-    await dynamodb_backend.transact([Put(item(sk)) for sk in sks] + [Put(item("tension#01#01", pk="dialogue#other"))])
+    sks = [
+        "tension#02#01",
+        "tension#01#02",
+        "perspective#01#01",
+        "tension#01#01",
+        "tension#10#01",
+        "ref#T1#x",
+    ]
+    await dynamodb_backend.transact(
+        [Put(item(sk)) for sk in sks] + [Put(item("tension#01#01", pk="dialogue#other"))]
+    )
     tensions = ["tension#01#01", "tension#01#02", "tension#02#01", "tension#10#01"]
     assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#")] == tensions
-    assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True)] == tensions[::-1]
-    assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#01#", consistent=True)] == tensions[:2]
+    assert [
+        i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True)
+    ] == tensions[::-1]
+    assert [
+        i["sk"] for i in await dynamodb_backend.query(PK, "tension#01#", consistent=True)
+    ] == tensions[:2]
     assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#", limit=3)] == tensions[:3]
-    assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True, limit=1)] == ["tension#10#01"]
+    assert [
+        i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True, limit=1)
+    ] == ["tension#10#01"]
     assert [i["sk"] for i in await dynamodb_backend.query(PK)] == sorted(sks)
     assert await dynamodb_backend.query(PK, "verdict#") == []
     assert await dynamodb_backend.query("dialogue#nobody") == []
 
 
-async def test_pagination_follows_every_page(dynamodb_backend: DynamoDBBackend, dynamodb_local: DynamoDBLocal) -> None:
+async def test_pagination_follows_every_page(
+    dynamodb_backend: DynamoDBBackend, dynamodb_local: DynamoDBLocal
+) -> None:
     await dynamodb_backend.transact([Put(item(f"event#{n}", n=n)) for n in range(7)])
-    async with reopened(dynamodb_backend, dynamodb_local.endpoint, page_limit=2) as paged:
-        items = await paged.query(PK, "event#", consistent=True)
+    async with paged(dynamodb_backend, dynamodb_local.endpoint, page_limit=2) as backend:
+        items = await backend.query(PK, "event#", consistent=True)
         assert [i["n"] for i in items] == list(range(7))
-        assert paged.calls["Query"] == 4
-        paged.calls.clear()
-        assert [i["n"] for i in await paged.query(PK, "event#", limit=3)] == [0, 1, 2]
-        assert paged.calls["Query"] == 2
+        assert backend.calls["Query"] == 4
+        backend.calls.clear()
+        assert [i["n"] for i in await backend.query(PK, "event#", limit=3)] == [0, 1, 2]
+        assert backend.calls["Query"] == 2
+        backend.calls.clear()
+        assert [i["n"] for i in await backend.query(PK, "event#", reverse=True)] == list(
+            range(6, -1, -1)
+        )
+        assert backend.calls["Query"] == 4
 
 
-async def test_a_partition_over_one_megabyte_loads_completely(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_a_partition_over_one_megabyte_loads_completely(
+    dynamodb_backend: DynamoDBBackend,
+) -> None:
     blob = b"\xab" * (100 * 1024)
     for start in (0, 6):
         await dynamodb_backend.transact(
-            [Put(item(f"answer#{n:02d}", content_encrypted=blob, content_nonce=bytes(12))) for n in range(start, start + 6)]
+            [
+                Put(item(f"answer#{n:02d}", content_encrypted=blob, content_nonce=bytes(12)))
+                for n in range(start, start + 6)
+            ]
         )
     items = await dynamodb_backend.query(PK, consistent=True)
     assert [i["sk"] for i in items] == [f"answer#{n:02d}" for n in range(12)]
@@ -210,13 +265,18 @@ async def test_a_partition_over_one_megabyte_loads_completely(dynamodb_backend: 
     assert dynamodb_backend.calls["Query"] >= 2
 
 
-async def test_query_index_pages_with_a_cursor_and_is_sparse(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_query_index_pages_with_a_cursor_and_is_sparse(
+    dynamodb_backend: DynamoDBBackend,
+) -> None:
     key = "status#local#open"
     indexed = [
-        item("meta", pk=f"dialogue#d{n}", gsi1pk=key, gsi1sk=f"2025-01-0{n}#d{n}") for n in range(1, 6)
+        item("meta", pk=f"dialogue#d{n}", gsi1pk=key, gsi1sk=f"2025-01-0{n}#d{n}")
+        for n in range(1, 6)
     ]
     others = [
-        item("meta", pk="dialogue#closed", gsi1pk="status#local#closed", gsi1sk="2025-01-01#closed"),
+        item(
+            "meta", pk="dialogue#closed", gsi1pk="status#local#closed", gsi1sk="2025-01-01#closed"
+        ),
         item("meta", pk="dialogue#plain"),
         item("tension#01#01", pk="dialogue#d1", gsi2pk="open_tension#local", gsi2sk="d1#T1"),
     ]
@@ -229,16 +289,25 @@ async def test_query_index_pages_with_a_cursor_and_is_sparse(dynamodb_backend: D
         cursor = page.cursor
         if cursor is None:
             break
-    assert pages == [["dialogue#d1", "dialogue#d2"], ["dialogue#d3", "dialogue#d4"], ["dialogue#d5"]]
+    assert pages == [
+        ["dialogue#d1", "dialogue#d2"],
+        ["dialogue#d3", "dialogue#d4"],
+        ["dialogue#d5"],
+    ]
     first = await dynamodb_backend.query_index("gsi1", key, limit=5)
     assert first.items == indexed and first.cursor is None
-    assert (await dynamodb_backend.query_index("gsi2", "open_tension#local", limit=10)).items == [others[2]]
+    assert (await dynamodb_backend.query_index("gsi2", "open_tension#local", limit=10)).items == [
+        others[2]
+    ]
     assert (await dynamodb_backend.query_index("gsi3", "role#local#x", limit=10)).items == []
 
 
 async def test_query_index_refuses_a_foreign_cursor(dynamodb_backend: DynamoDBBackend) -> None:
     await dynamodb_backend.transact(
-        [Put(item("meta", pk=f"dialogue#{n}", gsi1pk="status#a#open", gsi1sk=str(n))) for n in range(3)]
+        [
+            Put(item("meta", pk=f"dialogue#{n}", gsi1pk="status#a#open", gsi1sk=str(n)))
+            for n in range(3)
+        ]
     )
     page = await dynamodb_backend.query_index("gsi1", "status#a#open", limit=1)
     assert page.cursor is not None
@@ -250,7 +319,9 @@ async def test_query_index_refuses_a_foreign_cursor(dynamodb_backend: DynamoDBBa
         await dynamodb_backend.query_index("gsi9", "status#a#open", limit=1)
 
 
-async def test_an_item_too_large_is_refused_before_the_call(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_an_item_too_large_is_refused_before_the_call(
+    dynamodb_backend: DynamoDBBackend,
+) -> None:
     big = item("answer#01#x", content_encrypted=b"\x00" * MAX_ITEM_BYTES)
     with pytest.raises(ItemTooLarge) as refused:
         await dynamodb_backend.transact([Put(item("small")), Put(big)])
@@ -263,7 +334,12 @@ async def test_calls_are_counted_by_operation(dynamodb_backend: DynamoDBBackend)
     await dynamodb_backend.get(PK, "meta")
     await dynamodb_backend.query(PK)
     await dynamodb_backend.ping()
-    assert dynamodb_backend.calls == {"TransactWriteItems": 1, "GetItem": 1, "Query": 1, "DescribeTable": 1}
+    assert dynamodb_backend.calls == {
+        "TransactWriteItems": 1,
+        "GetItem": 1,
+        "Query": 1,
+        "DescribeTable": 1,
+    }
 
 
 async def test_a_missing_table_is_backend_unavailable(dynamodb_local: DynamoDBLocal) -> None:
@@ -285,7 +361,7 @@ async def test_a_missing_table_is_backend_unavailable(dynamodb_local: DynamoDBLo
         await backend.close()
 
 
-async def test_an_unreachable_endpoint_is_backend_unavailable() -> None:
+async def test_an_unreachable_endpoint_is_backend_unavailable(aws_test_env: dict[str, str]) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"
     backend = DynamoDBBackend("concord_dialogues", endpoint_url=endpoint, max_attempts=1)
     await backend.open()
@@ -312,11 +388,15 @@ def test_cancellation_reasons_map_onto_store_errors() -> None:
             "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
             "CancellationReasons": [{"Code": code} for code in codes],
         }
-        return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+        return ClientError(response, "TransactWriteItems")
 
-    condition = _cancellation_error(cancelled("TransactionConflict", "ConditionalCheckFailed"), operations)
+    condition = _cancellation_error(
+        cancelled("TransactionConflict", "ConditionalCheckFailed"), operations
+    )
     assert isinstance(condition, ConditionFailed) and condition.index == 1
-    assert isinstance(_cancellation_error(cancelled("None", "TransactionConflict"), operations), ConflictError)
+    assert isinstance(
+        _cancellation_error(cancelled("None", "TransactionConflict"), operations), ConflictError
+    )
     other = _cancellation_error(cancelled("ThrottlingError", "None"), operations)
     assert type(other) is StoreError and "0: ThrottlingError" in str(other)
 
