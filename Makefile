@@ -19,12 +19,12 @@ run: $(VENV_STAMP)
 	$(PY) -m orchestrator.cli demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
-dynamodb-local: node_modules/.installed
+dynamodb-local: install
 	$(PY) -m tests.services dynamodb-local --port 8100 --db-path .local/dynamodb
 
 clean:

@@ -11,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, Union
 
+#: An item: `pk`, `sk` and attributes. Values are str, bool, None, lists, dicts, bytes (envelope
+#: attributes only), ints below 2**53 and floats; a whole-number float may read back as the equal int.
 Item = dict[str, Any]
 
 #: Binary attributes; every other attribute value is JSON-compatible.
@@ -129,10 +131,14 @@ class Backend(Protocol):
     async def query_index(
         self, index: str, key: str, *, limit: int, cursor: str | None = None
     ) -> Page:
-        """One page of a sparse index partition, in index sort-key order."""
+        """At most `limit` items of a sparse index partition, in index sort-key order; cursors are opaque."""
 
     async def transact(self, operations: Sequence[Operation]) -> None:
-        """Apply every operation atomically or none; raise ConditionFailed on a failed condition."""
+        """Apply every operation atomically or none; raise ConditionFailed on a failed condition.
+
+        At most MAX_TRANSACTION_ACTIONS operations, each on a different item (ValueError otherwise);
+        a Put over MAX_ITEM_BYTES raises ItemTooLarge before anything is sent.
+        """
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless the backend is reachable and initialised."""

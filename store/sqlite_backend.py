@@ -190,7 +190,12 @@ class SQLiteBackend:
     async def transact(self, operations: Sequence[Operation]) -> None:
         if len(operations) > MAX_TRANSACTION_ACTIONS:
             raise ValueError(f"{len(operations)} operations in one transaction; at most {MAX_TRANSACTION_ACTIONS}")
+        seen: set[tuple[str, str]] = set()
         for op in operations:
+            key = (op.item["pk"], op.item["sk"]) if isinstance(op, Put) else (op.pk, op.sk)
+            if key in seen:
+                raise ValueError(f"one transaction cannot hold two operations on item {key[0]} / {key[1]}")
+            seen.add(key)
             if isinstance(op, Put) and (size := item_size(op.item)) > MAX_ITEM_BYTES:
                 raise ItemTooLarge(f"item {op.item['pk']} / {op.item['sk']} is {size} bytes; the limit is {MAX_ITEM_BYTES}")
 
