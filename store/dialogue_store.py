@@ -14,6 +14,8 @@ from . import codec
 from .audit import AuditReport, entry_hash, envelopes_digest, verify_chain
 from .backend import ABSENT, Backend, ConditionFailed, Item, Operation, Put, Update, equals
 from .codec import Record, round_key
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from .envelope import canonical_json, envelope_hash, open_item, seal
 from .errors import (
     AlreadyExists,
@@ -135,14 +137,8 @@ class DialogueStore:
             item.update(seal(dek, key_id, record.pk, record.sk, record.secret).attributes())
         return item
 
-    async def _open(self, item: Item, meta: Item, deks: dict[int, Item] | None = None) -> dict[str, Any]:
-        key_id = str(item.get("key_id", ""))
-        try:
-            version = int(key_id.rsplit("#", 1)[1])
-        except (IndexError, ValueError) as exc:
-            raise IntegrityError(f"dialogue {codec_dialogue_id(meta)}, item {item['sk']}: bad key id {key_id!r}") from exc
-        dek = await self._dek(meta, version, (deks or {}).get(version))
-        return open_item(dek, item)
+    async def _open(self, item: Item, meta: Item) -> dict[str, Any]:
+        return open_item(await self._dek(meta, _key_version(item)), item)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -169,42 +165,21 @@ class DialogueStore:
     async def _snapshot(self, dialogue_id: str, items: list[Item]) -> Snapshot:
         meta = self._check_tenant(dialogue_id, next((i for i in items if i["sk"] == "meta"), None))
         deks = {int(i["sk"].split("#")[1]): i for i in items if i["sk"].startswith("dek#")}
+        ciphers = {}
+        for version in {_key_version(i) for i in items if "content_encrypted" in i and not i["sk"].startswith("dek#")}:
+            ciphers[version] = AESGCM(await self._dek(meta, version, deks.get(version)))
         committed = int(meta.get("total_rounds", 0))
-        snap = Snapshot(codec.decode_dialogue(meta, await self._open(meta, meta, deks)))
+        snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[_key_version(meta)], meta)))
         for item in items:
             if item.get("tenant") != self.tenant:
                 raise IntegrityError(f"dialogue {dialogue_id}, item {item['sk']}: belongs to another tenant")
-            if not _visible(item, committed) or item["sk"] in ("meta",) or item["sk"].startswith(("dek#", "rin#")):
+            kind = item["sk"].split("#", 1)[0]
+            if kind in _NOT_IN_SNAPSHOT or not _visible(item, committed):
                 continue
-            await self._add_to_snapshot(snap, item, meta, deks)
+            secret = open_item(ciphers[_key_version(item)], item) if "content_encrypted" in item else {}
+            _add_to_snapshot(snap, kind, item, secret)
         snap.events.sort(key=lambda e: (e.entity_type, e.entity_id, e.created_at, e.seq))
         return snap
-
-    async def _add_to_snapshot(self, snap: Snapshot, item: Item, meta: Item, deks: dict[int, Item]) -> None:
-        kind = item["sk"].split("#", 1)[0]
-        if kind in ENTITY_KINDS:
-            entity = codec.decode_entity(item, await self._open(item, meta, deks))
-            snap.entities[entity.id] = entity
-        elif kind == "ref":
-            snap.refs.append(codec.decode_ref(item))
-        elif kind == "event":
-            snap.events.append(codec.decode_event(item, await self._open(item, meta, deks)))
-        elif kind == "expert":
-            expert = codec.decode_expert(item, await self._open(item, meta, deks))
-            snap.experts[expert.slug] = expert
-        elif kind == "round":
-            rnd = codec.decode_round(item, await self._open(item, meta, deks))
-            snap.rounds[rnd.number] = rnd
-        elif kind == "signal":
-            snap.signals.append(codec.decode_signal(item))
-        elif kind == "verdict":
-            snap.verdicts.append(codec.decode_verdict(item, await self._open(item, meta, deks)))
-        elif kind == "move":
-            snap.moves.append(codec.decode_move(item, await self._open(item, meta, deks)))
-        elif kind in ("prompt", "answer"):
-            snap.texts.append(codec.decode_text(item, await self._open(item, meta, deks)))
-        elif kind == "audit":
-            snap.audit.append(codec.decode_audit(item))
 
     async def _query_visible(self, dialogue_id: str, prefix: str, **kwargs: Any) -> tuple[Item, list[Item]]:
         meta = await self._meta_item(dialogue_id)
@@ -748,6 +723,45 @@ class DialogueStore:
 
 
 # --- helpers: visibility, validation, round planning -------------------------------------
+
+
+_NOT_IN_SNAPSHOT = frozenset({"meta", "dek", "rin"})
+
+
+def _key_version(item: Item) -> int:
+    """Data-key version named by an item's key id (`dek#{dialogue}#{v}`)."""
+    key_id = str(item.get("key_id", ""))
+    try:
+        return int(key_id.rsplit("#", 1)[1])
+    except (IndexError, ValueError) as exc:
+        raise IntegrityError(f"dialogue {codec_dialogue_id(item)}, item {item['sk']}: bad key id {key_id!r}") from exc
+
+
+def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, Any]) -> None:
+    """Decode one visible item into its place in the snapshot."""
+    if kind in ENTITY_KINDS:
+        entity = codec.decode_entity(item, secret)
+        snap.entities[entity.id] = entity
+    elif kind == "ref":
+        snap.refs.append(codec.decode_ref(item))
+    elif kind == "event":
+        snap.events.append(codec.decode_event(item, secret))
+    elif kind == "expert":
+        expert = codec.decode_expert(item, secret)
+        snap.experts[expert.slug] = expert
+    elif kind == "round":
+        rnd = codec.decode_round(item, secret)
+        snap.rounds[rnd.number] = rnd
+    elif kind == "signal":
+        snap.signals.append(codec.decode_signal(item))
+    elif kind == "verdict":
+        snap.verdicts.append(codec.decode_verdict(item, secret))
+    elif kind == "move":
+        snap.moves.append(codec.decode_move(item, secret))
+    elif kind in ("prompt", "answer"):
+        snap.texts.append(codec.decode_text(item, secret))
+    elif kind == "audit":
+        snap.audit.append(codec.decode_audit(item))
 
 
 def codec_dialogue_id(item: Item) -> str:

@@ -57,20 +57,21 @@ def seal(key: bytes, key_id: str, pk: str, sk: str, fields: dict[str, Any], nonc
     return Envelope(ciphertext, nonce, key_id, aad.hex())
 
 
-def open_item(key: bytes, item: dict[str, Any]) -> dict[str, Any]:
+def open_item(key: bytes | AESGCM, item: dict[str, Any]) -> dict[str, Any]:
     """Decrypt an item's envelope, recomputing the AAD from the item's own keys."""
     version = item.get("encryption_version")
     if version != ENCRYPTION_VERSION:
         raise IntegrityError(f"{describe(item)}: unsupported encryption_version {version!r}")
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     aad = address_digest(item["pk"], item["sk"])
     try:
-        plaintext = AESGCM(key).decrypt(bytes(item["content_nonce"]), bytes(item["content_encrypted"]), aad)
+        plaintext = cipher.decrypt(item["content_nonce"], item["content_encrypted"], aad)
     except (InvalidTag, ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(
             f"{describe(item)}: envelope does not open under {item.get('key_id')} "
             "(tampered, moved from another item, or the wrong key)"
         ) from exc
-    return json.loads(plaintext)
+    return json.loads(plaintext.decode())
 
 
 def envelope_hash(item: dict[str, Any]) -> str:

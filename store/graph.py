@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
-from .model import Entity, Ref, Verdict
+from .model import Entity, Verdict
 from .snapshot import Snapshot
 
 Direction = Literal["out", "in", "both"]
 
 
-@dataclass(frozen=True)
 class Link:
-    """An entity reachable from a start entity, its depth and one shortest path of ids to it."""
+    """An entity reachable from a start entity, its depth, and one shortest path of ids to it."""
 
-    entity_id: str
-    depth: int
-    path: tuple[str, ...]
+    __slots__ = ("entity_id", "depth", "_parents")
+
+    def __init__(self, entity_id: str, depth: int, parents: dict[str, str | None]) -> None:
+        self.entity_id = entity_id
+        self.depth = depth
+        self._parents = parents
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """Ids from the start entity to this one (built on demand)."""
+        path = [self.entity_id]
+        while (previous := self._parents[path[-1]]) is not None:
+            path.append(previous)
+        return tuple(reversed(path))
+
+    def __repr__(self) -> str:
+        return f"Link({self.entity_id!r}, depth={self.depth}, path={self.path!r})"
 
 
 @dataclass
@@ -41,12 +53,7 @@ class DialogueGraph:
         for ref in snapshot.refs:
             self.out.setdefault(ref.source, []).append((ref.ref_type, ref.target))
             self.into.setdefault(ref.target, []).append((ref.ref_type, ref.source))
-
-    @classmethod
-    def from_refs(cls, refs: Iterable[Ref], snapshot: Snapshot) -> "DialogueGraph":
-        """A graph over explicit refs (for tests and benchmarks)."""
-        snapshot.refs = list(refs)
-        return cls(snapshot)
+        self._adjacency_cache: dict[tuple[str, frozenset[str] | None], dict[str, list[str]]] = {}
 
     def entity(self, entity_id: str) -> Entity | None:
         """The entity with this id, if any."""
@@ -68,35 +75,38 @@ class DialogueGraph:
         max_depth: int | None = None,
     ) -> list[Link]:
         """Breadth-first reachability: each entity once, at its least depth, with one shortest path."""
+        adjacency = self._adjacency(direction, frozenset(ref_types) if ref_types is not None else None)
+        parents: dict[str, str | None] = {start: None}
+        links: list[Link] = []
+        frontier = [start]
+        depth = 0
+        while frontier and (max_depth is None or depth < max_depth):
+            depth += 1
+            next_frontier = []
+            for node in frontier:
+                for neighbour in adjacency.get(node, ()):
+                    if neighbour not in parents:
+                        parents[neighbour] = node
+                        next_frontier.append(neighbour)
+                        links.append(Link(neighbour, depth, parents))
+            frontier = next_frontier
+        return links
+
+    def _adjacency(self, direction: Direction, wanted: frozenset[str] | None) -> dict[str, list[str]]:
+        """Neighbour lists for one direction and ref-type filter, built once and cached."""
         if direction not in ("out", "in", "both"):
             raise ValueError(f"direction must be out, in or both, not {direction!r}")
-        wanted = frozenset(ref_types) if ref_types is not None else None
-        tables = [self.out] if direction == "out" else [self.into] if direction == "in" else [self.out, self.into]
-        parent: dict[str, str | None] = {start: None}
-        depth_of = {start: 0}
-        order: list[str] = []
-        queue = deque([start])
-        while queue:
-            node = queue.popleft()
-            depth = depth_of[node]
-            if max_depth is not None and depth >= max_depth:
-                continue
+        key = (direction, wanted)
+        if key not in self._adjacency_cache:
+            tables = [self.out] if direction == "out" else [self.into] if direction == "in" else [self.out, self.into]
+            adjacency: dict[str, list[str]] = {}
             for table in tables:
-                for ref_type, neighbour in table.get(node, ()):
-                    if neighbour in parent or (wanted is not None and ref_type not in wanted):
-                        continue
-                    parent[neighbour] = node
-                    depth_of[neighbour] = depth + 1
-                    order.append(neighbour)
-                    queue.append(neighbour)
-        return [Link(node, depth_of[node], self._path(parent, node)) for node in order]
-
-    @staticmethod
-    def _path(parent: dict[str, str | None], node: str) -> tuple[str, ...]:
-        path = [node]
-        while (previous := parent[path[-1]]) is not None:
-            path.append(previous)
-        return tuple(reversed(path))
+                for node, edges in table.items():
+                    adjacency.setdefault(node, []).extend(
+                        target for ref_type, target in edges if wanted is None or ref_type in wanted
+                    )
+            self._adjacency_cache[key] = adjacency
+        return self._adjacency_cache[key]
 
     def lineage(self, entity_id: str) -> list[str]:
         """The refine chain behind an entity, newest first: P0201 -> P0101 -> P0001."""

@@ -1,0 +1,93 @@
+"""load_partition of a 100-entity dialogue vs a raw SELECT + json.loads of the same SQLite rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from store.dialogue_store import DialogueStore  # noqa: E402
+from store.keys import LocalKeyProvider  # noqa: E402
+from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score, StatusChange  # noqa: E402
+from store.sqlite_backend import SQLiteBackend  # noqa: E402
+
+REPEATS = 30
+EXPERTS = ("muffin", "cupcake", "scone", "eclair", "donut")
+
+
+def round_batch(number: int, per_kind: int) -> RoundBatch:
+    """A round of perspectives and tensions citing the previous round, with scores and signals."""
+    entities = []
+    for n in range(1, per_kind + 1):
+        author = EXPERTS[n % len(EXPERTS)]
+        refs = [RefDraft("support", f"P{number - 1:02d}{n:02d}")] if number and n <= 12 else []
+        entities.append(EntityDraft("perspective", f"{author.upper()}-P{number:02d}{n:02d}", f"point {number}.{n}",
+                                    "a paragraph of argument " * 12, [author], refs))
+        refs = [RefDraft("depend", f"T{number - 1:02d}{n:02d}")] if number and n <= 12 else []
+        entities.append(EntityDraft("tension", f"{author.upper()}-T{number:02d}{n:02d}", f"tension {number}.{n}",
+                                    "why these disagree " * 10, [author], refs))
+    changes = [StatusChange(f"T{number - 1:02d}{n:02d}", "addressed", ["muffin"]) for n in range(1, min(per_kind, 12) + 1)] if number else []
+    return RoundBatch(
+        round=number, entities=entities, status_changes=changes,
+        panel=[PanelSeat(name.capitalize(), f"role of {name}") for name in EXPERTS],
+        experts=[Expert(name, f"role of {name}") for name in EXPERTS] if number == 0 else [],
+        scores={name: Score(3, 2, 2, 1) for name in EXPERTS}, answered=list(EXPERTS),
+    )
+
+
+async def build(path: Path) -> tuple[DialogueStore, str]:
+    """A dialogue of 4 rounds x 25 entities with refs, events and status changes."""
+    LocalKeyProvider.create_key_file(path / "umk.key")
+    backend = await SQLiteBackend(path / "concord.db").open()
+    store = DialogueStore(backend, LocalKeyProvider(path / "umk.key"), principal="bench")
+    did = await store.create_dialogue("Store bench", "How fast does a partition load?")
+    for number in range(4):
+        await store.register_round(did, round_batch(number, 12 if number < 3 else 14))
+    return store, did
+
+
+def raw_load(path: Path, pk: str) -> list[dict]:
+    """The same rows, read and JSON-decoded with nothing else."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT pk, sk, attrs, content_encrypted, content_nonce FROM items WHERE pk = ? ORDER BY sk", (pk,))
+        return [{"pk": r[0], "sk": r[1], **json.loads(r[2]), "blob": r[3], "nonce": r[4]} for r in rows]
+    finally:
+        conn.close()
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        store, did = await build(path)
+        snap = await store.load_partition(did)
+        rows = raw_load(path / "concord.db", f"dialogue#{did}")
+        assert len(snap.entities) == 100
+
+        async def timed_store() -> float:
+            started = time.perf_counter()
+            await store.load_partition(did)
+            return time.perf_counter() - started
+
+        def timed_raw() -> float:
+            started = time.perf_counter()
+            raw_load(path / "concord.db", f"dialogue#{did}")
+            return time.perf_counter() - started
+
+        concord = min([await timed_store() for _ in range(REPEATS)])
+        raw = min(timed_raw() for _ in range(REPEATS))
+        await store.backend.close()
+    print(f"entities={len(snap.entities)} refs={len(snap.refs)} events={len(snap.events)} items={len(rows)}")
+    print(f"load_partition (decrypting)   {concord * 1000:8.2f} ms")
+    print(f"raw SELECT + json.loads       {raw * 1000:8.2f} ms")
+    print(f"BENCH store ratio={concord / raw:.2f} target=<=2 load_ms={concord * 1000:.2f} raw_ms={raw * 1000:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
