@@ -1,0 +1,314 @@
+"""The run loop: panels, prompts, concurrent agent calls, judging, registration, gate, verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from store.dialogue_store import gate
+from store.factory import Stores
+from store.ids import slugify
+from store.model import PanelSeat, TextRecord, Verdict
+from store.snapshot import Snapshot
+
+from .atomic import write_atomic
+from .events import ProgressBus, ProgressEvent
+from .judge import ExpertAnswer, judge_round
+from .judge_files import write_judge_files, write_verdict_file
+from .markers import parse_answer
+from .panels import Panel, PanelMember, load_panel, sample_panel
+from .pools import Pool, parse_pool
+from .prompts import PromptContext, RenderedPrompt, render_expert_prompt, render_repair_prompt
+from .providers import AgentFailed, Call, Provider, ReplayProvider
+from .rotation import next_panel
+
+STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a dialogue runs; stored (encrypted) with the dialogue so `resume` needs no flags."""
+
+    provider: str = "sim"
+    judge: str = "rules"
+    model: str = "claude-sonnet-4-5"
+    max_rounds: int = 10
+    panel_size: int | None = None
+    seed: int = 0
+    concurrency: int = 8
+    budget_tokens: int | None = None
+    replay_dir: str | None = None
+    max_tokens: int = 2048
+    temperature: float = 0.7
+    models: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the dialogue's settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunSettings":
+        """Settings stored with a dialogue."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class RunResult:
+    """Where a run ended."""
+
+    dialogue_id: str
+    status: str
+    rounds: int
+    directory: Path
+    verdict: Verdict | None = None
+    tokens: int = 0
+    simulated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine-readable summary."""
+        return {
+            "dialogue_id": self.dialogue_id,
+            "status": self.status,
+            "rounds": self.rounds,
+            "directory": str(self.directory),
+            "verdict": None if self.verdict is None else {
+                "id": self.verdict.id, "forced": self.verdict.forced, "warning": self.verdict.warning,
+            },
+            "tokens": self.tokens,
+            "simulated": self.simulated,
+        }
+
+
+def dialogue_directory(out_dir: Path, title: str, moment: datetime) -> Path:
+    """`{out}/{YYYY-MM-DDTHHMMZ}-{slug}` (blue layout)."""
+    return out_dir / f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H%MZ}-{slugify(title)}"
+
+
+class Orchestrator:
+    """Runs dialogues over the store with one agent provider, publishing progress on a bus."""
+
+    def __init__(self, stores: Stores, provider: Provider, *, bus: ProgressBus | None = None) -> None:
+        self.stores = stores
+        self.store = stores.dialogues
+        self.provider = provider
+        self.bus = bus or ProgressBus()
+
+    def _publish(self, dialogue_id: str, kind: str, round: int | None = None, expert: str | None = None, **data: Any) -> None:
+        self.bus.publish(ProgressEvent(dialogue_id, kind, round, expert, data))
+
+    async def create(self, question: str, pool: Pool, settings: RunSettings, out_dir: Path, *, title: str | None = None) -> str:
+        """Create the dialogue (id, data key, directory, pool file); nothing is called yet."""
+        title = title or question
+        directory = dialogue_directory(out_dir.resolve(), title, datetime.now(timezone.utc))
+        dialogue_id = await self.store.create_dialogue(
+            title, question, output_dir=str(directory), pool=pool.to_json(), settings=settings.to_json(),
+            origin="sim" if self.provider.simulated else settings.provider,
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / "expert-pool.json", json.dumps(pool.to_json(), indent=2, ensure_ascii=False) + "\n")
+        self._publish(dialogue_id, "dialogue_started", directory=str(directory), simulated=self.provider.simulated)
+        return dialogue_id
+
+    async def run(self, dialogue_id: str) -> RunResult:
+        """Run (or resume) a dialogue until it converges, hits the round cap, or exhausts its budget."""
+        snap = await self.store.load_partition(dialogue_id)
+        settings = RunSettings.from_json(snap.dialogue.settings)
+        directory = Path(snap.dialogue.output_dir or ".")
+        pool = parse_pool(snap.dialogue.pool)
+        try:
+            return await self._loop(snap, settings, directory, pool)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._publish(dialogue_id, "dialogue_stopped", reason="interrupted; resume with `concord resume`")
+            raise
+
+    async def _loop(self, snap: Snapshot, settings: RunSettings, directory: Path, pool: Pool) -> RunResult:
+        dialogue_id = snap.dialogue.id
+        while True:
+            if snap.rounds:
+                write_judge_files(directory, snap)
+            if snap.dialogue.status in STOPPED_STATUSES:
+                return self._result(snap, directory)
+            verdict = await self._maybe_conclude(snap, settings, directory)
+            if verdict is not None:
+                snap = await self.store.load_partition(dialogue_id)
+                return self._result(snap, directory, verdict)
+            number = snap.dialogue.total_rounds
+            panel = await self._panel(snap, settings, directory, pool, number)
+            self._publish(dialogue_id, "round_started", number, panel=[m.name for m in panel.members])
+            answers, over_budget = await self._collect(snap, settings, directory, panel)
+            if over_budget:
+                await self.store.set_dialogue_status(dialogue_id, "budget_exceeded")
+                self._publish(dialogue_id, "dialogue_stopped", number, reason="token budget exhausted")
+                snap = await self.store.load_partition(dialogue_id)
+                return self._result(snap, directory)
+            seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members]
+            judged = judge_round(snap, number, seats, answers)
+            await self.store.register_round(dialogue_id, judged.batch)
+            snap = await self.store.load_partition(dialogue_id)
+            self._publish(dialogue_id, "round_closed", number, velocity=judged.velocity,
+                          converge_percent=judged.converge_percent, warnings=len(judged.warnings))
+
+    def _result(self, snap: Snapshot, directory: Path, verdict: Verdict | None = None) -> RunResult:
+        tokens = sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
+        verdict = verdict or next((v for v in snap.verdicts if v.verdict_type == "final"), None)
+        return RunResult(snap.dialogue.id, snap.dialogue.status, len(snap.rounds), directory, verdict, tokens,
+                         self.provider.simulated)
+
+    async def _maybe_conclude(self, snap: Snapshot, settings: RunSettings, directory: Path) -> Verdict | None:
+        """Register the final verdict when the gate passes, or forced at the round cap / end of a replay."""
+        last = snap.last_round
+        if last is None:
+            return None
+        converged, blockers, _ = gate(last)
+        at_cap = len(snap.rounds) >= settings.max_rounds
+        if isinstance(self.provider, ReplayProvider) and last.number >= max(self.provider.rounds()):
+            at_cap = True
+        if not converged and not at_cap:
+            return None
+        summary = last.summary.splitlines()[0] if last.summary else ""
+        verdict = Verdict(
+            id="final", verdict_type="final", round=last.number,
+            recommendation=f"Panel {'converged' if converged else 'stopped'} after round {last.number}. {summary}".strip(),
+            confidence="unanimous" if converged else "contested", description=last.summary,
+            vote=f"{last.signals}-{last.answered - last.signals}",
+            supporting_experts=sorted(s.expert for s in snap.signals if s.round == last.number),
+        )
+        stored = await self.store.register_verdict(snap.dialogue.id, verdict, force=not converged)
+        snap = await self.store.load_partition(snap.dialogue.id)
+        write_verdict_file(directory, snap, stored)
+        self._publish(snap.dialogue.id, "verdict", last.number, forced=stored.forced, warning=stored.warning,
+                      blockers=blockers)
+        return stored
+
+    async def _panel(self, snap: Snapshot, settings: RunSettings, directory: Path, pool: Pool, number: int) -> Panel:
+        """The round's panel: as written before a crash, else sampled (round 0) or rotated."""
+        panel_file = directory / f"round-{number}" / "panel.json"
+        if panel_file.exists():
+            return load_panel(panel_file, number, pool=pool)
+        if isinstance(self.provider, ReplayProvider):
+            panel = self.provider.panel(number)
+        elif number == 0:
+            panel = sample_panel(pool, settings.panel_size, seed=settings.seed)
+        else:
+            previous = Panel(number - 1, tuple(PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus)
+                                              for s in snap.rounds[number - 1].panel))
+            used = {s.name for rnd in snap.rounds.values() for s in rnd.panel}
+            panel = next_panel(pool, snap, previous, used)
+        write_atomic(panel_file, json.dumps(panel.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return panel
+
+    async def _collect(self, snap: Snapshot, settings: RunSettings, directory: Path, panel: Panel) -> tuple[list[ExpertAnswer], bool]:
+        """Every panel member's answer for the round: reused when already complete, else requested."""
+        number = panel.round
+        budget = Budget(settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer"))
+        semaphore = asyncio.Semaphore(max(1, settings.concurrency))
+        contexts = {m.slug: self._context(snap, directory, panel, m) for m in panel.members}
+
+        async def one(member: PanelMember) -> ExpertAnswer:
+            async with semaphore:
+                return ExpertAnswer(member.slug, await self._answer(snap, settings, directory, number, member, contexts[member.slug], budget))
+
+        answers = await asyncio.gather(*(one(m) for m in panel.members))
+        return list(answers), budget.exhausted
+
+    def _context(self, snap: Snapshot, directory: Path, panel: Panel, member: PanelMember) -> PromptContext:
+        number = panel.round
+        if number == 0:
+            return PromptContext(question=snap.dialogue.question, round=0, expert=member, newcomer=False, focus=member.focus)
+        previous = snap.rounds[number - 1]
+        peers = {t.expert: t.text for t in snap.texts if t.kind == "answer" and t.round == number - 1 and not t.repair}
+        for t in snap.texts:
+            if t.kind == "answer" and t.round == number - 1 and t.repair:
+                peers[t.expert] = t.text
+        return PromptContext(
+            question=snap.dialogue.question, round=number, expert=member,
+            newcomer=member.source != "retained", focus=member.focus,
+            tensions_table=_read(directory / "tensions.md"),
+            previous_summary=previous.summary or _read(directory / f"round-{number - 1}.summary.md"),
+            previous_panel=[PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus) for s in previous.panel],
+            peer_answers={name.capitalize(): text for name, text in sorted(peers.items())},
+        )
+
+    async def _answer(self, snap: Snapshot, settings: RunSettings, directory: Path, number: int, member: PanelMember,
+                      ctx: PromptContext, budget: "Budget") -> str | None:
+        """One expert's usable answer text, with one repair attempt; None when absent."""
+        did = snap.dialogue.id
+        prompt = render_expert_prompt(ctx)
+        text = await self._exchange(did, settings, directory, number, member, prompt, budget, repair=False)
+        if text is None:
+            return None
+        if parse_answer(text).has_content:
+            self._publish(did, "expert_answered", number, member.slug)
+            return text
+        repair = render_repair_prompt(ctx, text, "the answer contains no marker Concord can parse")
+        fixed = await self._exchange(did, settings, directory, number, member, repair, budget, repair=True)
+        if fixed is not None and parse_answer(fixed).has_content:
+            self._publish(did, "expert_repaired", number, member.slug)
+            return fixed
+        self._publish(did, "expert_absent", number, member.slug, reason="no parsable marker after one repair")
+        return None
+
+    async def _exchange(self, did: str, settings: RunSettings, directory: Path, number: int, member: PanelMember,
+                        prompt: RenderedPrompt, budget: "Budget", *, repair: bool) -> str | None:
+        """Write the prompt, then reuse a complete stored/written answer or call the provider once."""
+        stem = member.slug + (".repair" if repair else "")
+        prompt_rel, answer_rel = f"round-{number}/{stem}.prompt.md", f"round-{number}/{stem}.md"
+        prompt_text = prompt.as_markdown()
+        stored = self._stored_answer(await self.store.get_texts(did, "answer", number), member.slug, repair)
+        if stored is None and not (directory / prompt_rel).exists():
+            write_atomic(directory / prompt_rel, prompt_text)
+        await self.store.record_text(did, TextRecord("prompt", number, member.slug, prompt_text, repair, path=prompt_rel))
+        if stored is not None:
+            if not (directory / answer_rel).exists():
+                write_atomic(directory / answer_rel, stored.text)
+            return stored.text
+        if (directory / answer_rel).exists():
+            text = (directory / answer_rel).read_text(encoding="utf-8")
+            await self.store.record_text(did, TextRecord("answer", number, member.slug, text, repair, path=answer_rel))
+            return text
+        if budget.exhausted or budget.spent_all():
+            budget.exhausted = True
+            return None
+        model = settings.models.get(member.slug, settings.model)
+        self._publish(did, "prompt_sent", number, member.slug, repair=repair)
+        try:
+            answer = await self.provider.complete(Call(prompt.system, prompt.user, member.slug, number, model,
+                                                       settings.max_tokens, settings.temperature, repair))
+        except AgentFailed as failed:
+            self._publish(did, "expert_absent", number, member.slug, reason=str(failed))
+            return None
+        budget.add(answer.usage.input_tokens + answer.usage.output_tokens)
+        write_atomic(directory / answer_rel, answer.text)
+        await self.store.record_text(did, TextRecord(
+            "answer", number, member.slug, answer.text, repair, path=answer_rel, model=answer.model,
+            input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens,
+        ))
+        return answer.text
+
+    @staticmethod
+    def _stored_answer(texts: list[TextRecord], expert: str, repair: bool) -> TextRecord | None:
+        return next((t for t in texts if t.expert == expert and t.repair == repair), None)
+
+
+class Budget:
+    """Tokens spent by a dialogue against its optional cap."""
+
+    def __init__(self, cap: int | None, spent: int) -> None:
+        self.cap, self.spent, self.exhausted = cap, spent, False
+
+    def add(self, tokens: int) -> None:
+        """Count tokens a call used."""
+        self.spent += tokens
+
+    def spent_all(self) -> bool:
+        """True once the cap is reached."""
+        return self.cap is not None and self.spent >= self.cap
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
