@@ -133,7 +133,7 @@ def render_context_brief(ctx: PromptContext) -> str:
     if summary_text:
         if len(summary_text) > BRIEF_SUMMARY_CHARS:
             summary_text = summary_text[:BRIEF_SUMMARY_CHARS] + ELLIPSIS
-        summary = _fill("context_brief", "summary", previous=previous, summary=summary_text)
+        summary = _fill("context_brief", "summary", previous=previous, summary=_fenced(summary_text, "markdown"))
     lines = [
         _fill("context_brief", "panel_line", emoji=EMOJI, name=m.name, role=m.role)
         for m in ctx.previous_panel[:BRIEF_PANEL_LINES]
