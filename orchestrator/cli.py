@@ -85,8 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def action(stores: Stores) -> int:
         orchestrator = Orchestrator(stores, provider, bus=ProgressBus())
-        dialogue_id = await orchestrator.create(args.question, pool, settings, Path(args.out), title=args.title)
-        result = await follow_run(orchestrator, dialogue_id, args.quiet or args.json)
+        try:
+            dialogue_id = await orchestrator.create(args.question, pool, settings, Path(args.out), title=args.title)
+            result = await follow_run(orchestrator, dialogue_id, args.quiet or args.json)
+        finally:
+            await provider.aclose()
         emit(args, result.to_json(), describe_result(result))
         return 0
 
@@ -109,8 +112,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     async def action(stores: Stores) -> int:
         dialogue = await stores.dialogues.get_dialogue(args.dialogue_id)
         settings = RunSettings.from_json(dialogue.settings)
-        orchestrator = Orchestrator(stores, provider_for(settings.provider, settings), bus=ProgressBus())
-        result = await follow_run(orchestrator, args.dialogue_id, args.quiet or args.json)
+        provider = provider_for(settings.provider, settings)
+        orchestrator = Orchestrator(stores, provider, bus=ProgressBus())
+        try:
+            result = await follow_run(orchestrator, args.dialogue_id, args.quiet or args.json)
+        finally:
+            await provider.aclose()
         emit(args, result.to_json(), describe_result(result))
         return 0
 
@@ -342,7 +349,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--provider", choices=["anthropic", "sim", "replay"], default="sim")
     run.add_argument("--replay", help="recorded dialogue directory for --provider replay")
     run.add_argument("--judge", choices=["rules", "llm"], default="rules")
-    run.add_argument("--model", default="claude-sonnet-4-5")
+    run.add_argument("--model", default="claude-sonnet-4-6")
     run.add_argument("--max-rounds", type=int, default=10)
     run.add_argument("--panel-size", type=int)
     run.add_argument("--seed", type=int, default=0)

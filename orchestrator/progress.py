@@ -36,9 +36,9 @@ class ProgressView:
         elif event.kind == "prompt_sent" and event.expert:
             self._set(event, "asked", "repair prompt" if event.data.get("repair") else "prompt sent")
         elif event.kind == "expert_answered" and event.expert:
-            self._set(event, "answered", "")
+            self._set(event, "answered", f"{event.data.get('tokens', 0)} tokens")
         elif event.kind == "expert_repaired" and event.expert:
-            self._set(event, "repaired", "answered after one repair")
+            self._set(event, "repaired", f"after one repair, {event.data.get('tokens', 0)} tokens")
         elif event.kind == "expert_absent" and event.expert:
             self._set(event, "absent", str(event.data.get("reason", "")))
         elif event.kind == "round_closed":

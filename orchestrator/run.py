@@ -35,7 +35,7 @@ class RunSettings:
 
     provider: str = "sim"
     judge: str = "rules"
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     max_rounds: int = 10
     panel_size: int | None = None
     seed: int = 0
@@ -239,23 +239,26 @@ class Orchestrator:
         """One expert's usable answer text, with one repair attempt; None when absent."""
         did = snap.dialogue.id
         prompt = render_expert_prompt(ctx)
-        text = await self._exchange(did, settings, directory, number, member, prompt, budget, repair=False)
+        text, tokens = await self._exchange(did, settings, directory, number, member, prompt, budget, repair=False)
         if text is None:
             return None
         if parse_answer(text).has_content:
-            self._publish(did, "expert_answered", number, member.slug)
+            self._publish(did, "expert_answered", number, member.slug, tokens=tokens)
             return text
         repair = render_repair_prompt(ctx, text, "the answer contains no marker Concord can parse")
-        fixed = await self._exchange(did, settings, directory, number, member, repair, budget, repair=True)
+        fixed, more = await self._exchange(did, settings, directory, number, member, repair, budget, repair=True)
         if fixed is not None and parse_answer(fixed).has_content:
-            self._publish(did, "expert_repaired", number, member.slug)
+            self._publish(did, "expert_repaired", number, member.slug, tokens=tokens + more)
             return fixed
         self._publish(did, "expert_absent", number, member.slug, reason="no parsable marker after one repair")
         return None
 
     async def _exchange(self, did: str, settings: RunSettings, directory: Path, number: int, member: PanelMember,
-                        prompt: RenderedPrompt, budget: "Budget", *, repair: bool) -> str | None:
-        """Write the prompt, then reuse a complete stored/written answer or call the provider once."""
+                        prompt: RenderedPrompt, budget: "Budget", *, repair: bool) -> tuple[str | None, int]:
+        """Write the prompt, then reuse a complete stored/written answer or call the provider once.
+
+        Returns the answer text (None when the call failed or the budget is spent) and its tokens.
+        """
         stem = member.slug + (".repair" if repair else "")
         prompt_rel, answer_rel = f"round-{number}/{stem}.prompt.md", f"round-{number}/{stem}.md"
         prompt_text = prompt.as_markdown()
@@ -266,14 +269,14 @@ class Orchestrator:
         if stored is not None:
             if not (directory / answer_rel).exists():
                 write_atomic(directory / answer_rel, stored.text)
-            return stored.text
+            return stored.text, stored.input_tokens + stored.output_tokens
         if (directory / answer_rel).exists():
             text = (directory / answer_rel).read_text(encoding="utf-8")
             await self.store.record_text(did, TextRecord("answer", number, member.slug, text, repair, path=answer_rel))
-            return text
+            return text, 0
         if budget.exhausted or budget.spent_all():
             budget.exhausted = True
-            return None
+            return None, 0
         model = settings.models.get(member.slug, settings.model)
         self._publish(did, "prompt_sent", number, member.slug, repair=repair)
         try:
@@ -281,14 +284,14 @@ class Orchestrator:
                                                        settings.max_tokens, settings.temperature, repair))
         except AgentFailed as failed:
             self._publish(did, "expert_absent", number, member.slug, reason=str(failed))
-            return None
+            return None, 0
         budget.add(answer.usage.input_tokens + answer.usage.output_tokens)
         write_atomic(directory / answer_rel, answer.text)
         await self.store.record_text(did, TextRecord(
             "answer", number, member.slug, answer.text, repair, path=answer_rel, model=answer.model,
             input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens,
         ))
-        return answer.text
+        return answer.text, answer.usage.input_tokens + answer.usage.output_tokens
 
     @staticmethod
     def _stored_answer(texts: list[TextRecord], expert: str, repair: bool) -> TextRecord | None:

@@ -1,0 +1,125 @@
+"""End-to-end runs: a sim panel converges with every file audited; the anthropic path through the real
+SDK and a fake Messages API exercises repair, absent experts and the token budget."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from orchestrator.events import ProgressBus
+from orchestrator.judge import plan_entities
+from orchestrator.markers import parse_answer
+from orchestrator.pools import load_pool
+from orchestrator.providers import AnthropicProvider, SimProvider
+from orchestrator.run import Orchestrator, RunSettings
+from store.factory import Stores
+from tests.fake_anthropic import FakeAnthropic
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = ROOT / "orchestrator" / "demo-pool.json"
+QUESTION = "How should a small team store deliberation records?"
+
+
+async def collect(bus: ProgressBus, dialogue_id: str, sink: list) -> None:
+    async for event in bus.subscribe(dialogue_id):
+        sink.append(event)
+
+
+async def test_sim_dialogue_of_eight_converges_with_every_file_audited(stores: Stores, tmp_path: Path) -> None:
+    import asyncio
+
+    bus = ProgressBus()
+    orchestrator = Orchestrator(stores, SimProvider(seed=3), bus=bus)
+    settings = RunSettings(provider="sim", panel_size=8, seed=3, max_rounds=6)
+    did = await orchestrator.create(QUESTION, load_pool(POOL), settings, tmp_path / "out")
+    events: list = []
+    watcher = asyncio.create_task(collect(bus, did, events))
+    await asyncio.sleep(0)
+    result = await orchestrator.run(did)
+    await asyncio.wait_for(watcher, 5)
+
+    assert result.status == "converged" and result.verdict is not None and not result.verdict.forced
+    assert result.simulated and 2 <= result.rounds <= 4
+    snap = await stores.dialogues.load_partition(did)
+    assert len(snap.rounds[0].panel) == 8
+
+    texts = snap.texts
+    assert texts, "prompts and answers are stored as write-once records"
+    for record in texts:
+        path = result.directory / record.path
+        assert path.read_text(encoding="utf-8") == record.text
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == record.sha256
+    report = await stores.dialogues.verify_audit(did, files_root=result.directory)
+    assert report.ok, report.problem
+    assert report.files_checked == len(texts)
+
+    for rnd in snap.rounds.values():
+        expected = set()
+        for t in texts:
+            if t.kind == "answer" and t.round == rnd.number:
+                expected |= {(p.kind, p.local_id) for p in plan_entities(t.expert, t.round, parse_answer(t.text))}
+        stored = {(e.kind, e.local_id) for e in snap.entities.values() if e.round == rnd.number}
+        assert stored == expected and expected
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "round_started" and kinds[-1] == "verdict"
+    assert kinds.count("round_closed") == result.rounds
+    closed = [e for e in events if e.kind == "round_closed"][-1]
+    assert closed.data["velocity"] == 0 and closed.data["converge_percent"] == 100
+
+
+@pytest.fixture
+def fake() -> FakeAnthropic:
+    with FakeAnthropic(seed=5) as server:
+        yield server
+
+
+async def run_live(stores: Stores, tmp_path: Path, fake: FakeAnthropic, **overrides: object):
+    provider = AnthropicProvider(api_key="sk-test-not-a-real-key", base_url=fake.base_url, max_retries=2, timeout=2.0)
+    settings = RunSettings(**{"provider": "anthropic", "panel_size": 4, "seed": 5, "max_rounds": 4, **overrides})
+    orchestrator = Orchestrator(stores, provider)
+    try:
+        did = await orchestrator.create(QUESTION, load_pool(POOL), settings, tmp_path / "out")
+        return did, await orchestrator.run(did)
+    finally:
+        await provider.aclose()
+
+
+async def test_live_path_retries_repairs_and_records_absent(stores: Stores, tmp_path: Path, fake: FakeAnthropic) -> None:
+    fake.script_expert("muffin", "429:0.01", "529:0.01", "normal", round=0)
+    fake.script_expert("cupcake", "malformed", "normal", round=0)
+    fake.script_expert("scone", "500:0.01", "500:0.01", "500:0.01", round=0)
+    did, result = await run_live(stores, tmp_path, fake)
+    snap = await stores.dialogues.load_partition(did)
+    round0 = snap.rounds[0]
+    assert "scone" in round0.absent and round0.answered == 3
+    repaired = [t for t in snap.texts if t.expert == "cupcake" and t.round == 0 and t.kind == "answer"]
+    assert sorted(t.repair for t in repaired) == [False, True]
+    assert (result.directory / "round-0" / "cupcake.repair.prompt.md").exists()
+    assert not [e for e in snap.entities.values() if "scone" in e.contributors and e.round == 0]
+    served = {(r["expert"], r["round"], r["repair"]): r for r in fake.requests if r["status"] == 200}
+    for record in (t for t in snap.texts if t.kind == "answer" and t.model):
+        logged = served[(record.expert, record.round, record.repair)]
+        assert (record.input_tokens, record.output_tokens) == (logged["input_tokens"], logged["output_tokens"])
+    muffin0 = [r for r in fake.requests if r["expert"] == "muffin" and r["round"] == 0]
+    assert [r["status"] for r in muffin0] == [429, 529, 200]
+    assert result.status == "converged"
+
+
+async def test_timeout_makes_an_expert_absent(stores: Stores, tmp_path: Path, fake: FakeAnthropic) -> None:
+    fake.script_expert("cupcake", "hang:5", "hang:5", "hang:5", round=0)
+    did, _ = await run_live(stores, tmp_path, fake, max_rounds=1)
+    round0 = (await stores.dialogues.load_partition(did)).rounds[0]
+    assert round0.absent == ["cupcake"]
+
+
+async def test_token_budget_stops_cleanly(stores: Stores, tmp_path: Path, fake: FakeAnthropic) -> None:
+    did, result = await run_live(stores, tmp_path, fake, budget_tokens=3000)
+    assert result.status == "budget_exceeded"
+    snap = await stores.dialogues.load_partition(did)
+    assert snap.dialogue.status == "budget_exceeded"
+    spent = sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
+    assert spent >= 3000
+    report = await stores.dialogues.verify_audit(did, files_root=result.directory)
+    assert report.ok
