@@ -239,14 +239,15 @@ class Orchestrator:
         """One expert's usable answer text, with one repair attempt; None when absent."""
         did = snap.dialogue.id
         prompt = render_expert_prompt(ctx)
-        text, tokens = await self._exchange(did, settings, directory, number, member, prompt, budget, repair=False)
+        stored = [t for t in snap.texts if t.kind == "answer" and t.round == number]
+        text, tokens = await self._exchange(did, settings, directory, number, member, prompt, budget, stored, repair=False)
         if text is None:
             return None
         if parse_answer(text).has_content:
             self._publish(did, "expert_answered", number, member.slug, tokens=tokens)
             return text
         repair = render_repair_prompt(ctx, text, "the answer contains no marker Concord can parse")
-        fixed, more = await self._exchange(did, settings, directory, number, member, repair, budget, repair=True)
+        fixed, more = await self._exchange(did, settings, directory, number, member, repair, budget, stored, repair=True)
         if fixed is not None and parse_answer(fixed).has_content:
             self._publish(did, "expert_repaired", number, member.slug, tokens=tokens + more)
             return fixed
@@ -254,7 +255,8 @@ class Orchestrator:
         return None
 
     async def _exchange(self, did: str, settings: RunSettings, directory: Path, number: int, member: PanelMember,
-                        prompt: RenderedPrompt, budget: "Budget", *, repair: bool) -> tuple[str | None, int]:
+                        prompt: RenderedPrompt, budget: "Budget", stored_answers: list[TextRecord], *,
+                        repair: bool) -> tuple[str | None, int]:
         """Write the prompt, then reuse a complete stored/written answer or call the provider once.
 
         Returns the answer text (None when the call failed or the budget is spent) and its tokens.
@@ -262,40 +264,45 @@ class Orchestrator:
         stem = member.slug + (".repair" if repair else "")
         prompt_rel, answer_rel = f"round-{number}/{stem}.prompt.md", f"round-{number}/{stem}.md"
         prompt_text = prompt.as_markdown()
-        stored = self._stored_answer(await self.store.get_texts(did, "answer", number), member.slug, repair)
+        prompt_record = TextRecord("prompt", number, member.slug, prompt_text, repair, path=prompt_rel)
+        stored = next((t for t in stored_answers if t.expert == member.slug and t.repair == repair), None)
         if stored is None and not (directory / prompt_rel).exists():
-            write_atomic(directory / prompt_rel, prompt_text)
-        await self.store.record_text(did, TextRecord("prompt", number, member.slug, prompt_text, repair, path=prompt_rel))
+            await asyncio.to_thread(write_atomic, directory / prompt_rel, prompt_text)
         if stored is not None:
+            await self.store.record_text(did, prompt_record)
             if not (directory / answer_rel).exists():
-                write_atomic(directory / answer_rel, stored.text)
+                await asyncio.to_thread(write_atomic, directory / answer_rel, stored.text)
             return stored.text, stored.input_tokens + stored.output_tokens
         if (directory / answer_rel).exists():
             text = (directory / answer_rel).read_text(encoding="utf-8")
+            await self.store.record_text(did, prompt_record)
             await self.store.record_text(did, TextRecord("answer", number, member.slug, text, repair, path=answer_rel))
             return text, 0
         if budget.exhausted or budget.spent_all():
             budget.exhausted = True
+            await self.store.record_text(did, prompt_record)
             return None, 0
         model = settings.models.get(member.slug, settings.model)
         self._publish(did, "prompt_sent", number, member.slug, repair=repair)
-        try:
-            answer = await self.provider.complete(Call(prompt.system, prompt.user, member.slug, number, model,
-                                                       settings.max_tokens, settings.temperature, repair))
-        except AgentFailed as failed:
-            self._publish(did, "expert_absent", number, member.slug, reason=str(failed))
+        call = Call(prompt.system, prompt.user, member.slug, number, model, settings.max_tokens, settings.temperature, repair)
+        # The prompt file is on disk before the call; its store record is written while the call runs.
+        recorded, outcome = await asyncio.gather(self.store.record_text(did, prompt_record), self.provider.complete(call),
+                                                 return_exceptions=True)
+        if isinstance(recorded, BaseException):
+            raise recorded
+        if isinstance(outcome, AgentFailed):
+            self._publish(did, "expert_absent", number, member.slug, reason=str(outcome))
             return None, 0
+        if isinstance(outcome, BaseException):
+            raise outcome
+        answer = outcome
         budget.add(answer.usage.input_tokens + answer.usage.output_tokens)
-        write_atomic(directory / answer_rel, answer.text)
+        await asyncio.to_thread(write_atomic, directory / answer_rel, answer.text)
         await self.store.record_text(did, TextRecord(
             "answer", number, member.slug, answer.text, repair, path=answer_rel, model=answer.model,
             input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens,
         ))
         return answer.text, answer.usage.input_tokens + answer.usage.output_tokens
-
-    @staticmethod
-    def _stored_answer(texts: list[TextRecord], expert: str, repair: bool) -> TextRecord | None:
-        return next((t for t in texts if t.expert == expert and t.repair == repair), None)
 
 
 class Budget:

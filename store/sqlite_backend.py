@@ -7,6 +7,7 @@ import base64
 import json
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -63,6 +64,9 @@ class SQLiteBackend:
         self.calls: Counter[str] = Counter()
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # One thread of its own: SQLite work is serialised anyway, and sharing the loop's default
+        # pool would make it queue behind unrelated blocking work (and vice versa).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concord-sqlite")
 
     @property
     def is_new(self) -> bool:
@@ -71,7 +75,7 @@ class SQLiteBackend:
 
     async def open(self) -> "SQLiteBackend":
         """Open (creating if needed) the database and check its schema version."""
-        await asyncio.to_thread(self._open)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
         return self
 
     def _open(self) -> None:
@@ -105,14 +109,15 @@ class SQLiteBackend:
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)
 
     async def ping(self) -> None:
         await self._run("Ping", lambda conn: conn.execute("SELECT 1 FROM concord_schema").fetchone())
 
     async def _run(self, operation: str, work: Any) -> Any:
         self.calls[operation] += 1
-        return await asyncio.to_thread(self._locked, work)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._locked, work)
 
     def _locked(self, work: Any) -> Any:
         if self._conn is None:
