@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     provider = provider_for(args.provider, settings)
 
     async def action(stores: Stores) -> int:
-        orchestrator = Orchestrator(stores, provider, bus=ProgressBus())
+        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus())
         try:
             dialogue_id = await orchestrator.create(args.question, pool, settings, Path(args.out), title=args.title)
             result = await follow_run(orchestrator, dialogue_id, args.quiet or args.json)
@@ -113,7 +113,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         dialogue = await stores.dialogues.get_dialogue(args.dialogue_id)
         settings = RunSettings.from_json(dialogue.settings)
         provider = provider_for(settings.provider, settings)
-        orchestrator = Orchestrator(stores, provider, bus=ProgressBus())
+        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus())
         try:
             result = await follow_run(orchestrator, args.dialogue_id, args.quiet or args.json)
         finally:
@@ -166,12 +166,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .exporter import export_dialogue
+    from .exporter import export_dialogue, format_export
 
     async def action(stores: Stores) -> int:
-        written = await export_dialogue(stores.dialogues, args.dialogue_id, Path(args.directory))
-        emit(args, {"dialogue_id": args.dialogue_id, "directory": str(args.directory), "files": len(written)},
-             f"wrote {len(written)} files to {args.directory}")
+        result = await export_dialogue(stores.dialogues, args.dialogue_id, Path(args.directory))
+        emit(args, result.to_json(), format_export(result))
         return 0
 
     return asyncio.run(with_stores(action))
@@ -189,12 +188,11 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .judge_files import compare_recorded, format_comparison
+    from .compare import compare_recorded, format_comparison
 
     async def action(stores: Stores) -> int:
-        snap = await stores.dialogues.load_partition(args.dialogue_id)
-        comparison = compare_recorded(snap)
-        emit(args, comparison, format_comparison(comparison))
+        comparison = compare_recorded(await stores.dialogues.load_partition(args.dialogue_id))
+        emit(args, comparison.to_json(), format_comparison(comparison))
         return 0
 
     return asyncio.run(with_stores(action))
@@ -314,7 +312,8 @@ def cmd_tokens_add(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from resolvers.server import serve
 
-    serve(Settings.from_env(), host=args.host, port=args.port, dev=args.dev, workers=args.workers)
+    serve(Settings.from_env(), host=args.host, port=args.port, dev=args.dev, workers=args.workers,
+          starter="orchestrator.api_starter:make_starter")
     return 0
 
 

@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from store.dialogue_store import gate
-from store.factory import Stores
+from store.dialogue_store import DialogueStore, gate
 from store.ids import slugify
 from store.model import PanelSeat, TextRecord, Verdict
 from store.snapshot import Snapshot
@@ -92,9 +91,8 @@ def dialogue_directory(out_dir: Path, title: str, moment: datetime) -> Path:
 class Orchestrator:
     """Runs dialogues over the store with one agent provider, publishing progress on a bus."""
 
-    def __init__(self, stores: Stores, provider: Provider, *, bus: ProgressBus | None = None) -> None:
-        self.stores = stores
-        self.store = stores.dialogues
+    def __init__(self, store: DialogueStore, provider: Provider, *, bus: ProgressBus | None = None) -> None:
+        self.store = store
         self.provider = provider
         self.bus = bus or ProgressBus()
 
