@@ -53,7 +53,7 @@ async def one_round(provider: object, experts: int, concurrency: int, home: Path
     provider.complete = timed  # type: ignore[attr-defined]
     try:
         bus = ProgressBus()
-        orchestrator = Orchestrator(stores, provider, bus=bus)  # type: ignore[arg-type]
+        orchestrator = Orchestrator(stores.dialogues, provider, bus=bus)  # type: ignore[arg-type]
         settings = RunSettings(provider="bench", panel_size=experts, max_rounds=1, concurrency=concurrency)
         did = await orchestrator.create(QUESTION, pool(max(experts, 24)), settings, home / "out")
         marks: dict[str, float] = {}

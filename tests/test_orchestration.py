@@ -31,7 +31,7 @@ async def test_sim_dialogue_of_eight_converges_with_every_file_audited(stores: S
     import asyncio
 
     bus = ProgressBus()
-    orchestrator = Orchestrator(stores, SimProvider(seed=3), bus=bus)
+    orchestrator = Orchestrator(stores.dialogues, SimProvider(seed=3), bus=bus)
     settings = RunSettings(provider="sim", panel_size=8, seed=3, max_rounds=6)
     did = await orchestrator.create(QUESTION, load_pool(POOL), settings, tmp_path / "out")
     events: list = []
@@ -78,7 +78,7 @@ def fake() -> FakeAnthropic:
 async def run_live(stores: Stores, tmp_path: Path, fake: FakeAnthropic, **overrides: object):
     provider = AnthropicProvider(api_key="sk-test-not-a-real-key", base_url=fake.base_url, max_retries=2, timeout=2.0)
     settings = RunSettings(**{"provider": "anthropic", "panel_size": 4, "seed": 5, "max_rounds": 4, **overrides})
-    orchestrator = Orchestrator(stores, provider)
+    orchestrator = Orchestrator(stores.dialogues, provider)
     try:
         did = await orchestrator.create(QUESTION, load_pool(POOL), settings, tmp_path / "out")
         return did, await orchestrator.run(did)
