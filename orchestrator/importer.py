@@ -143,11 +143,13 @@ async def _import_round(
 ) -> Snapshot:
     """Record one round's texts, judge it, and register it; return the fresh snapshot."""
     did = snap.dialogue.id
-    for kind, texts, repair in (("prompt", rnd.prompts, False), ("prompt", rnd.repair_prompts, True),
-                                ("answer", rnd.answers, False), ("answer", rnd.repaired, True)):
-        for slug, text in sorted(texts.items()):
-            path = (prompt_file if kind == "prompt" else answer_file)(rnd.number, slug, repair)
-            await store.record_text(did, TextRecord(kind, rnd.number, slug, text, repair, path=path))
+    await store.record_texts(did, [
+        TextRecord(kind, rnd.number, slug, text, repair,
+                   path=(prompt_file if kind == "prompt" else answer_file)(rnd.number, slug, repair))
+        for kind, texts, repair in (("prompt", rnd.prompts, False), ("prompt", rnd.repair_prompts, True),
+                                    ("answer", rnd.answers, False), ("answer", rnd.repaired, True))
+        for slug, text in sorted(texts.items())
+    ])
     seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members] if panel else []
     answers = _answers(rnd)
     judged = judge_round(snap, rnd.number, seats, [ExpertAnswer(s.name.lower(), answers.get(s.name.lower())) for s in seats],

@@ -69,6 +69,8 @@ Clock = Callable[[], datetime]
 MAX_ATTEMPTS = 5
 #: Actions per chunk of a round registration (DynamoDB allows 100 per transaction).
 CHUNK_ACTIONS = 90
+#: Prompt/answer records per audited write (each is one action; the audit adds two).
+TEXTS_PER_WRITE = 40
 
 
 def utc_now() -> datetime:
@@ -445,27 +447,48 @@ class DialogueStore:
 
     async def record_text(self, dialogue_id: str, text: TextRecord) -> bool:
         """Store a write-once prompt or answer; False if the same text was already stored."""
-        if text.kind not in ("prompt", "answer"):
-            raise ValueError("kind must be 'prompt' or 'answer'")
-        check_expert_slug(text.expert)
-        digest = hashlib.sha256(text.text.encode()).hexdigest()
-        text = replace(text, sha256=digest, created_at=text.created_at or iso(self.clock()))
-        written = True
+        return await self.record_texts(dialogue_id, [text]) == 1
 
-        async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
-            nonlocal written
-            record = codec.encode_text(dialogue_id, text)
-            existing = await self.backend.get(record.pk, record.sk)
-            if existing is not None:
-                if existing.get("sha256") != digest:
-                    raise AlreadyExists(f"dialogue {dialogue_id}: {record.sk} is already stored with other text")
-                written = False
-                return [], {}
-            files = {text.path: digest} if text.path else {}
-            return [Put(await self._seal(meta, record), ABSENT)], files
+    async def record_texts(self, dialogue_id: str, texts: list[TextRecord]) -> int:
+        """Store write-once prompts and answers, up to TEXTS_PER_WRITE per audited write; returns how many were new.
 
-        await self._write(dialogue_id, f"record_{text.kind}", build)
+        A text already stored with the same content is skipped; with other content it is refused.
+        """
+        prepared = []
+        for text in texts:
+            if text.kind not in ("prompt", "answer"):
+                raise ValueError("kind must be 'prompt' or 'answer'")
+            check_expert_slug(text.expert)
+            digest = hashlib.sha256(text.text.encode()).hexdigest()
+            prepared.append(replace(text, sha256=digest, created_at=text.created_at or iso(self.clock())))
+        written = 0
+        for start in range(0, len(prepared), TEXTS_PER_WRITE):
+            chunk = [codec.encode_text(dialogue_id, text) for text in prepared[start:start + TEXTS_PER_WRITE]]
+            new: list[Record] = []
+
+            async def build(meta: Item, chunk: list[Record] = chunk, new: list[Record] = new) -> tuple[list[Operation], dict[str, str]]:
+                existing = await self._existing(meta["pk"], chunk)
+                new[:] = [record for record in chunk if record.sk not in existing]
+                for record in chunk:
+                    if record.sk in existing and existing[record.sk].get("sha256") != record.clear["sha256"]:
+                        raise AlreadyExists(f"dialogue {dialogue_id}: {record.sk} is already stored with other text")
+                files = {r.secret["path"]: r.clear["sha256"] for r in new if r.secret and r.secret.get("path")}
+                return [Put(await self._seal(meta, record), ABSENT) for record in new], files
+
+            await self._write(dialogue_id, "record_" + "+".join(sorted({r.clear["type"] for r in chunk})), build)
+            written += len(new)
         return written
+
+    async def _existing(self, pk: str, records: list[Record]) -> dict[str, Item]:
+        """Stored items at these records' keys: a GetItem each for a few, one prefix query per kind for many."""
+        if len(records) <= 2:
+            found = [await self.backend.get(pk, r.sk) for r in records]
+            return {item["sk"]: item for item in found if item is not None}
+        wanted = {r.sk for r in records}
+        items: dict[str, Item] = {}
+        for prefix in sorted({r.sk.split("#", 1)[0] + "#" for r in records}):
+            items.update({i["sk"]: i for i in await self.backend.query(pk, prefix, consistent=True) if i["sk"] in wanted})
+        return items
 
     async def register_ref(self, dialogue_id: str, source: str, ref_type: str, target: str) -> Ref:
         """Register one validated ref (and its mirror); a duplicate is a no-op returning the first."""
@@ -684,11 +707,12 @@ class DialogueStore:
             async def build(fresh_meta: Item, chunk: list[Item] = chunk) -> tuple[list[Operation], dict[str, str]]:
                 ops: list[Operation] = []
                 for item in chunk:
-                    secret = await self._open(item, fresh_meta)
-                    record = Record(item["pk"], item["sk"], {}, secret)
-                    resealed = {**item, **(await self._seal(fresh_meta, record))}
-                    resealed.update({k: v for k, v in item.items() if k not in resealed})
-                    ops.append(Put(resealed, equals("key_id", item["key_id"])))
+                    # Only the envelope changes: an Update keeps concurrent status changes, and the
+                    # one on meta folds into the audit head's update.
+                    record = Record(item["pk"], item["sk"], {}, await self._open(item, fresh_meta))
+                    sealed = await self._seal(fresh_meta, record)
+                    envelope = {k: v for k, v in sealed.items() if k not in ("pk", "sk", "tenant")}
+                    ops.append(Update(item["pk"], item["sk"], set=envelope, condition=equals("key_id", item["key_id"])))
                 return ops, {}
 
             await self._write(dialogue_id, "sweep_keys", build)
@@ -805,7 +829,9 @@ def _merge_meta_updates(ops: list[Operation]) -> list[Operation]:
 
 
 def _written_items(ops: list[Operation]) -> list[Item]:
-    return [op.item for op in ops if isinstance(op, Put)]
+    """Items a write stores whole (puts) or re-seals (updates that set a new envelope), for the audit entry."""
+    return [op.item if isinstance(op, Put) else {"pk": op.pk, "sk": op.sk, **op.set}
+            for op in ops if isinstance(op, Put) or (isinstance(op, Update) and "content_encrypted" in op.set)]
 
 
 def _status_ops(meta: Item, item: Item, status: str, now: str, tenant: str) -> list[Operation]:
