@@ -139,6 +139,7 @@ class KmsKeyProvider:
             await stack.aclose()
 
     async def _open(self) -> Any:
+        """The KMS client, opened on first use."""
         async with self._opening:
             if self._client is None:
                 stack = AsyncExitStack()
@@ -157,7 +158,7 @@ class KmsKeyProvider:
         """Send and count one KMS request; map failures to store errors (`mismatch`: wrong key or context)."""
         client = await self._open()
         self.calls[operation] += 1
-        where = self.endpoint_url or "the default AWS endpoint"
+        where = client.meta.endpoint_url
         try:
             response: dict[str, Any] = await getattr(client, xform_name(operation))(**params)
         except ClientError as exc:
