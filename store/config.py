@@ -18,6 +18,7 @@ class Settings:
     table: str = "concord_dialogues"
     key_provider: str = "local"
     kms_key_id: str | None = None
+    kms_mac_key_id: str | None = None
 
     @property
     def database(self) -> Path:
@@ -56,4 +57,5 @@ class Settings:
             table=env.get("CONCORD_TABLE", "concord_dialogues"),
             key_provider=provider,
             kms_key_id=env.get("CONCORD_KMS_KEY_ID"),
+            kms_mac_key_id=env.get("CONCORD_KMS_MAC_KEY_ID"),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
+import random
 from collections import defaultdict
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
@@ -66,7 +67,7 @@ from .rules import REF_TYPES, ref_target_problem, transition_allowed
 from .snapshot import Snapshot
 
 Clock = Callable[[], datetime]
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
 #: Actions per chunk of a round registration (DynamoDB allows 100 per transaction).
 CHUNK_ACTIONS = 90
 #: Prompt/answer records per audited write (each is one action; the audit adds two).
@@ -302,7 +303,7 @@ class DialogueStore:
     ) -> None:
         """Build the operations against fresh meta, append the audit entry, commit; retry lost races."""
         async with self._locks[dialogue_id]:
-            for _ in range(MAX_ATTEMPTS):
+            for attempt in range(MAX_ATTEMPTS):
                 meta = await self._meta_item(dialogue_id)
                 ops, files = await build(meta)
                 if not ops:
@@ -311,8 +312,8 @@ class DialogueStore:
                 try:
                     await self.backend.transact(ops)
                     return
-                except ConditionFailed:
-                    continue  # another writer moved first: rebuild against fresh state
+                except (ConditionFailed, ConflictError):
+                    await _backoff(attempt)  # another writer moved first: rebuild against fresh state
             raise ConflictError(f"dialogue {dialogue_id}: {operation} lost {MAX_ATTEMPTS} races with other writers")
 
     def _audit_ops(self, meta: Item, operation: str, ops: list[Operation], files: dict[str, str]) -> list[Operation]:
@@ -615,7 +616,7 @@ class DialogueStore:
         """Write a whole round atomically; returns local id -> global id. Idempotent on retry."""
         batch_hash = hashlib.sha256(canonical_json(asdict(batch))).hexdigest()
         async with self._locks[dialogue_id]:
-            for _ in range(MAX_ATTEMPTS):
+            for attempt in range(MAX_ATTEMPTS):
                 items = await self.backend.query(partition_key(dialogue_id), consistent=True)
                 snap = await self._snapshot(dialogue_id, items)
                 meta = next(i for i in items if i["sk"] == "meta")
@@ -627,17 +628,19 @@ class DialogueStore:
                 try:
                     await self._commit_round(meta, items, plan, batch, batch_hash)
                     return plan.mapping
-                except ConditionFailed:
-                    continue  # a concurrent writer changed the partition: reload and re-plan
+                except (ConditionFailed, ConflictError):
+                    await _backoff(attempt)  # a concurrent writer changed the partition: reload and re-plan
             raise ConflictError(f"dialogue {dialogue_id}: round {batch.round} lost {MAX_ATTEMPTS} races")
 
     async def _commit_round(self, meta: Item, stored: list[Item], plan: "RoundPlan", batch: RoundBatch, batch_hash: str) -> None:
         by_sk = {i["sk"]: i for i in stored}
         body: list[Operation] = []
         written: list[Item] = []
-        secret = await self.keys.tenant_secret(self.tenant, int(meta.get("epoch", 1)), "blind-index")
-        expert_records = [codec.encode_expert(codec_dialogue_id(meta), e, self.tenant, blind_index(secret, e.role))
-                          for e in plan.experts]
+        expert_records = []
+        if plan.experts:
+            secret = await self.keys.tenant_secret(self.tenant, int(meta.get("epoch", 1)), "blind-index")
+            expert_records = [codec.encode_expert(codec_dialogue_id(meta), e, self.tenant, blind_index(secret, e.role))
+                              for e in plan.experts]
         for record in plan.records + expert_records:
             record.clear.update({"batch": batch_hash, "batch_round": batch.round, "batch_ms": plan.ms})
             leftover = by_sk.get(record.sk)
@@ -797,6 +800,11 @@ def _visible(item: Item, committed_rounds: int) -> bool:
     """Items written ahead of a round's commit marker are hidden until the round commits."""
     batch_round = item.get("batch_round")
     return batch_round is None or int(batch_round) < committed_rounds
+
+
+async def _backoff(attempt: int) -> None:
+    """Jittered exponential pause before retrying a write that lost a race (other process)."""
+    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
 
 
 def _ms(moment: datetime) -> int:

@@ -24,8 +24,11 @@ class Stores:
     analytics: AnalyticsStore
 
     async def close(self) -> None:
-        """Release the backend."""
+        """Release the backend and the key provider's connections."""
         await self.backend.close()
+        close_keys = getattr(self.keys, "close", None)
+        if close_keys is not None:
+            await close_keys()
 
     async def __aenter__(self) -> "Stores":
         return self
@@ -55,7 +58,7 @@ def key_provider(settings: Settings, *, create_if_new: bool) -> KeyProvider:
 
         if not settings.kms_key_id:
             raise KeyMaterialError("CONCORD_KEY_PROVIDER=kms needs CONCORD_KMS_KEY_ID (a KMS key id or ARN)")
-        return KmsKeyProvider(settings.kms_key_id)
+        return KmsKeyProvider(settings.kms_key_id, mac_key_id=settings.kms_mac_key_id)
     provider = LocalKeyProvider(settings.key_file)
     if create_if_new and not settings.key_file.exists():
         LocalKeyProvider.create_key_file(settings.key_file)
