@@ -38,7 +38,6 @@ from store.backend import (
     INDEXES,
     MAX_ITEM_BYTES,
     MAX_TRANSACTION_ACTIONS,
-    Check,
     Condition,
     ConditionFailed,
     Delete,

@@ -1,0 +1,53 @@
+"""The Starlette application: /graphql behind bearer auth and the body limit, /healthz and /readyz."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from orchestrator.events import ProgressBus
+from store.factory import Stores
+
+from .auth import BearerAuth, Tokens
+from .context import Services
+from .limits import BodyLimit
+from .schema import build_schema
+from .starter import DialogueStarter
+from .view import ConcordGraphQL
+
+log = logging.getLogger("concord.api")
+
+
+def create_app(
+    stores: Stores, *, bus: ProgressBus, starter: DialogueStarter | None, dev: bool = False, tokens_file: Path
+) -> Starlette:
+    """Serve the stores' backend and keys over GraphQL; each request gets stores of its token's tenant."""
+    services = Services(
+        backend=stores.backend, keys=stores.keys, deks=stores.dialogues.deks, epoch=stores.dialogues.epoch,
+        clock=stores.dialogues.clock, bus=bus, starter=starter,
+    )
+    tokens = Tokens(tokens_file)
+    graphql = BearerAuth(BodyLimit(ConcordGraphQL(build_schema(dev=dev), services, tokens, dev=dev)), tokens, ide=dev)
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> JSONResponse:
+        try:
+            await stores.backend.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            log.warning("not ready: %s", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return Starlette(routes=[
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ])

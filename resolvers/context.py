@@ -1,0 +1,86 @@
+"""Request context: what a connection knows of its caller, and the per-operation stores and loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+
+from orchestrator.events import ProgressBus
+from store.analytics import AnalyticsStore
+from store.backend import Backend
+from store.dialogue_store import Clock, DialogueStore
+from store.keys import DekCache, KeyProvider
+
+from .counting import CountingBackend
+from .loaders import Loaders
+from .reader import StoreReader
+from .starter import DialogueStarter
+from .tokens import Caller
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every request shares: one backend, the key provider, the data-key cache, the bus and the starter."""
+
+    backend: Backend
+    keys: KeyProvider
+    deks: DekCache
+    epoch: int
+    clock: Clock
+    bus: ProgressBus
+    starter: DialogueStarter | None
+
+
+@dataclass
+class Connection:
+    """An HTTP request or a websocket: the services and, once authenticated, the caller."""
+
+    services: Services
+    caller: Caller | None
+    connection_params: dict[str, Any] = field(default_factory=dict)
+
+
+class RequestContext:
+    """One operation: the caller's tenant-scoped stores over a counting backend, and fresh loaders."""
+
+    def __init__(self, services: Services, caller: Caller) -> None:
+        self.caller = caller
+        self.services = services
+        self.backend = CountingBackend(services.backend)
+        self.dialogues = DialogueStore(self.backend, services.keys, tenant=caller.tenant, epoch=services.epoch,
+                                       principal=caller.name, clock=services.clock, dek_cache=services.deks)
+        self.analytics = AnalyticsStore(self.backend, services.keys, self.dialogues)
+        self.reader = StoreReader(Loaders(self.dialogues))
+
+    def wrote(self) -> None:
+        """Forget what this request has read: a mutation just changed it (the next mutation field reads anew)."""
+        self.reader = StoreReader(Loaders(self.dialogues))
+
+    def store_for_background(self) -> DialogueStore:
+        """A store of the caller's tenant over the shared backend, for work that outlives the request."""
+        s = self.services
+        return DialogueStore(s.backend, s.keys, tenant=self.caller.tenant, epoch=s.epoch, principal=self.caller.name,
+                             clock=s.clock, dek_cache=s.deks)
+
+
+#: What every resolver receives.
+Info = strawberry.Info[RequestContext, None]
+
+
+class PerOperation(SchemaExtension):
+    """Gives each operation its own RequestContext (a websocket runs many) and reports its backend calls."""
+
+    def on_operation(self) -> Iterator[None]:
+        connection: Connection = self.execution_context.context
+        if connection.caller is None:
+            raise PermissionError("unauthenticated operation reached the schema")
+        self.execution_context.context = RequestContext(connection.services, connection.caller)
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        return {"backendCalls": context.backend.total} if isinstance(context, RequestContext) else {}

@@ -1,0 +1,78 @@
+"""Query root: each field plans its reads from the selection set and calls one access pattern."""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema.dialogue import Dialogue, Scoreboard
+from schema.entities import Entity
+from schema.enums import DialogueStatus
+from schema.results import AuditReport, DialogueConnection, PageInfo, Participation, TensionConnection
+
+from . import convert, inputs
+from .context import Info
+from .planning import below, dialogue_needs_partition, entities_need_partition, entity_needs_partition
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One dialogue of the caller's tenant.")
+    async def dialogue(self, info: Info, id: strawberry.ID) -> Dialogue | None:
+        dialogue_id = inputs.dialogue_id(id)
+        reader = info.context.reader
+        reader.plan(dialogue_id, whole=dialogue_needs_partition(below(info.selected_fields)))
+        return await reader.dialogue(dialogue_id)
+
+    @strawberry.field(description="Dialogues with a status, oldest update first (AP9).")
+    async def dialogues(
+        self, info: Info, status: DialogueStatus = DialogueStatus.OPEN, first: int = 20, after: str | None = None
+    ) -> DialogueConnection:
+        limit = inputs.page_size(first)
+        try:
+            page = await info.context.analytics.list_dialogues(status.value, limit=limit, cursor=after)
+        except (ValueError, TypeError):
+            if after is None:
+                raise
+            raise inputs.invalid_cursor() from None
+        whole = dialogue_needs_partition(below(info.selected_fields, "nodes"))
+        for d in page.dialogues:
+            info.context.reader.plan(d.id, whole=whole)
+        return DialogueConnection(nodes=[convert.dialogue(d) for d in page.dialogues],
+                                  page_info=PageInfo(has_next_page=page.cursor is not None, end_cursor=page.cursor))
+
+    @strawberry.field(description="One entity by display id; refs and history by their own patterns (AP5-AP7).")
+    async def entity(self, info: Info, dialogue_id: strawberry.ID, id: strawberry.ID) -> Entity | None:
+        checked = inputs.dialogue_id(dialogue_id)
+        reader = info.context.reader
+        reader.plan(checked, whole=entity_needs_partition(below(info.selected_fields)))
+        return await reader.entity(checked, id)
+
+    @strawberry.field(description="Tensions not yet resolved across the tenant's dialogues (AP10).")
+    async def open_tensions(self, info: Info, first: int = 20, after: str | None = None) -> TensionConnection:
+        limit = inputs.page_size(first)
+        try:
+            page = await info.context.analytics.open_tensions(limit=limit, cursor=after)
+        except (ValueError, TypeError):
+            if after is None:
+                raise
+            raise inputs.invalid_cursor() from None
+        whole = entities_need_partition(below(info.selected_fields, "nodes"))
+        for dialogue_id, _ in page.tensions:
+            info.context.reader.plan(dialogue_id, whole=whole)
+        return TensionConnection(
+            nodes=[convert.entity(dialogue_id, t) for dialogue_id, t in page.tensions],  # type: ignore[misc]
+            page_info=PageInfo(has_next_page=page.cursor is not None, end_cursor=page.cursor),
+        )
+
+    @strawberry.field(description="Dialogues an expert role took part in, found through the blind index (AP11).")
+    async def expert_participation(self, info: Info, role: str) -> list[Participation]:
+        found = await info.context.analytics.expert_participation(role)
+        return [Participation(dialogue_id=p.dialogue_id, expert=p.expert, first_round=p.first_round) for p in found]
+
+    @strawberry.field(description="Scores per round and expert, and the convergence gate (AP8).")
+    async def scoreboard(self, info: Info, dialogue_id: strawberry.ID) -> Scoreboard:
+        return await info.context.reader.scoreboard(inputs.dialogue_id(dialogue_id))
+
+    @strawberry.field(description="Recompute the dialogue's audit hash chain.")
+    async def audit_report(self, info: Info, dialogue_id: strawberry.ID) -> AuditReport:
+        return convert.audit_report(await info.context.dialogues.verify_audit(inputs.dialogue_id(dialogue_id)))

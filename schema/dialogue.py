@@ -1,0 +1,170 @@
+"""A dialogue and what hangs off it: rounds, panels, experts, verdicts and the scoreboard."""
+
+from __future__ import annotations
+
+import strawberry
+
+from .entities import Claim, Event, Evidence, Perspective, Recommendation, Tension
+from .enums import Confidence, DialogueStatus, VerdictType
+from .reader import reader
+
+
+@strawberry.type(description="Wisdom, consistency, truth and relationships points.")
+class Score:
+    w: int
+    c: int
+    t: int
+    r: int
+    total: int
+
+
+@strawberry.type(description="One expert's score in one round.")
+class ExpertScore:
+    expert: str
+    score: Score
+
+
+@strawberry.type(description="One expert's seat on a round's panel.")
+class PanelSeat:
+    name: str
+    role: str
+    tier: str
+    source: str
+    relevance: float
+    focus: str | None
+
+
+@strawberry.type(description="A registered round with the metrics its judge stored.")
+class Round:
+    number: int
+    status: str
+    created_at: str
+    title: str
+    summary: str
+    open_tensions: int
+    new_perspectives: int
+    answered: int
+    signals: int
+    panel_size: int
+    velocity: int = strawberry.field(description="Open tensions plus new perspectives.")
+    converge_percent: float = strawberry.field(description="Share of answering experts who signalled converge.")
+    totals: Score
+    scores: list[ExpertScore]
+    panel: list[PanelSeat]
+    absent: list[str]
+
+
+@strawberry.type(description="An expert who joined the dialogue, keyed by its pastry slug.")
+class Expert:
+    slug: str
+    role: str
+    tier: str
+    source: str
+    relevance: float
+    first_round: int
+    description: str | None
+    focus: str | None
+
+
+@strawberry.type(description="What a verdict rests on, derived when read.")
+class VerdictContext:
+    adopted: list[Recommendation]
+    resolved_tensions: list[Tension]
+    key_evidence: list[Evidence]
+    key_claims: list[Claim]
+
+
+@strawberry.type(description="A verdict; verdicts are never edited.")
+class Verdict:
+    id: strawberry.ID
+    dialogue_id: strawberry.ID
+    verdict_type: VerdictType
+    round: int
+    recommendation: str
+    confidence: Confidence
+    description: str
+    author_expert: str | None
+    conditions: list[str]
+    vote: str | None
+    supporting_experts: list[str]
+    tensions_accepted: list[str]
+    adopted: list[str]
+    forced: bool
+    warning: str | None
+    created_at: str
+
+    @strawberry.field(description="Adopted recommendations, resolved tensions and the evidence and claims behind them.")
+    async def context(self, info: strawberry.Info) -> VerdictContext:
+        return await reader(info).verdict_context(self.dialogue_id, self.id)
+
+
+@strawberry.type(description="One round's line on the scoreboard.")
+class ScoreboardRound:
+    round: int
+    totals: Score
+    velocity: int
+    converge_percent: float
+
+
+@strawberry.type(description="Scores per round and expert, and whether the convergence gate is open.")
+class Scoreboard:
+    dialogue_id: strawberry.ID
+    rounds: list[ScoreboardRound]
+    experts: list[ExpertScore] = strawberry.field(description="Each expert's score summed over all rounds.")
+    total: int
+    converged: bool = strawberry.field(description="Velocity 0 and every answering expert signalled converge.")
+    blockers: list[str]
+
+
+@strawberry.type(description="One alignment dialogue.")
+class Dialogue:
+    id: strawberry.ID
+    title: str
+    question: str
+    status: DialogueStatus
+    created_at: str
+    updated_at: str
+    converged_at: str | None
+    total_rounds: int
+    total_alignment: int
+    origin: str
+
+    @strawberry.field(description="Registered rounds in order, each with its panel and stored metrics.")
+    async def rounds(self, info: strawberry.Info) -> list[Round]:
+        return await reader(info).rounds(self.id)
+
+    @strawberry.field(description="Experts who joined the dialogue.")
+    async def experts(self, info: strawberry.Info) -> list[Expert]:
+        return await reader(info).experts(self.id)
+
+    @strawberry.field
+    async def perspectives(self, info: strawberry.Info, round: int | None = None) -> list[Perspective]:
+        return await reader(info).entities(self.id, "perspective", round)  # type: ignore[return-value]
+
+    @strawberry.field
+    async def tensions(self, info: strawberry.Info, round: int | None = None) -> list[Tension]:
+        return await reader(info).entities(self.id, "tension", round)  # type: ignore[return-value]
+
+    @strawberry.field
+    async def recommendations(self, info: strawberry.Info, round: int | None = None) -> list[Recommendation]:
+        return await reader(info).entities(self.id, "recommendation", round)  # type: ignore[return-value]
+
+    @strawberry.field
+    async def evidence(self, info: strawberry.Info, round: int | None = None) -> list[Evidence]:
+        return await reader(info).entities(self.id, "evidence", round)  # type: ignore[return-value]
+
+    @strawberry.field
+    async def claims(self, info: strawberry.Info, round: int | None = None) -> list[Claim]:
+        return await reader(info).entities(self.id, "claim", round)  # type: ignore[return-value]
+
+    @strawberry.field(description="Verdicts by round.")
+    async def verdicts(self, info: strawberry.Info) -> list[Verdict]:
+        return await reader(info).verdicts(self.id)
+
+    @strawberry.field
+    async def scoreboard(self, info: strawberry.Info) -> Scoreboard:
+        return await reader(info).scoreboard(self.id)
+
+    @strawberry.field(description="Every lifecycle event of every entity.")
+    async def events(self, info: strawberry.Info) -> list[Event]:
+        return await reader(info).events(self.id)
