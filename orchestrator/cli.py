@@ -318,7 +318,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_schema_export(args: argparse.Namespace) -> int:
-    from resolvers.sdl import write_sdl
+    from resolvers.schema import write_sdl
 
     path = write_sdl(Path(args.output) if args.output else None)
     emit(args, {"path": str(path)}, f"wrote {path}")
