@@ -320,7 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_schema_export(args: argparse.Namespace) -> int:
     from resolvers.schema import write_sdl
 
-    path = write_sdl(Path(args.output) if args.output else None)
+    path = write_sdl(Path(args.output)) if args.output else write_sdl()
     emit(args, {"path": str(path)}, f"wrote {path}")
     return 0
 
