@@ -46,6 +46,7 @@ class AnalyticsStore:
 
     def __init__(self, backend: Backend, keys: KeyProvider, dialogues: DialogueStore) -> None:
         self.backend = backend
+        self.items = dialogues.items
         self.keys = keys
         self._store = dialogues
         self.tenant = dialogues.tenant
@@ -56,7 +57,7 @@ class AnalyticsStore:
         version = int(str(item["key_id"]).rsplit("#", 1)[1])
         dek = self._store.deks.get(dialogue_id, version)
         if dek is None:
-            dek_item = await self.backend.get(item["pk"], f"dek#{version}")
+            dek_item = await self.items.get(item["pk"], f"dek#{version}")
             if dek_item is None:
                 raise NotFound(f"dialogue {dialogue_id}: content erased (no data key v{version})")
             dek = await self.keys.unwrap(self.tenant, int(item.get("epoch", self._store.epoch)), dialogue_id, version, wrapped_from_item(dek_item))
@@ -67,7 +68,7 @@ class AnalyticsStore:
         """AP9: dialogues of this tenant with a status, oldest update first."""
         if status not in DIALOGUE_STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(DIALOGUE_STATUSES)}")
-        page = await self.backend.query_index("gsi1", f"status#{self.tenant}#{status}", limit=min(limit, MAX_PAGE), cursor=cursor)
+        page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=min(limit, MAX_PAGE), cursor=cursor)
         dialogues = []
         for item in page.items:
             try:
@@ -82,7 +83,7 @@ class AnalyticsStore:
         for status in DIALOGUE_STATUSES:
             total, cursor = 0, None
             while True:
-                page = await self.backend.query_index("gsi1", f"status#{self.tenant}#{status}", limit=MAX_PAGE, cursor=cursor)
+                page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=MAX_PAGE, cursor=cursor)
                 total += len(page.items)
                 if page.cursor is None:
                     break
@@ -92,7 +93,7 @@ class AnalyticsStore:
 
     async def open_tensions(self, *, limit: int = 20, cursor: str | None = None) -> TensionPage:
         """AP10: tensions not yet resolved, across this tenant's dialogues."""
-        page = await self.backend.query_index("gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor)
+        page = await self.items.query_index("gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor)
         tensions = []
         for item in page.items:
             try:
@@ -104,7 +105,7 @@ class AnalyticsStore:
     async def expert_participation(self, role: str, *, limit: int = 100, cursor: str | None = None) -> list[Participation]:
         """AP11: dialogues an expert role joined, found through the blind index."""
         secret = await self.keys.tenant_secret(self.tenant, self._store.epoch, "blind-index")
-        page = await self.backend.query_index("gsi3", f"role#{self.tenant}#{blind_index(secret, role)}",
+        page = await self.items.query_index("gsi3", f"role#{self.tenant}#{blind_index(secret, role)}",
                                               limit=min(limit, MAX_PAGE), cursor=cursor)
         return [
             Participation(item["pk"].removeprefix("dialogue#"), item["sk"].removeprefix("expert#"), int(item["first_round"]))

@@ -7,13 +7,13 @@ import getpass
 import hashlib
 import random
 from collections import defaultdict
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterable
 
 from . import codec
 from .audit import AuditReport, entry_hash, envelopes_digest, verify_chain
-from .backend import ABSENT, Backend, ConditionFailed, Item, Operation, Put, Update, equals
+from .backend import ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, equals
 from .codec import Record, round_key
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -61,6 +61,7 @@ from .model import (
 from .audit import GENESIS
 from .rules import transition_allowed
 from .round_plan import RoundPlan, plan_round
+from .signing import MAC_ATTRIBUTE, SignedBackend
 from .snapshot import Snapshot
 from .validation import ref_rule_problems, ref_shape_problems, transition_problem
 
@@ -105,6 +106,7 @@ class DialogueStore:
         dek_cache: DekCache | None = None,
     ) -> None:
         self.backend = backend
+        self.items = SignedBackend(backend, keys, epoch)
         self.keys = keys
         self.tenant = tenant
         self.epoch = epoch
@@ -122,7 +124,7 @@ class DialogueStore:
         if cached is not None:
             return cached
         if dek_item is None:
-            dek_item = await self.backend.get(partition_key(dialogue_id), f"dek#{version}")
+            dek_item = await self.items.get_raw(partition_key(dialogue_id), f"dek#{version}")  # the unwrap authenticates it
         if dek_item is None:
             raise KeyMaterialError(f"dialogue {dialogue_id}: data key v{version} is gone (destroyed or never created)")
         dek = await self.keys.unwrap(self.tenant, epoch, dialogue_id, version, wrapped_from_item(dek_item))
@@ -150,7 +152,16 @@ class DialogueStore:
 
     async def _meta_item(self, dialogue_id: str) -> Item:
         check_dialogue_id(dialogue_id)
-        return self._check_tenant(dialogue_id, await self.backend.get(partition_key(dialogue_id), "meta"))
+        meta = self._check_tenant(dialogue_id, await self.items.get_raw(partition_key(dialogue_id), "meta"))
+        return await self._authentic(meta, meta)
+
+    async def _authentic(self, item: Item, meta: Item, deks: dict[int, Item] | None = None) -> Item:
+        """The item if its signature verifies; else KeyMaterialError when the key is wrong, IntegrityError otherwise."""
+        if not await self.items.is_authentic(item):
+            version = int(meta.get("dek_version", 1))
+            await self._dek(meta, version, (deks or {}).get(version))  # a wrong key file or tenant fails here, by name
+            await self.items.check(item)
+        return item
 
     async def get_dialogue(self, dialogue_id: str) -> Dialogue:
         """AP1: the dialogue's meta."""
@@ -160,7 +171,7 @@ class DialogueStore:
     async def load_partition(self, dialogue_id: str) -> Snapshot:
         """AP2: the whole partition in one consistent (paginated) query, decrypted."""
         check_dialogue_id(dialogue_id)
-        items = await self.backend.query(partition_key(dialogue_id), consistent=True)
+        items = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
         return await self._snapshot(dialogue_id, items)
 
     async def _snapshot(self, dialogue_id: str, items: list[Item]) -> Snapshot:
@@ -169,6 +180,8 @@ class DialogueStore:
         ciphers = {}
         for version in {_key_version(i) for i in items if "content_encrypted" in i and not i["sk"].startswith("dek#")}:
             ciphers[version] = AESGCM(await self._dek(meta, version, deks.get(version)))
+        for item in items:
+            await self._authentic(item, meta, deks)
         committed = int(meta.get("total_rounds", 0))
         snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[_key_version(meta)], meta)))
         for item in items:
@@ -184,7 +197,7 @@ class DialogueStore:
 
     async def _query_visible(self, dialogue_id: str, prefix: str, **kwargs: Any) -> tuple[Item, list[Item]]:
         meta = await self._meta_item(dialogue_id)
-        items = await self.backend.query(partition_key(dialogue_id), prefix, **kwargs)
+        items = await self.items.query(partition_key(dialogue_id), prefix, **kwargs)
         committed = int(meta.get("total_rounds", 0))
         return meta, [i for i in items if _visible(i, committed) and i.get("tenant") == self.tenant]
 
@@ -203,7 +216,7 @@ class DialogueStore:
             sk = entity_sk(entity_id)
         except ValueError as exc:
             raise NotFound(f"entity {entity_id} not found in dialogue {dialogue_id}") from exc
-        item = await self.backend.get(partition_key(dialogue_id), sk)
+        item = await self.items.get(partition_key(dialogue_id), sk)
         if item is None or not _visible(item, int(meta.get("total_rounds", 0))):
             raise NotFound(f"entity {entity_id} not found in dialogue {dialogue_id}")
         return codec.decode_entity(item, await self._open(item, meta))
@@ -306,18 +319,19 @@ class DialogueStore:
                 ops, files = await build(meta)
                 if not ops:
                     return
-                ops = _merge_meta_updates(ops + self._audit_ops(meta, operation, ops, files))
+                ops = _as_puts(ops + self._audit_ops(meta, operation, ops, files))
                 try:
-                    await self.backend.transact(ops)
+                    await self.items.transact(ops)
                     return
                 except (ConditionFailed, ConflictError):
                     await _backoff(attempt)  # another writer moved first: rebuild against fresh state
             raise ConflictError(f"dialogue {dialogue_id}: {operation} lost {MAX_ATTEMPTS} races with other writers")
 
-    def _audit_ops(self, meta: Item, operation: str, ops: list[Operation], files: dict[str, str]) -> list[Operation]:
-        return self._audit_ops_for(meta, operation, _written_items(ops), files)
+    def _audit_ops(self, meta: Item, operation: str, ops: list[Operation | Rewrite], files: dict[str, str]) -> list[Operation | Rewrite]:
+        deleted = [{"pk": op.pk, "sk": op.sk} for op in ops if isinstance(op, Delete)]
+        return self._audit_ops_for(meta, operation, _written_items(ops) + deleted, files)
 
-    def _audit_ops_for(self, meta: Item, operation: str, written: list[Item], files: dict[str, str]) -> list[Operation]:
+    def _audit_ops_for(self, meta: Item, operation: str, written: list[Item], files: dict[str, str]) -> list[Operation | Rewrite]:
         seq = int(meta.get("audit_seq", 0)) + 1
         now = iso(self.clock())
         entry = AuditEntry(
@@ -333,13 +347,7 @@ class DialogueStore:
         )
         entry = replace(entry, hash=entry_hash(entry))
         item = {"pk": meta["pk"], "sk": f"audit#{seq:08d}", "tenant": self.tenant, **codec.encode_audit(codec_dialogue_id(meta), entry).clear}
-        meta_update = Update(
-            meta["pk"],
-            "meta",
-            set={"audit_seq": seq, "audit_head": entry.hash},
-            condition=equals("audit_seq", meta.get("audit_seq", 0)),
-        )
-        return [Put(item, ABSENT), meta_update]
+        return [Put(item, ABSENT), Rewrite(meta, {"audit_seq": seq, "audit_head": entry.hash})]
 
     async def create_dialogue(
         self,
@@ -380,7 +388,7 @@ class DialogueStore:
             audit = self._audit_ops_for(meta_stub, "create_dialogue", [meta_item, dek_item], {})
             meta_item.update({"audit_seq": 1, "audit_head": audit[0].item["hash"]})  # type: ignore[union-attr]
             try:
-                await self.backend.transact([Put(meta_item, ABSENT), Put(dek_item, ABSENT), audit[0]])
+                await self.items.transact([Put(meta_item, ABSENT), Put(dek_item, ABSENT), audit[0]])
                 return new_id
             except ConditionFailed:
                 self.deks.forget(new_id)
@@ -401,8 +409,7 @@ class DialogueStore:
                 return [], {}
             now = iso(self.clock())
             keys = codec.status_index(self.tenant, status, now, dialogue_id)
-            return [Update(meta["pk"], "meta", set={"status": status, "updated_at": now, **keys},
-                           condition=equals("status", meta["status"]))], {}
+            return [Rewrite(meta, {"status": status, "updated_at": now, **keys})], {}
 
         await self._write(dialogue_id, f"set_status:{status}", build)
 
@@ -413,7 +420,7 @@ class DialogueStore:
 
         async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
             nonlocal created
-            if await self.backend.get(meta["pk"], f"expert#{expert.slug}") is not None:
+            if await self.items.get(meta["pk"], f"expert#{expert.slug}") is not None:
                 created = False
                 return [], {}
             item = await self._expert_item(meta, expert)
@@ -436,7 +443,7 @@ class DialogueStore:
         async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
             nonlocal written
             record = codec.encode_signal(dialogue_id, Signal(round, expert, iso(self.clock())))
-            if await self.backend.get(record.pk, record.sk) is not None:
+            if await self.items.get(record.pk, record.sk) is not None:
                 written = False
                 return [], {}
             return [Put(await self._seal(meta, record), ABSENT)], {}
@@ -481,12 +488,12 @@ class DialogueStore:
     async def _existing(self, pk: str, records: list[Record]) -> dict[str, Item]:
         """Stored items at these records' keys: a GetItem each for a few, one prefix query per kind for many."""
         if len(records) <= 2:
-            found = [await self.backend.get(pk, r.sk) for r in records]
+            found = [await self.items.get(pk, r.sk) for r in records]
             return {item["sk"]: item for item in found if item is not None}
         wanted = {r.sk for r in records}
         items: dict[str, Item] = {}
         for prefix in sorted({r.sk.split("#", 1)[0] + "#" for r in records}):
-            items.update({i["sk"]: i for i in await self.backend.query(pk, prefix, consistent=True) if i["sk"] in wanted})
+            items.update({i["sk"]: i for i in await self.items.query(pk, prefix, consistent=True) if i["sk"] in wanted})
         return items
 
     async def register_ref(self, dialogue_id: str, source: str, ref_type: str, target: str) -> Ref:
@@ -498,7 +505,7 @@ class DialogueStore:
             existing: dict[str, bool] = {}
             if not problems:
                 for field, value in (("source", source), ("target", target)):
-                    item = await self.backend.get(meta["pk"], entity_sk(value))
+                    item = await self.items.get(meta["pk"], entity_sk(value))
                     existing[value] = item is not None and _visible(item, int(meta.get("total_rounds", 0)))
                     if not existing[value]:
                         problems.append(Problem("target_not_found", f"{value} does not exist in dialogue {dialogue_id}",
@@ -507,7 +514,7 @@ class DialogueStore:
                 problems += ref_rule_problems("ref", source, ref_type, target)
             if problems:
                 raise ValidationFailed(problems)
-            stored = await self.backend.get(meta["pk"], f"ref#{source}#{ref_type}#{target}")
+            stored = await self.items.get(meta["pk"], f"ref#{source}#{ref_type}#{target}")
             if stored is not None:
                 result.append(codec.decode_ref(stored))
                 return [], {}
@@ -537,7 +544,7 @@ class DialogueStore:
             if not is_display_id(entity_id):
                 raise ValidationFailed([Problem("invalid_display_id", f"{entity_id!r} is not a display id", "id",
                                                 "use an id like T0101")])
-            item = await self.backend.get(meta["pk"], entity_sk(entity_id))
+            item = await self.items.get(meta["pk"], entity_sk(entity_id))
             if item is None or not _visible(item, int(meta.get("total_rounds", 0))):
                 raise NotFound(f"entity {entity_id} not found in dialogue {dialogue_id}")
             kind = item["type"]
@@ -586,20 +593,19 @@ class DialogueStore:
                     raise ConvergenceBlocked(blockers, state)
                 if not ok:
                     result = replace(result, forced=True, warning="FORCED CONVERGENCE: " + "; ".join(blockers))
-            if await self.backend.get(meta["pk"], f"verdict#{verdict.id}") is not None:
+            if await self.items.get(meta["pk"], f"verdict#{verdict.id}") is not None:
                 raise AlreadyExists(f"verdict {verdict.id} already exists in dialogue {dialogue_id}; verdicts are never replaced")
             ops: list[Operation] = [Put(await self._seal(meta, codec.encode_verdict(dialogue_id, result)), ABSENT)]
             now = result.created_at
             if final:
                 keys = codec.status_index(self.tenant, "converged", now, dialogue_id)
-                ops.append(Update(meta["pk"], "meta", set={"status": "converged", "converged_at": now, "updated_at": now, **keys}))
+                ops.append(Rewrite(meta, {"status": "converged", "converged_at": now, "updated_at": now, **keys}))
             for n, rec_id in enumerate(result.adopted):
-                item = await self.backend.get(meta["pk"], entity_sk(rec_id)) if is_display_id(rec_id) else None
+                item = await self.items.get(meta["pk"], entity_sk(rec_id)) if is_display_id(rec_id) else None
                 if item is None or item["type"] != "recommendation":
                     raise ValidationFailed([Problem("target_not_found", f"{rec_id} is not a recommendation of this dialogue",
                                                     f"adopted[{n}]", "list recommendation ids like R0201")])
-                ops.append(Update(meta["pk"], item["sk"], set={"status": "adopted", "adopted_in_verdict": verdict.id, "updated_at": now},
-                                  condition=equals("status", item["status"])))
+                ops.append(Rewrite(item, {"status": "adopted", "adopted_in_verdict": verdict.id, "updated_at": now}))
                 event = Event("recommendation", rec_id, "adopted", result.round, now, [], None, verdict.id, seq=n)
                 ops.append(Put(await self._seal(meta, codec.encode_event(dialogue_id, event, _ms(self.clock()))), ABSENT))
             stored.append(result)
@@ -615,7 +621,7 @@ class DialogueStore:
         batch_hash = hashlib.sha256(canonical_json(asdict(batch))).hexdigest()
         async with self._locks[dialogue_id]:
             for attempt in range(MAX_ATTEMPTS):
-                items = await self.backend.query(partition_key(dialogue_id), consistent=True)
+                items = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
                 snap = await self._snapshot(dialogue_id, items)
                 meta = next(i for i in items if i["sk"] == "meta")
                 done = snap.rounds.get(batch.round)
@@ -656,21 +662,23 @@ class DialogueStore:
                 commit.append(Put(item, ABSENT))
                 written.append(item)
             else:
-                commit.append(Update(record.pk, record.sk, set=record.clear["set"], remove=tuple(record.clear["remove"]),
-                                     condition=equals("status", prior)))
+                commit.append(Rewrite(by_sk[record.sk], record.clear["set"], tuple(record.clear["remove"])))
         round_item = await self._seal(meta, plan.round_record)
         round_item["batch"] = batch_hash
         commit.append(Put(round_item, ABSENT))
         written.append(round_item)
-        commit.append(Update(meta["pk"], "meta", set={"total_rounds": batch.round + 1, "updated_at": round_item["created_at"],
-                                                     "gsi1sk": f"{round_item['created_at']}#{codec_dialogue_id(meta)}"},
-                             add={"total_alignment": plan.round.totals.total}))
-        commit = _merge_meta_updates(commit + self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files))
+        commit.append(Rewrite(meta, {
+            "total_rounds": batch.round + 1, "updated_at": round_item["created_at"],
+            "gsi1sk": f"{round_item['created_at']}#{codec_dialogue_id(meta)}",
+            "total_alignment": int(meta.get("total_alignment", 0)) + plan.round.totals.total,
+        }))
+        written += [_rewritten(op) for op in commit if isinstance(op, Rewrite) and op.base["sk"] != "meta"]
+        commit = _as_puts(commit + self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files))
         if len(commit) > CHUNK_ACTIONS:
             raise StoreError(f"round {batch.round} changes too many statuses at once ({len(commit)} actions in the commit)")
         for start in range(0, len(body), CHUNK_ACTIONS):
-            await self.backend.transact(body[start:start + CHUNK_ACTIONS])
-        await self.backend.transact(commit)
+            await self.items.transact(body[start:start + CHUNK_ACTIONS])
+        await self.items.transact(commit)
 
     # --- keys: rotation, sweep, erasure ------------------------------------------------
 
@@ -686,8 +694,7 @@ class DialogueStore:
                     "created_at": iso(self.clock()), "content_encrypted": wrapped.ciphertext,
                     "content_nonce": wrapped.nonce, "key_id": wrapped.wrapping_key}
             new_version.append(version)
-            return [Put(item, ABSENT), Update(meta["pk"], "meta", set={"dek_version": version},
-                                              condition=equals("dek_version", version - 1))], {}
+            return [Put(item, ABSENT), Rewrite(meta, {"dek_version": version})], {}
 
         await self._write(dialogue_id, "rotate_key", build)
         return new_version[-1]
@@ -698,22 +705,25 @@ class DialogueStore:
         while True:
             meta = await self._meta_item(dialogue_id)
             current = f"dek#{dialogue_id}#{meta['dek_version']}"
-            items = await self.backend.query(partition_key(dialogue_id), consistent=True)
+            items = await self.items.query(partition_key(dialogue_id), consistent=True)
             stale = [i for i in items if "content_encrypted" in i and str(i.get("key_id", "")).startswith("dek#")
                      and i["key_id"] != current]
             if not stale:
                 return rewritten
-            chunk = stale[:batch_size]
+            chunk = [i["sk"] for i in stale[:batch_size]]
 
-            async def build(fresh_meta: Item, chunk: list[Item] = chunk) -> tuple[list[Operation], dict[str, str]]:
-                ops: list[Operation] = []
-                for item in chunk:
-                    # Only the envelope changes: an Update keeps concurrent status changes, and the
-                    # one on meta folds into the audit head's update.
-                    record = Record(item["pk"], item["sk"], {}, await self._open(item, fresh_meta))
+            async def build(fresh_meta: Item, chunk: list[str] = chunk) -> tuple[list[Operation | Rewrite], dict[str, str]]:
+                ops: list[Operation | Rewrite] = []
+                target = f"dek#{dialogue_id}#{fresh_meta['dek_version']}"
+                for sk in chunk:
+                    # Only the envelope changes; the rewrite is conditional on the item's MAC, so a
+                    # concurrent status change makes it retry (re-reading the item) instead of being undone.
+                    current = fresh_meta if sk == "meta" else await self.items.get(fresh_meta["pk"], sk)
+                    if current is None or current.get("key_id") == target:
+                        continue
+                    record = Record(current["pk"], sk, {}, await self._open(current, fresh_meta))
                     sealed = await self._seal(fresh_meta, record)
-                    envelope = {k: v for k, v in sealed.items() if k not in ("pk", "sk", "tenant")}
-                    ops.append(Update(item["pk"], item["sk"], set=envelope, condition=equals("key_id", item["key_id"])))
+                    ops.append(Rewrite(current, {k: v for k, v in sealed.items() if k not in ("pk", "sk", "tenant")}))
                 return ops, {}
 
             await self._write(dialogue_id, "sweep_keys", build)
@@ -721,12 +731,10 @@ class DialogueStore:
 
     async def destroy_keys(self, dialogue_id: str, versions: Iterable[int] | None = None) -> list[int]:
         """Crypto-erase: delete data keys (all by default); content becomes unreadable, metadata stays."""
-        from .backend import Delete
-
         destroyed: list[int] = []
 
         async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
-            deks = await self.backend.query(meta["pk"], "dek#", consistent=True)
+            deks = await self.items.query(meta["pk"], "dek#", consistent=True)
             chosen = [int(i["sk"].split("#")[1]) for i in deks]
             if versions is not None:
                 chosen = [v for v in chosen if v in set(versions)]
@@ -739,13 +747,43 @@ class DialogueStore:
 
     # --- audit -------------------------------------------------------------------------
 
-    async def verify_audit(self, dialogue_id: str, *, files_root: Any = None) -> AuditReport:
-        """Recompute the audit chain (and recorded files under `files_root`)."""
-        meta, items = await self._query_visible(dialogue_id, "audit#", consistent=True)
-        entries = [codec.decode_audit(i) for i in items]
-        head = (int(meta.get("audit_seq", 0)), str(meta.get("audit_head", GENESIS)))
-        return verify_chain(dialogue_id, entries, recorded_head=head, files_root=files_root)
+    async def verify_audit(
+        self, dialogue_id: str, *, files_root: Any = None, checkpoint: tuple[int, str] | None = None
+    ) -> AuditReport:
+        """Check the audit chain, every item's signature, that no recorded item is gone, and recorded files.
 
+        With `checkpoint` (seq, head) from a signed checkpoint, also check the chain still extends it.
+        """
+        check_dialogue_id(dialogue_id)
+        raw = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
+        meta = self._check_tenant(dialogue_id, next((i for i in raw if i["sk"] == "meta"), None))
+        entries = [codec.decode_audit(i) for i in raw if i["sk"].startswith("audit#")]
+        head = (int(meta.get("audit_seq", 0)), str(meta.get("audit_head", GENESIS)))
+        report = verify_chain(dialogue_id, entries, recorded_head=head, files_root=files_root)
+        if not report.ok:
+            return report
+        forged = [i["sk"] for i in raw if not await self.items.is_authentic(i)]
+        if forged:
+            return _broken(report, None, f"item {forged[0]}: attributes do not match their signature "
+                                         f"(changed, inserted or replaced outside Concord; {len(forged)} item(s) in all)")
+        present = {i["sk"] for i in raw}
+        expected: dict[str, int] = {}
+        for entry in entries:
+            for key in entry.keys:
+                if entry.operation == "destroy_keys":
+                    expected.pop(key, None)
+                else:
+                    expected[key] = entry.seq
+        missing = sorted((seq, key) for key, seq in expected.items() if key not in present)
+        if missing:
+            seq, key = missing[0]
+            return _broken(report, seq, f"item {key}, written by audit entry {seq}, is missing (deleted outside Concord)")
+        if checkpoint is not None:
+            seq, digest = checkpoint
+            if seq > len(entries) or (seq and entries[seq - 1].hash != digest):
+                return _broken(report, min(seq, len(entries) + 1),
+                               f"the chain no longer extends the checkpoint (seq {seq}): rolled back or rewritten")
+        return report
 
 # --- helpers: visibility, validation, round planning -------------------------------------
 
@@ -789,6 +827,12 @@ def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, An
         snap.audit.append(codec.decode_audit(item))
 
 
+def _broken(report: AuditReport, entry: int | None, problem: str) -> AuditReport:
+    """The report marked broken at `entry` with `problem`."""
+    report.ok, report.first_broken, report.problem = False, entry, problem
+    return report
+
+
 def codec_dialogue_id(item: Item) -> str:
     """Dialogue id of an item's partition."""
     return str(item["pk"]).removeprefix("dialogue#")
@@ -817,30 +861,53 @@ def _resumed_moment(items: list[Item], batch_hash: str) -> datetime | None:
     return None
 
 
-def _merge_meta_updates(ops: list[Operation]) -> list[Operation]:
-    """Fold every update of `meta` into the last one (the audit head's), keeping its condition.
+@dataclass(frozen=True)
+class Rewrite:
+    """A change to an item read in this write: new attribute values over `base`, some removed.
 
-    A transaction may touch an item once; the audit update is conditional on the audit sequence
-    read with meta, and every meta write is audited, so that condition covers the others.
+    It is stored as a whole-item Put (so the item can be signed) conditional on the MAC of the
+    version it was computed from, so any concurrent change makes the write retry.
     """
-    updates = [op for op in ops if isinstance(op, Update) and op.sk == "meta"]
-    if len(updates) < 2:
-        return ops
-    merged = Update(updates[-1].pk, "meta", set={}, add={}, remove=(), condition=updates[-1].condition)
-    for update in updates:
-        merged.set.update(update.set)
-        merged.add.update(update.add)
-        merged = replace(merged, remove=merged.remove + update.remove)
-    return [op for op in ops if op not in updates] + [merged]
+
+    base: Item
+    set: dict[str, Any]
+    remove: tuple[str, ...] = ()
 
 
-def _written_items(ops: list[Operation]) -> list[Item]:
-    """Items a write stores whole (puts) or re-seals (updates that set a new envelope), for the audit entry."""
-    return [op.item if isinstance(op, Put) else {"pk": op.pk, "sk": op.sk, **op.set}
-            for op in ops if isinstance(op, Put) or (isinstance(op, Update) and "content_encrypted" in op.set)]
+def _rewritten(rewrite: Rewrite) -> Item:
+    item = {k: v for k, v in rewrite.base.items() if k not in rewrite.remove and k != MAC_ATTRIBUTE}
+    item.update(rewrite.set)
+    return item
 
 
-def _status_ops(meta: Item, item: Item, status: str, now: str, tenant: str) -> list[Operation]:
+def _as_puts(ops: list[Operation | Rewrite]) -> list[Operation]:
+    """Fold rewrites of one item together (a transaction touches an item once) and turn them into Puts."""
+    merged: dict[str, Rewrite] = {}
+    order: list[str | Operation] = []
+    for op in ops:
+        if isinstance(op, Rewrite):
+            sk = op.base["sk"]
+            if sk in merged:
+                earlier = merged[sk]
+                op = Rewrite(earlier.base, {**earlier.set, **op.set}, earlier.remove + op.remove)
+            else:
+                order.append(sk)
+            merged[sk] = op
+        else:
+            order.append(op)
+    return [
+        Put(_rewritten(merged[entry]), equals(MAC_ATTRIBUTE, merged[entry].base.get(MAC_ATTRIBUTE)))
+        if isinstance(entry, str) else entry
+        for entry in order
+    ]
+
+
+def _written_items(ops: list[Operation | Rewrite]) -> list[Item]:
+    """Items a write stores (puts and rewrites), for its audit entry."""
+    return [op.item if isinstance(op, Put) else _rewritten(op) for op in ops if isinstance(op, (Put, Rewrite))]
+
+
+def _status_ops(meta: Item, item: Item, status: str, now: str, tenant: str) -> list[Rewrite]:
     set_: dict[str, Any] = {"status": status, "updated_at": now}
     remove: tuple[str, ...] = ()
     if item["type"] == "tension":
@@ -848,7 +915,7 @@ def _status_ops(meta: Item, item: Item, status: str, now: str, tenant: str) -> l
             set_.update(codec.open_tension_index(tenant, codec_dialogue_id(meta), codec.display_of_sk(item["sk"])))
         else:
             remove = ("gsi2pk", "gsi2sk")
-    return [Update(item["pk"], item["sk"], set=set_, remove=remove, condition=equals("status", item["status"]))]
+    return [Rewrite(item, set_, remove)]
 
 
 

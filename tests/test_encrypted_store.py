@@ -459,10 +459,10 @@ async def test_rotation_and_resumable_sweep(store: DialogueStore) -> None:
     assert len(stale) > 10
 
     real = store.backend
-    store.backend = Meddling(real, allow=1)
+    store.items.inner = Meddling(real, allow=1)
     with pytest.raises(RuntimeError, match="interrupted"):
         await store.sweep_keys(DIALOGUE, batch_size=5)
-    store.backend = real
+    store.items.inner = real
     halfway = await items_of(real)
     assert len(under_key(halfway, 1)) == len(stale) - 5 and len(under_key(halfway, 2)) > 5
     assert await fresh_store(store).load_partition(DIALOGUE) is not None
@@ -473,7 +473,7 @@ async def test_rotation_and_resumable_sweep(store: DialogueStore) -> None:
     assert await store.sweep_keys(DIALOGUE) == 0
     for sk in stale:
         assert after[sk]["content_nonce"] != items[sk]["content_nonce"]
-        kept = set(ENVELOPE) | {"audit_seq", "audit_head"}  # meta's audit head moves with every write
+        kept = set(ENVELOPE) | {"audit_seq", "audit_head", "mac"}  # the audit head moves; every rewrite re-signs
         assert {k: v for k, v in after[sk].items() if k not in kept} == {k: v for k, v in items[sk].items() if k not in kept}
     assert (await store.verify_audit(DIALOGUE)).ok
 
@@ -492,11 +492,11 @@ async def test_sweep_keeps_a_status_change_made_while_it_runs(store: DialogueSto
     async def concurrent_change() -> None:
         await other_writer.update_entity_status(DIALOGUE, "T0001", "resolved", actors=["scone"])
 
-    store.backend = Meddling(real, after_query=concurrent_change)
+    store.items.inner = Meddling(real, after_query=concurrent_change)
     try:
         assert await store.sweep_keys(DIALOGUE) > 10
     finally:
-        store.backend = real
+        store.items.inner = real
     items = await items_of(real)
     assert items["tension#00#01"]["status"] == "resolved" and items["tension#00#01"]["key_id"] == f"dek#{DIALOGUE}#2"
     assert "gsi2pk" not in items["tension#00#01"]

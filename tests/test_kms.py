@@ -167,7 +167,7 @@ async def test_dek_cache_avoids_repeated_decrypt(kms_store: DialogueStore, kms_k
         await reader.get_dialogue(DIALOGUE)
         await reader.register_round(DIALOGUE, _round_two())
         await reader.load_partition(DIALOGUE)
-        assert counted.calls == {"Decrypt": 1}  # a round adding no experts needs no blind-index secret
+        assert counted.calls == {"Decrypt": 1, "GenerateMac": 1}  # one DEK unwrap, one item-MAC key; no blind-index secret
     finally:
         await counted.close()
 
