@@ -202,21 +202,51 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from store.checkpoint import load_signing_key, read_checkpoint, verify_checkpoint
+    from store.errors import NotFound
+
     async def action(stores: Stores) -> int:
-        ids = [args.dialogue_id] if args.dialogue_id else await all_dialogue_ids(stores)
-        reports = []
+        heads: dict[str, tuple[int, str]] = {}
+        if args.checkpoint:
+            key = load_signing_key(stores.settings.checkpoint_key)
+            heads = verify_checkpoint(read_checkpoint(Path(args.checkpoint)), key, stores.dialogues.tenant)
+        ids = [args.dialogue_id] if args.dialogue_id else sorted(set(await all_dialogue_ids(stores)) | set(heads))
+        results = []
         for dialogue_id in ids:
-            dialogue = await stores.dialogues.get_dialogue(dialogue_id)
+            try:
+                dialogue = await stores.dialogues.get_dialogue(dialogue_id)
+            except NotFound:
+                results.append({"dialogue_id": dialogue_id, "ok": False, "entries": 0, "files_checked": 0,
+                                "problem": "in the checkpoint but gone from the store (deleted)"})
+                continue
             root = Path(dialogue.output_dir) if dialogue.output_dir else None
-            reports.append(await stores.dialogues.verify_audit(dialogue_id, files_root=root))
-        ok = all(r.ok for r in reports)
+            report = await stores.dialogues.verify_audit(dialogue_id, files_root=root, checkpoint=heads.get(dialogue_id))
+            results.append(vars(report))
+        ok = all(r["ok"] for r in results)
         lines = [
-            f"{r.dialogue_id}: {'ok' if r.ok else 'BROKEN'} ({r.entries} entries, {r.files_checked} files)"
-            + ("" if r.ok else f" - {r.problem}")
-            for r in reports
+            f"{r['dialogue_id']}: {'ok' if r['ok'] else 'BROKEN'} ({r['entries']} entries, {r['files_checked']} files)"
+            + ("" if r["ok"] else f" - {r['problem']}")
+            for r in results
         ]
-        emit(args, {"ok": ok, "dialogues": [vars(r) for r in reports]}, "\n".join(lines) or "no dialogues")
+        emit(args, {"ok": ok, "checkpoint": args.checkpoint, "dialogues": results}, "\n".join(lines) or "no dialogues")
         return 0 if ok else 1
+
+    return asyncio.run(with_stores(action))
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from store.checkpoint import create_signing_key, load_signing_key, sign_checkpoint
+
+    async def action(stores: Stores) -> int:
+        key_path = stores.settings.checkpoint_key
+        if not key_path.exists():
+            create_signing_key(key_path)
+        heads = await stores.analytics.chain_heads()
+        document = sign_checkpoint(load_signing_key(key_path), stores.dialogues.tenant, heads)
+        out = Path(args.out)
+        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        emit(args, {"path": str(out), "dialogues": len(heads)}, f"signed checkpoint of {len(heads)} dialogue chain(s) -> {out}")
+        return 0
 
     return asyncio.run(with_stores(action))
 
@@ -387,7 +417,11 @@ def parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit chain").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", parents=[common], help="verify audit chains and recorded files")
     verify.add_argument("dialogue_id", nargs="?")
+    verify.add_argument("--checkpoint", help="a signed checkpoint every chain must still extend")
     verify.set_defaults(func=cmd_audit_verify)
+    checkpoint = audit.add_parser("checkpoint", parents=[common], help="sign every dialogue's chain head")
+    checkpoint.add_argument("--out", default="concord-checkpoint.json")
+    checkpoint.set_defaults(func=cmd_audit_checkpoint)
 
     keys = sub.add_parser("keys", help="key management").add_subparsers(dest="keys_command", required=True)
     keys.add_parser("init", parents=[common], help="create the local key file").set_defaults(func=cmd_keys_init)
@@ -437,6 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (StoreError, ValueError) as exc:
         print(f"concord: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"concord: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("concord: interrupted; the dialogue can be continued with `concord resume`", file=sys.stderr)

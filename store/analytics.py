@@ -91,6 +91,20 @@ class AnalyticsStore:
             counts[status] = total
         return counts
 
+    async def chain_heads(self) -> dict[str, tuple[int, str]]:
+        """Every dialogue's audit-chain head (seq, hash), from the signed cleartext of its meta item."""
+        heads: dict[str, tuple[int, str]] = {}
+        for status in DIALOGUE_STATUSES:
+            cursor = None
+            while True:
+                page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=MAX_PAGE, cursor=cursor)
+                for item in page.items:
+                    heads[item["pk"].removeprefix("dialogue#")] = (int(item.get("audit_seq", 0)), str(item.get("audit_head", "")))
+                if page.cursor is None:
+                    break
+                cursor = page.cursor
+        return heads
+
     async def open_tensions(self, *, limit: int = 20, cursor: str | None = None) -> TensionPage:
         """AP10: tensions not yet resolved, across this tenant's dialogues."""
         page = await self.items.query_index("gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor)

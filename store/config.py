@@ -31,6 +31,11 @@ class Settings:
         return self.home / "umk.key"
 
     @property
+    def checkpoint_key(self) -> Path:
+        """Ed25519 key that signs audit checkpoints (0600), separate from data keys."""
+        return self.home / "checkpoint.key"
+
+    @property
     def tokens_file(self) -> Path:
         """API bearer tokens (hashes only, 0600)."""
         return self.home / "tokens.json"

@@ -167,3 +167,14 @@ def test_dek_cache_is_bounded_lru() -> None:
 def test_normalise_role() -> None:
     assert normalise_role("  Platform\n ENGINEER\t") == "platform engineer"
     assert normalise_role("Straße") == normalise_role("STRASSE")
+
+
+async def test_item_mac_vector(vector_keys: LocalKeyProvider) -> None:
+    from store.signing import MAC_PURPOSE, item_mac
+
+    vector = CONCORD["item_mac"]
+    key = await vector_keys.tenant_secret(TENANT, EPOCH, MAC_PURPOSE)
+    assert key.hex() == vector["mac_key"]
+    item = {k: bytes.fromhex(v) if k in vector["binary"] else v for k, v in vector["item"].items()}
+    assert item_mac(key, item) == vector["mac"]
+    assert item_mac(key, {**item, "status": "refined"}) != vector["mac"]

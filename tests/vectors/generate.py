@@ -27,6 +27,7 @@ from store.envelope import canonical_json, seal
 from store.ids import canonical_address
 from store.keys import LocalKeyProvider, blind_index, kek_info, normalise_role, write_private_file
 from store.model import AuditEntry, Perspective
+from store.signing import MAC_PURPOSE, item_mac
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,9 +78,11 @@ def concord_vectors() -> dict[str, Any]:
         kek = keys.kek(TENANT, EPOCH)
         wrapped = keys.wrap(DEK, TENANT, EPOCH, DIALOGUE, DEK_VERSION, nonce=WRAP_NONCE)
         secret = asyncio.run(keys.tenant_secret(TENANT, EPOCH, "blind-index"))
+        mac_key = asyncio.run(keys.tenant_secret(TENANT, EPOCH, MAC_PURPOSE))
     record = encode_entity(DIALOGUE, ENTITY, TENANT)
     key_id = f"dek#{DIALOGUE}#{DEK_VERSION}"
     envelope = seal(DEK, key_id, record.pk, record.sk, record.secret or {}, nonce=ENVELOPE_NONCE)
+    signed_item = {"pk": record.pk, "sk": record.sk, "tenant": TENANT, **record.clear, **envelope.attributes()}
     return {
         "inputs": {
             "umk": UMK.hex(),
@@ -119,6 +122,13 @@ def concord_vectors() -> dict[str, Any]:
             "blind": blind_index(secret, ROLE),
         },
         "audit_entry": {"entry": asdict(AUDIT_ENTRY), "hash": entry_hash(AUDIT_ENTRY)},
+        "item_mac": {
+            "purpose": MAC_PURPOSE,
+            "mac_key": mac_key.hex(),
+            "item": {k: (v.hex() if isinstance(v, bytes) else v) for k, v in signed_item.items()},
+            "binary": ["content_encrypted", "content_nonce"],
+            "mac": item_mac(mac_key, signed_item),
+        },
     }
 
 
