@@ -23,9 +23,7 @@ MAC_PURPOSE = "item-mac"
 
 
 def _canonical(value: Any) -> Any:
-    """A form that reads back identically from every backend (bytes as hex, whole floats as ints)."""
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": bytes(value).hex()}
+    """A form that reads back identically from every backend (whole floats as ints, tuples as lists)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
@@ -35,11 +33,46 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _encode_number(value: int | float) -> bytes:
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, int) or value.is_integer():
+        return b"i%d" % int(value)
+    return b"d" + repr(value).encode()
+
+
+def _encode_json(value: Any) -> bytes:
+    return b"j" + json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_ENCODERS: dict[type, Any] = {
+    str: lambda v: b"s" + v.encode(),
+    bytes: lambda v: b"b" + v,
+    bytearray: lambda v: b"b" + bytes(v),
+    type(None): lambda v: b"n",
+    bool: _encode_number,
+    int: _encode_number,
+    float: _encode_number,
+    dict: _encode_json,
+    list: _encode_json,
+    tuple: _encode_json,
+}
+
+
+def _encode(value: Any) -> bytes:
+    """A type-tagged byte form of one attribute value, the same whichever backend returned it."""
+    return _ENCODERS.get(type(value), _encode_json)(value)
+
+
 def item_mac(key: bytes, item: Item) -> str:
-    """HMAC-SHA256 (hex) over the canonical JSON of every attribute but the MAC itself."""
-    body = {k: _canonical(v) for k, v in item.items() if k != MAC_ATTRIBUTE}
-    message = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    """HMAC-SHA256 (hex) over every attribute but the MAC itself: length-framed name and typed value, by name."""
+    parts = []
+    for name in sorted(item):
+        if name != MAC_ATTRIBUTE:
+            encoded_name, value = name.encode(), _encode(item[name])
+            parts.append(b"%d:%s%d:" % (len(encoded_name), encoded_name, len(value)))
+            parts.append(value)
+    return hmac.digest(key, b"".join(parts), "sha256").hex()
 
 
 class SignedBackend:
