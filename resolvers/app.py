@@ -16,6 +16,7 @@ from store.factory import Stores
 from .auth import BearerAuth, Tokens
 from .context import Services
 from .limits import BodyLimit
+from .loaders import PartitionCache
 from .schema import build_schema
 from .starter import DialogueStarter
 from .view import ConcordGraphQL
@@ -29,7 +30,7 @@ def create_app(
     """Serve the stores' backend and keys over GraphQL; each request gets stores of its token's tenant."""
     services = Services(
         backend=stores.backend, keys=stores.keys, deks=stores.dialogues.deks, epoch=stores.dialogues.epoch,
-        clock=stores.dialogues.clock, bus=bus, starter=starter,
+        clock=stores.dialogues.clock, bus=bus, starter=starter, partitions=PartitionCache(),
     )
     tokens = Tokens(tokens_file)
     graphql = BearerAuth(BodyLimit(ConcordGraphQL(build_schema(dev=dev), services, tokens, dev=dev)), tokens, ide=dev)

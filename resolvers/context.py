@@ -16,7 +16,7 @@ from store.dialogue_store import Clock, DialogueStore
 from store.keys import DekCache, KeyProvider
 
 from .counting import CountingBackend
-from .loaders import Loaders
+from .loaders import Loaders, PartitionCache
 from .reader import StoreReader
 from .starter import DialogueStarter
 from .tokens import Caller
@@ -33,6 +33,7 @@ class Services:
     clock: Clock
     bus: ProgressBus
     starter: DialogueStarter | None
+    partitions: PartitionCache | None = None
 
 
 @dataclass
@@ -54,11 +55,11 @@ class RequestContext:
         self.dialogues = DialogueStore(self.backend, services.keys, tenant=caller.tenant, epoch=services.epoch,
                                        principal=caller.name, clock=services.clock, dek_cache=services.deks)
         self.analytics = AnalyticsStore(self.backend, services.keys, self.dialogues)
-        self.reader = StoreReader(Loaders(self.dialogues))
+        self.reader = StoreReader(Loaders(self.dialogues, self.services.partitions))
 
     def wrote(self) -> None:
         """Forget what this request has read: a mutation just changed it (the next mutation field reads anew)."""
-        self.reader = StoreReader(Loaders(self.dialogues))
+        self.reader = StoreReader(Loaders(self.dialogues, self.services.partitions))
 
     def store_for_background(self) -> DialogueStore:
         """A store of the caller's tenant over the shared backend, for work that outlives the request."""

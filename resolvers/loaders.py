@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence, TypeVar
 
@@ -55,10 +56,42 @@ def each(load: Callable[[K], Awaitable[T]]) -> Callable[[list[K]], Awaitable[Seq
     return batch
 
 
+class PartitionCache:
+    """Indexed partitions kept between requests, each valid only while its partition version is unchanged.
+
+    Every write appends an audit entry and so moves the version on meta; a version that still
+    matches (one GetItem, tenant-checked and signature-checked) means nothing was written since.
+    Decrypted content stays in this process's memory, bounded to `capacity` partitions.
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], Partition] = OrderedDict()
+
+    def holds(self, tenant: str, dialogue_id: str) -> bool:
+        """True when some version of this partition is cached (worth one GetItem to check)."""
+        return (tenant, dialogue_id) in self._entries
+
+    def get(self, tenant: str, dialogue_id: str, version: tuple[int, str]) -> Partition | None:
+        """The cached partition at exactly this version, if any."""
+        part = self._entries.get((tenant, dialogue_id))
+        if part is None or part.snapshot.version != version:
+            return None
+        self._entries.move_to_end((tenant, dialogue_id))
+        return part
+
+    def put(self, tenant: str, dialogue_id: str, part: Partition) -> None:
+        """Remember a partition, evicting the least recently used past capacity."""
+        self._entries[(tenant, dialogue_id)] = part
+        self._entries.move_to_end((tenant, dialogue_id))
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
 class Loaders:
     """The DataLoaders of one request over one tenant-scoped DialogueStore."""
 
-    def __init__(self, store: DialogueStore) -> None:
+    def __init__(self, store: DialogueStore, partitions: PartitionCache | None = None) -> None:
         self.meta: DataLoader[str, Dialogue] = DataLoader(each(store.get_dialogue))  # AP1
         self.partition: DataLoader[str, Partition] = DataLoader(each(self._partition))  # AP2
         self.kind: DataLoader[KindKey, list[Entity]] = DataLoader(each(self._kind))  # AP3, AP4
@@ -70,9 +103,19 @@ class Loaders:
         self.experts: DataLoader[str, list[Expert]] = DataLoader(each(store.get_experts))  # AP8
         self.verdicts: DataLoader[str, list[Verdict]] = DataLoader(each(store.get_verdicts))  # AP8
         self._store = store
+        self._partitions = partitions
 
     async def _partition(self, dialogue_id: str) -> Partition:
-        return Partition.of(await self._store.load_partition(dialogue_id))
+        if self._partitions is None:
+            return Partition.of(await self._store.load_partition(dialogue_id))
+        tenant = self._store.tenant
+        if self._partitions.holds(tenant, dialogue_id):
+            cached = self._partitions.get(tenant, dialogue_id, await self._store.partition_version(dialogue_id))
+            if cached is not None:
+                return cached
+        part = Partition.of(await self._store.load_partition(dialogue_id))
+        self._partitions.put(tenant, dialogue_id, part)
+        return part
 
     async def _kind(self, key: KindKey) -> list[Entity]:
         return await self._store.get_entities(*key)

@@ -163,6 +163,10 @@ class DialogueStore:
             await self.items.check(item)
         return item
 
+    async def partition_version(self, dialogue_id: str) -> tuple[int, str]:
+        """AP1: the (audit seq, audit head) a partition is at; it moves with every write."""
+        return _version(await self._meta_item(dialogue_id))
+
     async def get_dialogue(self, dialogue_id: str) -> Dialogue:
         """AP1: the dialogue's meta."""
         meta = await self._meta_item(dialogue_id)
@@ -183,7 +187,8 @@ class DialogueStore:
         for item in items:
             await self._authentic(item, meta, deks)
         committed = int(meta.get("total_rounds", 0))
-        snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[_key_version(meta)], meta)))
+        snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[_key_version(meta)], meta)),
+                        version=_version(meta))
         for item in items:
             if item.get("tenant") != self.tenant:
                 raise IntegrityError(f"dialogue {dialogue_id}, item {item['sk']}: belongs to another tenant")
@@ -825,6 +830,10 @@ def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, An
         snap.texts.append(codec.decode_text(item, secret))
     elif kind == "audit":
         snap.audit.append(codec.decode_audit(item))
+
+
+def _version(meta: Item) -> tuple[int, str]:
+    return int(meta.get("audit_seq", 0)), str(meta.get("audit_head", GENESIS))
 
 
 def _broken(report: AuditReport, entry: int | None, problem: str) -> AuditReport:

@@ -38,6 +38,8 @@ class Snapshot:
     moves: list[Move] = field(default_factory=list)
     texts: list[TextRecord] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    #: (audit seq, audit head) of the partition as loaded; every write moves it.
+    version: tuple[int, str] = (0, "")
 
     def of_kind(self, kind: str, round: int | None = None) -> list[Entity]:
         """Entities of one kind (optionally one round), in round and seq order."""

@@ -312,3 +312,18 @@ async def test_subscription_authenticates_in_connection_init(api: Api) -> None:
         await asyncio.wait_for(listening, 5)
     assert received == [{"kind": "round_started", "data": {"panel": []}},
                         {"kind": "dialogue_stopped", "data": {"reason": "test"}}]
+
+
+async def test_cached_partition_is_reused_until_a_write_moves_its_version(api: Api) -> None:
+    dialogue_id = await build_dialogue(api.stores.dialogues, 6)
+    query = "query($id: ID!) { dialogue(id: $id) { perspectives { id refsIn { sourceId } } } }"
+    first = await api.query(query, {"id": dialogue_id})
+    again = await api.query(query, {"id": dialogue_id})
+    assert again["data"] == first["data"]
+    assert (first["extensions"]["backendCalls"], again["extensions"]["backendCalls"]) == (1, 1)  # Query, then GetItem
+    await api.data("""mutation($id: ID!) { registerRef(dialogueId: $id, source: "P0002", refType: OPPOSE, target: "P0001")
+                      { sourceId } }""", {"id": dialogue_id})
+    after = await api.query(query, {"id": dialogue_id})
+    assert after["extensions"]["backendCalls"] == 2  # version moved: GetItem, then a fresh Query
+    p0001 = next(p for p in after["data"]["dialogue"]["perspectives"] if p["id"] == "P0001")
+    assert {"sourceId": "P0002"} in p0001["refsIn"]
