@@ -44,6 +44,15 @@ async def with_stores(action: Callable[[Stores], Awaitable[int]], *, principal: 
 # --- run / resume / show -----------------------------------------------------------------
 
 
+def judge_provider_for(settings: RunSettings) -> Any:
+    """The model behind `--judge llm` (Anthropic), or None for the rules judge."""
+    if settings.judge != "llm":
+        return None
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        raise UsageError("--judge llm needs ANTHROPIC_API_KEY in the environment")
+    return make_provider("anthropic", base_url=os.environ.get("ANTHROPIC_BASE_URL"))
+
+
 def provider_for(name: str, settings: RunSettings) -> Any:
     """The agent provider a run uses, with a clear error for missing configuration."""
     if name == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
@@ -81,15 +90,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         panel_size=args.panel_size, seed=args.seed, concurrency=args.concurrency,
         budget_tokens=args.budget_tokens, replay_dir=str(Path(args.replay).resolve()) if args.replay else None,
     )
-    provider = provider_for(args.provider, settings)
+    provider, judge = provider_for(args.provider, settings), judge_provider_for(settings)
 
     async def action(stores: Stores) -> int:
-        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus())
+        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus(), judge_provider=judge)
         try:
             dialogue_id = await orchestrator.create(args.question, pool, settings, Path(args.out), title=args.title)
             result = await follow_run(orchestrator, dialogue_id, args.quiet or args.json)
         finally:
             await provider.aclose()
+            if judge is not None:
+                await judge.aclose()
         emit(args, result.to_json(), describe_result(result))
         return 0
 
@@ -112,12 +123,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     async def action(stores: Stores) -> int:
         dialogue = await stores.dialogues.get_dialogue(args.dialogue_id)
         settings = RunSettings.from_json(dialogue.settings)
-        provider = provider_for(settings.provider, settings)
-        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus())
+        provider, judge = provider_for(settings.provider, settings), judge_provider_for(settings)
+        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus(), judge_provider=judge)
         try:
             result = await follow_run(orchestrator, args.dialogue_id, args.quiet or args.json)
         finally:
             await provider.aclose()
+            if judge is not None:
+                await judge.aclose()
         emit(args, result.to_json(), describe_result(result))
         return 0
 

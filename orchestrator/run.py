@@ -16,8 +16,9 @@ from store.snapshot import Snapshot
 
 from .atomic import write_atomic
 from .events import ProgressBus, ProgressEvent
-from .judge import ExpertAnswer, judge_round
+from .judge import ExpertAnswer, JudgedRound, judge_round
 from .judge_files import write_judge_files, write_verdict_file
+from .llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
 from .markers import parse_answer
 from .panels import Panel, PanelMember, load_panel, sample_panel
 from .pools import Pool, parse_pool
@@ -26,6 +27,8 @@ from .providers import AgentFailed, Call, Provider, ReplayProvider
 from .rotation import next_panel
 
 STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
+#: The seat judge calls are made from: its prompt and answer files are round-N/judge.prompt.md and judge.md.
+JUDGE_SEAT = PanelMember(JUDGE.capitalize(), "judge of the dialogue", "Core", 1.0, "created")
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,11 @@ def dialogue_directory(out_dir: Path, title: str, moment: datetime) -> Path:
 class Orchestrator:
     """Runs dialogues over the store with one agent provider, publishing progress on a bus."""
 
-    def __init__(self, store: DialogueStore, provider: Provider, *, bus: ProgressBus | None = None) -> None:
+    def __init__(self, store: DialogueStore, provider: Provider, *, bus: ProgressBus | None = None,
+                 judge_provider: Provider | None = None) -> None:
         self.store = store
         self.provider = provider
+        self.judge_provider = judge_provider
         self.bus = bus or ProgressBus()
 
     def _publish(self, dialogue_id: str, kind: str, round: int | None = None, expert: str | None = None, **data: Any) -> None:
@@ -146,10 +151,37 @@ class Orchestrator:
                 return self._result(snap, directory)
             seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members]
             judged = judge_round(snap, number, seats, answers)
+            if settings.judge == "llm":
+                await self._llm_scores(snap, settings, directory, panel, answers, judged)
             await self.store.register_round(dialogue_id, judged.batch)
             snap = await self.store.load_partition(dialogue_id)
             self._publish(dialogue_id, "round_closed", number, velocity=judged.velocity,
                           converge_percent=judged.converge_percent, warnings=len(judged.warnings))
+
+    async def _llm_scores(self, snap: Snapshot, settings: RunSettings, directory: Path, panel: Panel,
+                          answers: list[ExpertAnswer], judged: JudgedRound) -> None:
+        """Replace the rules judge's per-expert scores by a validated llm assessment, or say why not."""
+        answered = {a.expert: a.text for a in answers if a.text is not None}
+        if not answered:
+            return
+        if self.judge_provider is None:
+            judged.batch.notes.append("llm judge requested but no judge model is configured; rules scores kept")
+            return
+        prompt = judge_prompt(snap.dialogue.question, panel.round, answered, _read(directory / "tensions.md"), panel.members)
+        stored = [t for t in snap.texts if t.kind == "answer" and t.round == panel.round]
+        budget = Budget(settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer"))
+        text, _ = await self._exchange(snap.dialogue.id, settings, directory, panel.round, JUDGE_SEAT, prompt, budget,
+                                       stored, repair=False, provider=self.judge_provider)
+        if text is None:
+            judged.batch.notes.append("the llm judge did not answer; rules scores kept")
+            return
+        try:
+            assessment = parse_assessment(text, list(answered))
+        except AssessmentError as exc:
+            judged.batch.notes.append(f"the llm judge's reply was rejected ({exc}); rules scores kept")
+            return
+        judged.batch.scores = dict(assessment.scores)
+        judged.batch.notes.append(f"scores by the llm judge ({settings.model}); totals summed by Concord. {assessment.summary}")
 
     def _result(self, snap: Snapshot, directory: Path, verdict: Verdict | None = None) -> RunResult:
         tokens = sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
@@ -219,10 +251,9 @@ class Orchestrator:
         if number == 0:
             return PromptContext(question=snap.dialogue.question, round=0, expert=member, newcomer=False, focus=member.focus)
         previous = snap.rounds[number - 1]
-        peers = {t.expert: t.text for t in snap.texts if t.kind == "answer" and t.round == number - 1 and not t.repair}
-        for t in snap.texts:
-            if t.kind == "answer" and t.round == number - 1 and t.repair:
-                peers[t.expert] = t.text
+        previous_answers = [t for t in snap.texts if t.kind == "answer" and t.round == number - 1 and t.expert != JUDGE]
+        peers = {t.expert: t.text for t in previous_answers if not t.repair}
+        peers.update({t.expert: t.text for t in previous_answers if t.repair})
         return PromptContext(
             question=snap.dialogue.question, round=number, expert=member,
             newcomer=member.source != "retained", focus=member.focus,
@@ -254,7 +285,7 @@ class Orchestrator:
 
     async def _exchange(self, did: str, settings: RunSettings, directory: Path, number: int, member: PanelMember,
                         prompt: RenderedPrompt, budget: "Budget", stored_answers: list[TextRecord], *,
-                        repair: bool) -> tuple[str | None, int]:
+                        repair: bool, provider: Provider | None = None) -> tuple[str | None, int]:
         """Write the prompt, then reuse a complete stored/written answer or call the provider once.
 
         Returns the answer text (None when the call failed or the budget is spent) and its tokens.
@@ -284,7 +315,8 @@ class Orchestrator:
         self._publish(did, "prompt_sent", number, member.slug, repair=repair)
         call = Call(prompt.system, prompt.user, member.slug, number, model, settings.max_tokens, settings.temperature, repair)
         # The prompt file is on disk before the call; its store record is written while the call runs.
-        recorded, outcome = await asyncio.gather(self.store.record_text(did, prompt_record), self.provider.complete(call),
+        recorded, outcome = await asyncio.gather(self.store.record_text(did, prompt_record),
+                                                 (provider or self.provider).complete(call),
                                                  return_exceptions=True)
         if isinstance(recorded, BaseException):
             raise recorded
@@ -295,11 +327,14 @@ class Orchestrator:
             raise outcome
         answer = outcome
         budget.add(answer.usage.input_tokens + answer.usage.output_tokens)
-        await asyncio.to_thread(write_atomic, directory / answer_rel, answer.text)
-        await self.store.record_text(did, TextRecord(
-            "answer", number, member.slug, answer.text, repair, path=answer_rel, model=answer.model,
-            input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens,
-        ))
+        try:
+            await asyncio.to_thread(write_atomic, directory / answer_rel, answer.text)
+        finally:
+            # Stored even when the file cannot be written: a paid answer is never lost, and resume rewrites the file.
+            await self.store.record_text(did, TextRecord(
+                "answer", number, member.slug, answer.text, repair, path=answer_rel, model=answer.model,
+                input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens,
+            ))
         return answer.text, answer.usage.input_tokens + answer.usage.output_tokens
 
 

@@ -11,6 +11,7 @@ Every sentence below is Concord's own; the answer's first line says it is simula
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import re
@@ -235,3 +236,15 @@ def simulate_answer(
         blocks.extend(_resolve(rng, row) for row in own + others)
         blocks.append("[MOVE:CONVERGE]")
     return notice(seed) + "\n" + "\n\n".join(blocks) + "\n\n---\n"
+
+
+_ANSWER_HEADING = re.compile(r"^### \S+ (?P<name>[A-Z][A-Za-z]*[0-9]*)\b", re.MULTILINE)
+
+
+def simulate_judgement(seed: int, prompt: str) -> str:
+    """A judge's JSON assessment of the answers in a judge prompt, seeded (for the fake model server)."""
+    rng = random.Random(f"{seed}:judge:{prompt}")
+    names = list(dict.fromkeys(m["name"] for m in _ANSWER_HEADING.finditer(prompt)))
+    experts = [{"name": name, **{part: rng.randint(2, 9) for part in "WCTR"}, "note": "simulated assessment"}
+               for name in names]
+    return json.dumps({"experts": experts, "summary": "Simulated judge: the panel is narrowing its differences."})

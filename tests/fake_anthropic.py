@@ -48,7 +48,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from orchestrator.sim import estimate_tokens, read_identity, read_round, simulate_answer
+from orchestrator.sim import estimate_tokens, read_identity, read_round, simulate_answer, simulate_judgement
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("normal", "slow", "429", "529", "500", "hang", "malformed", "drop")
@@ -215,6 +215,8 @@ class FakeAnthropic:
             return _error(status, kind, message, {"retry-after": f"{after:g}"})
         if reply.kind == "malformed":
             text = _MALFORMED
+        elif expert == "judge":
+            text = simulate_judgement(self.seed, prompt)
         else:
             text = simulate_answer(seed=self.seed, expert=expert, round=round, prompt=prompt)
         usage = {"input_tokens": estimate_tokens(prompt), "output_tokens": estimate_tokens(text)}

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.events import ProgressBus
 from orchestrator.judge import plan_entities
+from orchestrator.llm_judge import parse_assessment
 from orchestrator.markers import parse_answer
 from orchestrator.pools import load_pool
 from orchestrator.providers import AnthropicProvider, SimProvider
@@ -123,3 +124,24 @@ async def test_token_budget_stops_cleanly(stores: Stores, tmp_path: Path, fake: 
     assert spent >= 3000
     report = await stores.dialogues.verify_audit(did, files_root=result.directory)
     assert report.ok
+
+
+async def test_llm_judge_scores_are_validated_and_summed_in_code(stores: Stores, tmp_path: Path, fake: FakeAnthropic) -> None:
+    judge = AnthropicProvider(api_key="sk-test-not-a-real-key", base_url=fake.base_url, max_retries=0, timeout=5.0)
+    fake.script_expert("judge", "normal", "malformed", round=None)
+    settings = RunSettings(provider="sim", judge="llm", panel_size=3, seed=2, max_rounds=2)
+    orchestrator = Orchestrator(stores.dialogues, SimProvider(seed=2), judge_provider=judge)
+    try:
+        did = await orchestrator.create(QUESTION, load_pool(POOL), settings, tmp_path / "out")
+        result = await orchestrator.run(did)
+    finally:
+        await judge.aclose()
+    snap = await stores.dialogues.load_partition(did)
+    judged = next(t for t in snap.texts if t.kind == "answer" and t.expert == "judge" and t.round == 0)
+    assessment = parse_assessment(judged.text, list(snap.rounds[0].scores))
+    assert snap.rounds[0].scores == assessment.scores  # round 0: the model's scores, validated
+    assert snap.dialogue.total_alignment == sum(r.totals.total for r in snap.rounds.values())
+    assert any(n.startswith("scores by the llm judge") for n in snap.rounds[0].notes)
+    assert any("rejected" in n and "rules scores kept" in n for n in snap.rounds[1].notes)  # round 1: malformed reply
+    assert (result.directory / "round-0" / "judge.prompt.md").exists()
+    assert "judge" not in {s.name.lower() for r in snap.rounds.values() for s in r.panel}
