@@ -9,8 +9,8 @@ import pytest
 
 from orchestrator.lint import LintError, format_lint, lint_directory, main
 from orchestrator.markers import parse_answer
+from tests.conftest import corpus_dialogue
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 GOOD = """[PERSPECTIVE P01: Queues absorb bursts]
 A queue in front of the writer smooths spikes.
@@ -29,16 +29,6 @@ The queue answer holds.
 [ACCEPT]
 [MOVE:CONVERGE]
 """
-
-
-def _dialogue(prefix: str) -> Path:
-    """Return a recorded dialogue folder, skipping the test when the corpus is not available."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"recorded corpus not found at {CORPUS} (it lives outside the project)")
-    matches = sorted(CORPUS.glob(f"{prefix}*"))
-    if not matches:
-        pytest.skip(f"dialogue {prefix}* is not in {CORPUS}")
-    return matches[0]
 
 
 @pytest.fixture
@@ -119,7 +109,7 @@ def test_command_line(dialogue: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.corpus
 def test_d58_is_clean_and_round0_totals_match() -> None:
-    report = lint_directory(_dialogue("2026-02-06T1839Z-rfc-0058-"))
+    report = lint_directory(corpus_dialogue("2026-02-06T1839Z-rfc-0058-"))
     assert len(report.files) == 30
     round0 = [f for f in report.files if f.round == 0]
     assert sum(f.counts.get("perspective", 0) for f in round0) == 20
@@ -131,7 +121,7 @@ def test_d58_is_clean_and_round0_totals_match() -> None:
 
 @pytest.mark.corpus
 def test_jira_totals_agree_with_the_parser() -> None:
-    folder = _dialogue("2026-03-11T1341Z-jira-")
+    folder = corpus_dialogue("2026-03-11T1341Z-jira-")
     report = lint_directory(folder)
     assert len(report.files) == 36
     for item in report.files:

@@ -12,26 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.markers import Marker, ParsedAnswer, Reference, parse_answer, parse_reference
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-
-
-def _dialogue(prefix: str) -> Path:
-    """Return a recorded dialogue folder, skipping the test when the corpus is not available."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"recorded corpus not found at {CORPUS} (it lives outside the project)")
-    matches = sorted(CORPUS.glob(f"{prefix}*"))
-    if not matches:
-        pytest.skip(f"dialogue {prefix}* is not in {CORPUS}")
-    return matches[0]
+from tests.conftest import corpus_dialogue
 
 
 def _d58() -> Path:
-    return _dialogue("2026-02-06T1839Z-rfc-0058-")
+    return corpus_dialogue("2026-02-06T1839Z-rfc-0058-")
 
 
 def _jira() -> Path:
-    return _dialogue("2026-03-11T1341Z-jira-")
+    return corpus_dialogue("2026-03-11T1341Z-jira-")
 
 
 def _answers(folder: Path) -> list[Path]:

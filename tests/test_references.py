@@ -9,18 +9,7 @@ import pytest
 
 from orchestrator.markers import Marker, Reference, parse_answer, parse_reference
 from orchestrator.references import IdRegistry, resolve_all
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-
-
-def _dialogue(prefix: str) -> Path:
-    """Return a recorded dialogue folder, skipping the test when the corpus is not available."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"recorded corpus not found at {CORPUS} (it lives outside the project)")
-    matches = sorted(CORPUS.glob(f"{prefix}*"))
-    if not matches:
-        pytest.skip(f"dialogue {prefix}* is not in {CORPUS}")
-    return matches[0]
+from tests.conftest import corpus_dialogue
 
 
 def _ref(text: str) -> Reference:
@@ -153,7 +142,7 @@ def _register_round(registry: IdRegistry, folder: Path, number: int) -> dict[str
 
 @pytest.mark.corpus
 def test_check4_resolved_points_at_own_earlier_tension_not_the_new_one() -> None:
-    d58 = _dialogue("2026-02-06T1839Z-rfc-0058-")
+    d58 = corpus_dialogue("2026-02-06T1839Z-rfc-0058-")
     registry = IdRegistry()
     round0 = _register_round(registry, d58 / "round-0", 0)
     answer = parse_answer((d58 / "round-1" / "macaron.md").read_text(encoding="utf-8"))
@@ -168,7 +157,7 @@ def test_check4_resolved_points_at_own_earlier_tension_not_the_new_one() -> None
 
 @pytest.mark.corpus
 def test_check3_namespaced_targets_resolve_to_round1_tensions() -> None:
-    d58 = _dialogue("2026-02-06T1839Z-rfc-0058-")
+    d58 = corpus_dialogue("2026-02-06T1839Z-rfc-0058-")
     registry = IdRegistry()
     _register_round(registry, d58 / "round-0", 0)
     round1 = _register_round(registry, d58 / "round-1", 1)
@@ -183,7 +172,7 @@ _JUDGE_ROW = re.compile(r"^\|\s*(T[0-9]{2})\s*\|")
 
 @pytest.mark.corpus
 def test_check8_bare_ids_resolve_through_the_recorded_judge_aliases() -> None:
-    jira = _dialogue("2026-03-11T1341Z-jira-")
+    jira = corpus_dialogue("2026-03-11T1341Z-jira-")
     registry = IdRegistry()
     judge_ids = {}
     rows = (jira / "tensions.md").read_text(encoding="utf-8").split("\n")
