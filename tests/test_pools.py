@@ -32,8 +32,7 @@ from orchestrator.pools import (
     slug,
     tier_split,
 )
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from tests.conftest import corpus_dialogue, corpus_path
 
 # (Core, Adjacent, Wildcard) quotas for panel sizes 1..20 (pools.md §2.2).
 TIER_TABLE = {
@@ -44,37 +43,24 @@ TIER_TABLE = {
 }
 
 
-def _corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip(f"recorded corpus not found at {CORPUS} (it ships outside the project)")
-    return CORPUS
-
-
-def _dialogue(pattern: str) -> Path:
-    matches = sorted(p for p in _corpus().glob(pattern) if p.is_dir())
-    if not matches:
-        pytest.skip(f"corpus dialogue {pattern!r} not found under {CORPUS}")
-    return matches[0]
-
-
 @pytest.fixture
 def d58() -> Path:
-    return _dialogue("*rfc-0058*")
+    return corpus_dialogue("rfc-0058")
 
 
 @pytest.fixture
 def jira() -> Path:
-    return _dialogue("*jira*")
+    return corpus_dialogue("jira")
 
 
 @pytest.fixture
 def lpp() -> Path:
-    return _dialogue("local-prod-parity")
+    return corpus_dialogue("local-prod-parity")
 
 
 @pytest.fixture
 def ukfs() -> Path:
-    return _dialogue("ukfs-spec-review")
+    return corpus_dialogue("ukfs-spec-review")
 
 
 def _pool(*tiers_and_relevances: tuple[str, float]) -> Pool:
@@ -192,7 +178,7 @@ def test_find_role_ignores_case() -> None:
 
 @pytest.mark.corpus
 def test_every_corpus_pool_loads_and_round_trips() -> None:
-    paths = sorted(_corpus().glob("*/expert-pool.json"))
+    paths = sorted(corpus_path().glob("*/expert-pool.json"))
     assert len(paths) == 4
     for path in paths:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -206,11 +192,11 @@ def test_every_corpus_pool_loads_and_round_trips() -> None:
 @pytest.mark.corpus
 @pytest.mark.parametrize(
     ("pattern", "split"),
-    [("*rfc-0058*", (4, 6, 4)), ("*jira*", (4, 8, 5)), ("ukfs-spec-review", (6, 7, 5)),
+    [("rfc-0058", (4, 6, 4)), ("jira", (4, 8, 5)), ("ukfs-spec-review", (6, 7, 5)),
      ("local-prod-parity", (6, 7, 5))],
 )
 def test_corpus_pool_tier_sizes(pattern: str, split: tuple[int, int, int]) -> None:
-    pool = load_pool(_dialogue(pattern) / "expert-pool.json")
+    pool = load_pool(corpus_dialogue(pattern) / "expert-pool.json")
     assert tuple(sum(e.tier == t for e in pool.experts) for t in TIERS) == split
 
 
@@ -382,7 +368,7 @@ def test_evolved_panel_writes_shape_two_and_reads_back(tmp_path: Path) -> None:
 
 @pytest.mark.corpus
 def test_every_corpus_panel_loads() -> None:
-    paths = sorted(_corpus().glob("*/round-*/panel.json"))
+    paths = sorted(corpus_path().glob("*/round-*/panel.json"))
     assert len(paths) == 10
     for path in paths:
         raw = json.loads(path.read_text(encoding="utf-8"))
