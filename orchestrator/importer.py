@@ -323,7 +323,29 @@ def _our_dialogue_json(files: DialogueFiles) -> dict[str, Any] | None:
         data = json.loads(files.dialogue_json)
     except json.JSONDecodeError:
         return None
-    return data if isinstance(data, dict) and data.get("format") == DIALOGUE_FORMAT else None
+    if not isinstance(data, dict) or data.get("format") != DIALOGUE_FORMAT:
+        return None
+    problem = _shape_problem(data)
+    if problem is not None:
+        raise ValueError(f"{files.path / 'dialogue.json'} is not a valid {DIALOGUE_FORMAT} file: {problem}")
+    return data
+
+
+def _shape_problem(data: dict[str, Any]) -> str | None:
+    """What makes a dialogue.json in our format unusable (the fields the import reads), or None."""
+    dialogue = data.get("dialogue")
+    if not isinstance(dialogue, dict) or not all(isinstance(dialogue.get(k), str) for k in ("title", "question")):
+        return "'dialogue' must be an object with a string 'title' and 'question'"
+    for key in ("rounds", "entities", "verdicts"):
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return f"'{key}' must be a list of objects"
+    for entity in data.get("entities", []):
+        aliases = entity.get("aliases", [])
+        if not isinstance(entity.get("local_id", ""), str) or not isinstance(aliases, list) or \
+                not all(isinstance(a, str) for a in aliases):
+            return "each of 'entities' needs a string 'local_id' and a list of string 'aliases'"
+    return None
 
 
 def _our_round(ours: dict[str, Any], number: int) -> dict[str, Any]:
