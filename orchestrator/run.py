@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from store.dialogue_store import DialogueStore, gate
+from store.errors import ItemTooLarge
 from store.ids import slugify
 from store.model import PanelSeat, TextRecord, Verdict
 from store.snapshot import Snapshot
@@ -305,8 +306,9 @@ class Orchestrator:
         if (directory / answer_rel).exists():
             text = (directory / answer_rel).read_text(encoding="utf-8")
             await self.store.record_text(did, prompt_record)
-            await self.store.record_text(did, TextRecord("answer", number, member.slug, text, repair, path=answer_rel))
-            return text, 0
+            kept = await self._keep_answer(did, member, TextRecord("answer", number, member.slug, text, repair,
+                                                                   path=answer_rel))
+            return (text if kept else None), 0
         if budget.exhausted or budget.spent_all():
             budget.exhausted = True
             await self.store.record_text(did, prompt_record)
@@ -331,11 +333,21 @@ class Orchestrator:
             await asyncio.to_thread(write_atomic, directory / answer_rel, answer.text)
         finally:
             # Stored even when the file cannot be written: a paid answer is never lost, and resume rewrites the file.
-            await self.store.record_text(did, TextRecord(
+            kept = await self._keep_answer(did, member, TextRecord(
                 "answer", number, member.slug, answer.text, repair, path=answer_rel, model=answer.model,
                 input_tokens=answer.usage.input_tokens, output_tokens=answer.usage.output_tokens,
             ))
-        return answer.text, answer.usage.input_tokens + answer.usage.output_tokens
+        return (answer.text if kept else None), answer.usage.input_tokens + answer.usage.output_tokens
+
+    async def _keep_answer(self, did: str, member: PanelMember, record: TextRecord) -> bool:
+        """Store an answer; False (the expert is absent, the file stays on disk) when it is too large to store."""
+        try:
+            await self.store.record_text(did, record)
+        except ItemTooLarge as exc:
+            self._publish(did, "expert_absent", record.round, member.slug,
+                          reason=f"answer of {len(record.text.encode())} bytes not stored ({exc}); kept in {record.path} only")
+            return False
+        return True
 
 
 class Budget:
