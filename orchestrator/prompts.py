@@ -49,7 +49,19 @@ class RenderedPrompt:
 
     def as_markdown(self) -> str:
         """Return the text written to round-N/<name>.prompt.md: both parts under their own headings."""
-        return f"# System\n\n{self.system}\n\n# User\n\n{self.user}\n"
+        return f"{_SYSTEM_HEADING}{self.system}{_USER_HEADING}{self.user}\n"
+
+    @classmethod
+    def from_markdown(cls, text: str) -> "RenderedPrompt":
+        """The prompt a prompt file holds (the inverse of as_markdown)."""
+        if not text.startswith(_SYSTEM_HEADING) or _USER_HEADING not in text:
+            raise ValueError("not a prompt file: expected '# System' and '# User' parts")
+        system, _, user = text[len(_SYSTEM_HEADING):].partition(_USER_HEADING)
+        return cls(system=system, user=user.removesuffix("\n"))
+
+
+_SYSTEM_HEADING = "# System\n\n"
+_USER_HEADING = "\n\n# User\n\n"
 
 
 def is_newcomer(member: PanelMember, round: int) -> bool:

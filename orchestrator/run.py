@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from store.dialogue_store import DialogueStore, gate
-from store.errors import ItemTooLarge
+from store.errors import ItemTooLarge, ValidationFailed
 from store.ids import slugify
 from store.model import PanelSeat, TextRecord, Verdict
 from store.snapshot import Snapshot
@@ -27,6 +27,8 @@ from .prompts import PromptContext, RenderedPrompt, render_expert_prompt, render
 from .providers import AgentFailed, Call, Provider, ReplayProvider
 from .rotation import next_panel
 
+#: Times a round is judged again when a concurrent status change made its planned transitions stale.
+RE_JUDGE_ATTEMPTS = 3
 STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
 #: The seat judge calls are made from: its prompt and answer files are round-N/judge.prompt.md and judge.md.
 JUDGE_SEAT = PanelMember(JUDGE.capitalize(), "judge of the dialogue", "Core", 1.0, "created")
@@ -151,13 +153,28 @@ class Orchestrator:
                 snap = await self.store.load_partition(dialogue_id)
                 return self._result(snap, directory)
             seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members]
-            judged = judge_round(snap, number, seats, answers)
-            if settings.judge == "llm":
-                await self._llm_scores(snap, settings, directory, panel, answers, judged)
-            await self.store.register_round(dialogue_id, judged.batch)
+            judged = await self._judge_and_register(snap, settings, directory, panel, seats, answers)
             snap = await self.store.load_partition(dialogue_id)
             self._publish(dialogue_id, "round_closed", number, velocity=judged.velocity,
                           converge_percent=judged.converge_percent, warnings=len(judged.warnings))
+
+    async def _judge_and_register(self, snap: Snapshot, settings: RunSettings, directory: Path, panel: Panel,
+                                  seats: list[PanelSeat], answers: list[ExpertAnswer]) -> JudgedRound:
+        """Judge the round and register it; if someone changed a tension meanwhile, judge again on fresh state."""
+        attempt = 1
+        while True:
+            judged = judge_round(snap, panel.round, seats, answers)
+            if settings.judge == "llm":
+                await self._llm_scores(snap, settings, directory, panel, answers, judged)
+            try:
+                await self.store.register_round(snap.dialogue.id, judged.batch)
+                return judged
+            except ValidationFailed as failed:
+                stale = all(p.code == "invalid_status_transition" for p in failed.problems)
+                if not stale or attempt == RE_JUDGE_ATTEMPTS:
+                    raise
+            attempt += 1
+            snap = await self.store.load_partition(snap.dialogue.id)
 
     async def _llm_scores(self, snap: Snapshot, settings: RunSettings, directory: Path, panel: Panel,
                           answers: list[ExpertAnswer], judged: JudgedRound) -> None:
@@ -169,7 +186,7 @@ class Orchestrator:
             judged.batch.notes.append("llm judge requested but no judge model is configured; rules scores kept")
             return
         prompt = judge_prompt(snap.dialogue.question, panel.round, answered, _read(directory / "tensions.md"), panel.members)
-        stored = [t for t in snap.texts if t.kind == "answer" and t.round == panel.round]
+        stored = [t for t in snap.texts if t.round == panel.round]
         budget = Budget(settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer"))
         text, _ = await self._exchange(snap.dialogue.id, settings, directory, panel.round, JUDGE_SEAT, prompt, budget,
                                        stored, repair=False, provider=self.judge_provider)
@@ -269,7 +286,7 @@ class Orchestrator:
         """One expert's usable answer text, with one repair attempt; None when absent."""
         did = snap.dialogue.id
         prompt = render_expert_prompt(ctx)
-        stored = [t for t in snap.texts if t.kind == "answer" and t.round == number]
+        stored = [t for t in snap.texts if t.round == number]
         text, tokens = await self._exchange(did, settings, directory, number, member, prompt, budget, stored, repair=False)
         if text is None:
             return None
@@ -285,19 +302,28 @@ class Orchestrator:
         return None
 
     async def _exchange(self, did: str, settings: RunSettings, directory: Path, number: int, member: PanelMember,
-                        prompt: RenderedPrompt, budget: "Budget", stored_answers: list[TextRecord], *,
+                        prompt: RenderedPrompt, budget: "Budget", stored_texts: list[TextRecord], *,
                         repair: bool, provider: Provider | None = None) -> tuple[str | None, int]:
         """Write the prompt, then reuse a complete stored/written answer or call the provider once.
 
+        A prompt already written for this seat (in the store or on disk) is the one that counts: it
+        is reused as is, so a resumed round sends and audits exactly what was prepared before.
         Returns the answer text (None when the call failed or the budget is spent) and its tokens.
         """
         stem = member.slug + (".repair" if repair else "")
         prompt_rel, answer_rel = f"round-{number}/{stem}.prompt.md", f"round-{number}/{stem}.md"
-        prompt_text = prompt.as_markdown()
-        prompt_record = TextRecord("prompt", number, member.slug, prompt_text, repair, path=prompt_rel)
-        stored = next((t for t in stored_answers if t.expert == member.slug and t.repair == repair), None)
-        if stored is None and not (directory / prompt_rel).exists():
+        mine = {t.kind: t for t in stored_texts if t.expert == member.slug and t.repair == repair}
+        if "prompt" in mine:
+            prompt_text = mine["prompt"].text
+        elif (directory / prompt_rel).exists():
+            prompt_text = (directory / prompt_rel).read_text(encoding="utf-8")
+        else:
+            prompt_text = prompt.as_markdown()
+        if not (directory / prompt_rel).exists():
             await asyncio.to_thread(write_atomic, directory / prompt_rel, prompt_text)
+        prompt = RenderedPrompt.from_markdown(prompt_text)
+        prompt_record = TextRecord("prompt", number, member.slug, prompt_text, repair, path=prompt_rel)
+        stored = mine.get("answer")
         if stored is not None:
             await self.store.record_text(did, prompt_record)
             if not (directory / answer_rel).exists():

@@ -12,7 +12,7 @@ from strawberry.extensions import SchemaExtension
 from orchestrator.events import ProgressBus
 from store.analytics import AnalyticsStore
 from store.backend import Backend
-from store.dialogue_store import Clock, DialogueStore
+from store.dialogue_store import Clock, DialogueStore, WriteLocks
 from store.keys import DekCache, KeyProvider
 
 from .counting import CountingBackend
@@ -34,6 +34,7 @@ class Services:
     bus: ProgressBus
     starter: DialogueStarter | None
     partitions: PartitionCache | None = None
+    locks: WriteLocks = field(default_factory=WriteLocks)
 
 
 @dataclass
@@ -53,7 +54,8 @@ class RequestContext:
         self.services = services
         self.backend = CountingBackend(services.backend)
         self.dialogues = DialogueStore(self.backend, services.keys, tenant=caller.tenant, epoch=services.epoch,
-                                       principal=caller.name, clock=services.clock, dek_cache=services.deks)
+                                       principal=caller.name, clock=services.clock, dek_cache=services.deks,
+                                       locks=services.locks)
         self.analytics = AnalyticsStore(self.backend, services.keys, self.dialogues)
         self.reader = StoreReader(Loaders(self.dialogues, self.services.partitions))
 
@@ -65,7 +67,7 @@ class RequestContext:
         """A store of the caller's tenant over the shared backend, for work that outlives the request."""
         s = self.services
         return DialogueStore(s.backend, s.keys, tenant=self.caller.tenant, epoch=s.epoch, principal=self.caller.name,
-                             clock=s.clock, dek_cache=s.deks)
+                             clock=s.clock, dek_cache=s.deks, locks=s.locks)
 
 
 #: What every resolver receives.

@@ -91,6 +91,13 @@ def default_principal() -> str:
         return "unknown"
 
 
+class WriteLocks(defaultdict[str, asyncio.Lock]):
+    """One lock per dialogue: writers in one process that share it queue instead of racing on the audit head."""
+
+    def __init__(self) -> None:
+        super().__init__(asyncio.Lock)
+
+
 class DialogueStore:
     """Partition-scoped store: every method except `create_dialogue` takes a `dialogue_id`."""
 
@@ -104,6 +111,7 @@ class DialogueStore:
         principal: str | None = None,
         clock: Clock = utc_now,
         dek_cache: DekCache | None = None,
+        locks: WriteLocks | None = None,
     ) -> None:
         self.backend = backend
         self.items = SignedBackend(backend, keys, epoch)
@@ -113,7 +121,7 @@ class DialogueStore:
         self.principal = principal or default_principal()
         self.clock = clock
         self.deks = dek_cache or DekCache()
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = locks if locks is not None else WriteLocks()
 
     # --- keys and sealing --------------------------------------------------------------
 

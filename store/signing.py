@@ -8,7 +8,6 @@ readable and still verifiable.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections import Counter

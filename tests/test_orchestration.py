@@ -145,3 +145,31 @@ async def test_llm_judge_scores_are_validated_and_summed_in_code(stores: Stores,
     assert any("rejected" in n and "rules scores kept" in n for n in snap.rounds[1].notes)  # round 1: malformed reply
     assert (result.directory / "round-0" / "judge.prompt.md").exists()
     assert "judge" not in {s.name.lower() for r in snap.rounds.values() for s in r.panel}
+
+
+async def test_a_tension_changed_through_the_api_mid_round_does_not_break_the_run(stores: Stores, tmp_path: Path) -> None:
+    import asyncio
+
+    bus = ProgressBus()
+    orchestrator = Orchestrator(stores.dialogues, SimProvider(seed=3, latency=0.2), bus=bus)
+    settings = RunSettings(provider="sim", panel_size=4, seed=3, max_rounds=5, concurrency=2)
+    did = await orchestrator.create(QUESTION, load_pool(POOL), settings, tmp_path / "out")
+    changed: list[str] = []
+
+    async def meddle() -> None:
+        async for event in bus.subscribe(did):
+            if event.kind == "round_started" and event.round == 1:
+                open_tensions = [t for t in (await stores.dialogues.load_partition(did)).of_kind("tension") if t.status == "open"]
+                for tension in open_tensions:
+                    await stores.dialogues.update_entity_status(did, tension.id, "resolved", actors=["operator"])
+                    changed.append(tension.id)
+                return
+
+    watcher = asyncio.create_task(meddle())
+    await asyncio.sleep(0)
+    result = await orchestrator.run(did)
+    await watcher
+    assert changed and result.status == "converged"
+    snap = await stores.dialogues.load_partition(did)
+    assert all(snap.entities[t].status == "resolved" for t in changed)
+    assert (await stores.dialogues.verify_audit(did, files_root=result.directory)).ok
