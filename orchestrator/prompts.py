@@ -14,6 +14,9 @@ from orchestrator.panels import EMOJI, PanelMember
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 GROUNDING_CAP = 16_000  # bytes of one grounding file inlined into a prompt
+#: Bytes of last round's answers inlined into one prompt, all together; each answer gets an equal share
+#: when they do not fit (an over-long prompt would also exceed a model's context and the store's item limit).
+PEER_ANSWERS_CAP = 160_000
 BRIEF_TENSIONS = 5
 BRIEF_SUMMARY_CHARS = 500
 BRIEF_PANEL_LINES = 8
@@ -109,6 +112,19 @@ def _cap(text: str, cap: int) -> tuple[str, int]:
     return data[:cap].decode("utf-8", errors="ignore"), len(data)
 
 
+def _answer_share(answers: Mapping[str, str], cap: int = PEER_ANSWERS_CAP) -> int:
+    """Bytes each answer may take: all of it when everything fits in `cap`, else an equal share of the room."""
+    sizes = sorted(len(text.encode("utf-8")) for text in answers.values())
+    if sum(sizes) <= cap:
+        return max(sizes, default=0)
+    room, left = cap, len(sizes)
+    for size in sizes:  # small answers keep their whole text; the rest share what remains
+        if size * left > room:
+            return room // left
+        room, left = room - size, left - 1
+    return room
+
+
 def _grounding(files: Mapping[str, str], cap: int = GROUNDING_CAP) -> str:
     """Inline the grounding files, each cut to `cap` bytes with a note when it was longer."""
     if not files:
@@ -176,10 +192,16 @@ def render_read_context(ctx: PromptContext) -> str:
     table = ctx.tensions_table.strip()
     summary = ctx.previous_summary.strip()
     answers = []
+    share = _answer_share(ctx.peer_answers)
     for name, text in ctx.peer_answers.items():
         own = name.casefold() == ctx.expert.name.casefold()
         who = _who(name, ctx.previous_panel)
-        answers.append(_fill("read_context", "own" if own else "peer", emoji=EMOJI, who=who, text=_fenced(text)))
+        shown, total = _cap(text, share)
+        body = _fenced(shown)
+        if total > share:
+            body += "\n\n" + _fill("read_context", "answer_truncated", shown=len(shown.encode("utf-8")), total=total,
+                                   previous=ctx.round - 1, file=f"{name.lower()}.md")
+        answers.append(_fill("read_context", "own" if own else "peer", emoji=EMOJI, who=who, text=body))
     if not (table or summary or answers):
         return ""
     return _layout("read_context", "layout", {

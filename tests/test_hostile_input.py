@@ -28,7 +28,7 @@ from orchestrator.providers import Answer, Call, SimProvider
 from orchestrator.run import Orchestrator, RunSettings
 from resolvers.schema import build_schema
 from store.dialogue_store import DialogueStore
-from store.errors import ItemTooLarge, StoreError
+from store.errors import StoreError
 from store.keys import LocalKeyProvider
 from store.model import PanelSeat
 from store.sqlite_backend import SQLiteBackend
@@ -290,9 +290,6 @@ async def test_an_oversized_answer_is_refused_and_the_round_proceeds(sqlite_back
     assert report.ok, report
 
 
-@pytest.mark.xfail(strict=True, raises=ItemTooLarge,
-                   reason="the store has no #part split (DESIGN §3): round-1 prompts quote two ~220 KB answers and "
-                          "exceed the 400 KB item limit, so the run stops and `concord resume` stops the same way")
 async def test_answers_that_fit_alone_still_fit_once_quoted_in_the_next_prompts(sqlite_backend: SQLiteBackend,
                                                                                key_file: Path, tmp_path: Path) -> None:
     store = DialogueStore(sqlite_backend, LocalKeyProvider(key_file), principal="hostile-test")
@@ -303,6 +300,8 @@ async def test_answers_that_fit_alone_still_fit_once_quoted_in_the_next_prompts(
     result = await orchestrator.run(dialogue_id)
     assert result.status == "converged"
     assert (await store.verify_audit(dialogue_id, files_root=result.directory)).ok
+    prompt = (result.directory / "round-1" / f"{sorted(large)[0]}.prompt.md").read_text(encoding="utf-8")
+    assert "Cut here to keep the prompt within its size limit" in prompt and len(prompt.encode()) < 250_000
 
 
 # --- prompt injection inside an answer --------------------------------------------------------------

@@ -26,6 +26,7 @@ from store.keys import (
     normalise_role,
     write_private_file,
 )
+from store.signing import MAC_PURPOSE, item_mac
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 CONCORD = json.loads((VECTORS / "concord.json").read_text(encoding="utf-8"))
@@ -170,8 +171,6 @@ def test_normalise_role() -> None:
 
 
 async def test_item_mac_vector(vector_keys: LocalKeyProvider) -> None:
-    from store.signing import MAC_PURPOSE, item_mac
-
     vector = CONCORD["item_mac"]
     key = await vector_keys.tenant_secret(TENANT, EPOCH, MAC_PURPOSE)
     assert key.hex() == vector["mac_key"]

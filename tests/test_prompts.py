@@ -14,8 +14,10 @@ from orchestrator.prompts import (
     BRIEF_SUMMARY_CHARS,
     BRIEF_TENSIONS,
     GROUNDING_CAP,
+    PEER_ANSWERS_CAP,
     PROMPTS_DIR,
     PromptContext,
+    _answer_share,
     is_newcomer,
     render_context_brief,
     render_expert_prompt,
@@ -305,3 +307,10 @@ def test_jira_round_zero_summary_is_cut_like_the_recorded_brief() -> None:
     cut = summary.strip()[:BRIEF_SUMMARY_CHARS]
     assert cut + "..." in brief
     assert cut in recorded  # the recorded brief showed the same 500 characters
+
+
+def test_last_rounds_answers_share_the_prompt_budget() -> None:
+    assert _answer_share({"a": "x" * 10, "b": "y" * 20}) == 20
+    small, big = "s" * 1000, "b" * PEER_ANSWERS_CAP
+    share = _answer_share({"small": small, "one": big, "two": big})
+    assert share == (PEER_ANSWERS_CAP - 1000) // 2
