@@ -22,7 +22,8 @@ Tension lifecycle (DESIGN §6 authority rule), applied in panel order:
 - RE:REOPEN → a resolved tension is reopened, an addressed one open again.
 - Confirmation: a tension that was addressed before this round becomes resolved when no expert
   re-opens it or opposes it (`[RE:OPPOSE]`) in this round; every addressed tension becomes
-  resolved when the whole answering panel signals `[MOVE:CONVERGE]`.
+  resolved when the whole panel signals `[MOVE:CONVERGE]` (every seated expert answered and signalled:
+  with anyone absent, the few who answered cannot close the others' tensions this way).
 
 New perspectives. In round 0 every perspective is new. Later, a perspective is not new when it
 comes from a REFINEMENT, when it has a refine/address/resolve/support/depend ref, when its label
@@ -469,7 +470,8 @@ class _Round:
         for tension, status in before.items():
             if status == "addressed" and tension not in disputed:
                 move(tension, "resolved", [], f"confirmed: no one re-opened or opposed it in round {self.round}")
-        if self.answered and set(self.signals) >= set(self.answered):
+        seated = {seat.name.lower() for seat in self.panel}
+        if self.answered and set(self.answered) >= seated and set(self.signals) >= seated:
             for tension, status in list(statuses.items()):
                 if status == "addressed":
                     move(tension, "resolved", [], f"confirmed: the whole panel signalled converge in round {self.round}")

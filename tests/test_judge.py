@@ -146,6 +146,18 @@ async def test_whole_panel_converge_confirms_addressed_in_the_same_round(store: 
     assert judged[1].converge_percent == 100.0 and snap.entities[tension].status == "resolved"
 
 
+async def test_absent_experts_keep_the_few_who_answered_from_closing_their_tensions(store: DialogueStore) -> None:
+    did, judged = await play(store, [
+        dict(ROUND0),
+        {"muffin": "[PERSPECTIVE P01: Settled]\nAgreed.\n[RESOLVED CUPCAKE-T01]\n[MOVE:CONVERGE]\n---\n",
+         "cupcake": None, "scone": None},
+    ])
+    snap = await store.load_partition(did)
+    tension = global_id(snap, "CUPCAKE-T0001")
+    assert judged[1].converge_percent == 100.0  # of those who answered
+    assert snap.entities[tension].status == "addressed"
+
+
 async def test_new_perspective_rule(store: DialogueStore) -> None:
     restated = ROUND0["muffin"].split("[PERSPECTIVE P02")[0]
     did, judged = await play(store, [
