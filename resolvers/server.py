@@ -45,6 +45,8 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.kms_key_id:
         environment["CONCORD_KMS_KEY_ID"] = settings.kms_key_id
+    if settings.kms_mac_key_id:
+        environment["CONCORD_KMS_MAC_KEY_ID"] = settings.kms_mac_key_id
     return environment
 
 
