@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 from collections import deque
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from store.graph import DialogueGraph  # noqa: E402
 from store.model import Dialogue, Perspective, Ref  # noqa: E402
 from store.rules import REF_TYPES  # noqa: E402
 from store.snapshot import Snapshot  # noqa: E402
+from bench.timing import best_of  # noqa: E402
 
 ENTITIES = 10_000
 REFS = 50_000
@@ -44,16 +44,6 @@ def bare_bfs(adjacency: dict[str, list[str]], start: str) -> dict[str, int]:
                 depth[neighbour] = depth[node] + 1
                 queue.append(neighbour)
     return depth
-
-
-def best_of(fn, repeats: int = REPEATS) -> float:
-    """Fastest of several timed calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def main() -> None:

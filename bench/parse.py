@@ -7,7 +7,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -17,6 +16,7 @@ from orchestrator.markers import parse_answer  # noqa: E402
 from store.dialogue_store import DialogueStore  # noqa: E402
 from store.keys import LocalKeyProvider  # noqa: E402
 from store.sqlite_backend import SQLiteBackend  # noqa: E402
+from bench.timing import best_of  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 REPEATS = 5
@@ -26,16 +26,6 @@ REPEATS = 5
 # 1000x leaves room for a slower disk, yet anything quadratic in the judge or parser (jira has 36
 # long answers) would cost seconds and cross it. Parsing alone is printed too (about 10x reading).
 TARGET = 1000
-
-
-def best_of(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Fastest of several timed calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def files_of(directory: Path) -> list[Path]:

@@ -61,7 +61,7 @@ from .model import (
 from .audit import GENESIS
 from .rules import transition_allowed
 from .round_plan import RoundPlan, plan_round
-from .signing import MAC_ATTRIBUTE, SignedBackend
+from .signing import MAC_ATTRIBUTE, SignedBackend, signature_holds
 from .snapshot import Snapshot
 from .validation import ref_rule_problems, ref_shape_problems, transition_problem
 
@@ -192,8 +192,10 @@ class DialogueStore:
         ciphers = {}
         for version in {_key_version(i) for i in items if "content_encrypted" in i and not i["sk"].startswith("dek#")}:
             ciphers[version] = AESGCM(await self._dek(meta, version, deks.get(version)))
+        key = await self.items.key(self.tenant)
         for item in items:
-            await self._authentic(item, meta, deks)
+            if item.get("tenant") != self.tenant or not signature_holds(key, item):
+                await self._authentic(item, meta, deks)
         committed = int(meta.get("total_rounds", 0))
         snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[_key_version(meta)], meta)),
                         version=_version(meta))

@@ -74,6 +74,12 @@ def item_mac(key: bytes, item: Item) -> str:
     return hmac.digest(key, b"".join(parts), "sha256").hex()
 
 
+def signature_holds(key: bytes, item: Item) -> bool:
+    """True when the item carries a MAC that verifies under `key`."""
+    stored = item.get(MAC_ATTRIBUTE)
+    return isinstance(stored, str) and hmac.compare_digest(stored, item_mac(key, item))
+
+
 class SignedBackend:
     """A Backend view that signs every Put and refuses any item whose MAC does not verify."""
 
@@ -88,7 +94,8 @@ class SignedBackend:
         """Calls made to the backend underneath."""
         return self.inner.calls
 
-    async def _key(self, tenant: str) -> bytes:
+    async def key(self, tenant: str) -> bytes:
+        """The MAC key of a tenant (derived once)."""
         if tenant not in self._macs:
             self._macs[tenant] = await self.keys.tenant_secret(tenant, self.epoch, MAC_PURPOSE)
         return self._macs[tenant]
@@ -96,7 +103,7 @@ class SignedBackend:
     async def sign(self, item: Item) -> Item:
         """The item with its MAC set."""
         signed = {k: v for k, v in item.items() if k != MAC_ATTRIBUTE}
-        signed[MAC_ATTRIBUTE] = item_mac(await self._key(str(item.get("tenant", ""))), signed)
+        signed[MAC_ATTRIBUTE] = item_mac(await self.key(str(item.get("tenant", ""))), signed)
         return signed
 
     async def check(self, item: Item) -> Item:
@@ -111,10 +118,7 @@ class SignedBackend:
 
     async def is_authentic(self, item: Item) -> bool:
         """True when the item carries a MAC that verifies under its tenant's key."""
-        stored = item.get(MAC_ATTRIBUTE)
-        if not isinstance(stored, str):
-            return False
-        return hmac.compare_digest(stored, item_mac(await self._key(str(item.get("tenant", ""))), item))
+        return signature_holds(await self.key(str(item.get("tenant", ""))), item)
 
     async def get(self, pk: str, sk: str) -> Item | None:
         item = await self.inner.get(pk, sk)
