@@ -90,6 +90,7 @@ class LocalKeyProvider:
     def __init__(self, key_file: Path) -> None:
         self.key_file = key_file
         self._umk: bytes | None = None
+        self._secrets: dict[tuple[str, int, str], bytes] = {}
 
     @staticmethod
     def create_key_file(key_file: Path) -> None:
@@ -140,7 +141,10 @@ class LocalKeyProvider:
             ) from exc
 
     async def tenant_secret(self, tenant: str, epoch: int, purpose: str) -> bytes:
-        return hkdf_sha256(self.kek(tenant, epoch), f"concord:{purpose}".encode())
+        key = (tenant, epoch, purpose)
+        if key not in self._secrets:
+            self._secrets[key] = hkdf_sha256(self.kek(tenant, epoch), f"concord:{purpose}".encode())
+        return self._secrets[key]
 
 
 class DekCache:

@@ -226,7 +226,9 @@ class FakeAnthropic:
             await _hang(request, HANG_SECONDS if reply.seconds is None else reply.seconds)
         else:
             default_delay = SLOW_SECONDS if reply.kind == "slow" else self.latency
-            await asyncio.sleep(default_delay if reply.seconds is None else reply.seconds)
+            # The latency counts from the request's arrival: composing the answer is part of it.
+            delay = default_delay if reply.seconds is None else reply.seconds
+            await asyncio.sleep(max(0.0, delay - (time.time() - received)))
         message = {
             "id": f"msg_fake_{number:06d}", "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
