@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orchestrator.events import ProgressBus  # noqa: E402
 from orchestrator.pools import parse_pool  # noqa: E402
-from orchestrator.providers import AnthropicProvider, SimProvider  # noqa: E402
+from orchestrator.providers import AnthropicProvider, Call, SimProvider  # noqa: E402
 from orchestrator.run import Orchestrator, RunSettings  # noqa: E402
 from store.config import Settings  # noqa: E402
 from store.factory import open_stores  # noqa: E402
@@ -78,6 +78,9 @@ async def main() -> None:
         root = Path(tmp)
         with fake_server_process(log=root / "requests.jsonl", latency=LATENCY) as fake:
             provider = AnthropicProvider(api_key="bench-key", base_url=fake.base_url, max_retries=0, timeout=30)
+            # One call first, as a long-running orchestrator would have made: the SDK's one-time set-up
+            # (lazy imports, the HTTP client) is not part of a round.
+            await provider.complete(Call("warm-up", "warm-up", "muffin", 0, "claude-sonnet-4-6", 16))
             wall, _ = await one_round(provider, 12, 12, root / "live")
             await provider.aclose()
         print(f"12 experts, provider latency L={LATENCY:.1f}s, concurrency 12: round wall time {wall:.2f}s")
