@@ -223,7 +223,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         if args.checkpoint:
             key = load_signing_key(stores.settings.checkpoint_key)
             heads = verify_checkpoint(read_checkpoint(Path(args.checkpoint)), key, stores.dialogues.tenant)
-        ids = [args.dialogue_id] if args.dialogue_id else sorted(set(await all_dialogue_ids(stores)) | set(heads))
+        ids = [args.dialogue_id] if args.dialogue_id else sorted(set(await stores.analytics.dialogue_ids()) | set(heads))
         results = []
         for dialogue_id in ids:
             try:
@@ -264,22 +264,6 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     return asyncio.run(with_stores(action))
 
 
-async def all_dialogue_ids(stores: Stores) -> list[str]:
-    """Every dialogue of the tenant, across statuses (GSI1 pages)."""
-    from store.model import DIALOGUE_STATUSES
-
-    ids: list[str] = []
-    for status in DIALOGUE_STATUSES:
-        cursor = None
-        while True:
-            page = await stores.analytics.list_dialogues(status, limit=100, cursor=cursor)
-            ids += [d.id for d in page.dialogues]
-            if page.cursor is None:
-                break
-            cursor = page.cursor
-    return ids
-
-
 def cmd_keys_init(args: argparse.Namespace) -> int:
     from store.keys import LocalKeyProvider
 
@@ -301,7 +285,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 def cmd_keys_sweep(args: argparse.Namespace) -> int:
     async def action(stores: Stores) -> int:
-        ids = [args.dialogue] if args.dialogue else await all_dialogue_ids(stores)
+        ids = [args.dialogue] if args.dialogue else await stores.analytics.dialogue_ids()
         counts = {dialogue_id: await stores.dialogues.sweep_keys(dialogue_id) for dialogue_id in ids}
         emit(args, {"rewritten": counts}, "\n".join(f"{k}: {v} item(s) re-encrypted" for k, v in counts.items()) or "nothing to sweep")
         return 0

@@ -11,7 +11,6 @@ from typing import Any
 
 from store.dialogue_store import DialogueStore, gate
 from store.errors import ItemTooLarge, ValidationFailed
-from store.ids import slugify
 from store.model import PanelSeat, TextRecord, Verdict
 from store.snapshot import Snapshot
 
@@ -19,11 +18,17 @@ from .atomic import write_atomic
 from .events import ProgressBus, ProgressEvent
 from .judge import ExpertAnswer, JudgedRound, judge_round
 from .judge_files import write_judge_files, write_verdict_file
+from .layout import dialogue_dir_name
 from .llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
 from .markers import parse_answer
 from .panels import Panel, PanelMember, load_panel, sample_panel
 from .pools import Pool, parse_pool
-from .prompts import PromptContext, RenderedPrompt, render_expert_prompt, render_repair_prompt
+from .prompts import (
+    PromptContext,
+    RenderedPrompt,
+    render_expert_prompt,
+    render_repair_prompt,
+)
 from .providers import AgentFailed, Call, Provider, ReplayProvider
 from .rotation import next_panel
 
@@ -89,11 +94,6 @@ class RunResult:
         }
 
 
-def dialogue_directory(out_dir: Path, title: str, moment: datetime) -> Path:
-    """`{out}/{YYYY-MM-DDTHHMMZ}-{slug}` (blue layout)."""
-    return out_dir / f"{moment.astimezone(timezone.utc):%Y-%m-%dT%H%MZ}-{slugify(title)}"
-
-
 class Orchestrator:
     """Runs dialogues over the store with one agent provider, publishing progress on a bus."""
 
@@ -110,7 +110,7 @@ class Orchestrator:
     async def create(self, question: str, pool: Pool, settings: RunSettings, out_dir: Path, *, title: str | None = None) -> str:
         """Create the dialogue (id, data key, directory, pool file); nothing is called yet."""
         title = title or question
-        directory = dialogue_directory(out_dir.resolve(), title, datetime.now(timezone.utc))
+        directory = out_dir.resolve() / dialogue_dir_name(title, datetime.now(timezone.utc))
         dialogue_id = await self.store.create_dialogue(
             title, question, output_dir=str(directory), pool=pool.to_json(), settings=settings.to_json(),
             origin="sim" if self.provider.simulated else settings.provider,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from .backend import Backend, Item
 from .codec import decode_dialogue, decode_entity
+from .dialogue_store import DialogueStore
 from .envelope import open_item
 from .errors import NotFound
 from .keys import KeyProvider, blind_index, wrapped_from_item
 from .model import DIALOGUE_STATUSES, Dialogue, Entity
-from .dialogue_store import DialogueStore
 
 MAX_PAGE = 100
 
@@ -77,32 +78,34 @@ class AnalyticsStore:
                 continue
         return DialoguePage(dialogues, page.cursor)
 
+    async def _all_meta(self, status: str) -> AsyncIterator[Item]:
+        """Every meta item (signature-checked, not decrypted) of this tenant with a status, all pages."""
+        cursor = None
+        while True:
+            page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=MAX_PAGE, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def dialogue_ids(self) -> list[str]:
+        """Every dialogue id of this tenant, whatever its status."""
+        return [item["pk"].removeprefix("dialogue#") for status in DIALOGUE_STATUSES async for item in self._all_meta(status)]
+
     async def count_by_status(self) -> dict[str, int]:
         """Number of this tenant's dialogues in each status (keys only, nothing decrypted)."""
         counts = {}
         for status in DIALOGUE_STATUSES:
-            total, cursor = 0, None
-            while True:
-                page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=MAX_PAGE, cursor=cursor)
-                total += len(page.items)
-                if page.cursor is None:
-                    break
-                cursor = page.cursor
-            counts[status] = total
+            counts[status] = len([item async for item in self._all_meta(status)])
         return counts
 
     async def chain_heads(self) -> dict[str, tuple[int, str]]:
         """Every dialogue's audit-chain head (seq, hash), from the signed cleartext of its meta item."""
         heads: dict[str, tuple[int, str]] = {}
         for status in DIALOGUE_STATUSES:
-            cursor = None
-            while True:
-                page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=MAX_PAGE, cursor=cursor)
-                for item in page.items:
-                    heads[item["pk"].removeprefix("dialogue#")] = (int(item.get("audit_seq", 0)), str(item.get("audit_head", "")))
-                if page.cursor is None:
-                    break
-                cursor = page.cursor
+            async for item in self._all_meta(status):
+                heads[item["pk"].removeprefix("dialogue#")] = (int(item.get("audit_seq", 0)), str(item.get("audit_head", "")))
         return heads
 
     async def open_tensions(self, *, limit: int = 20, cursor: str | None = None) -> TensionPage:
