@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 import aioboto3  # noqa: E402
 
+from bench.timing import alternating  # noqa: E402
 from store.dialogue_store import DialogueStore  # noqa: E402
 from store.dynamodb_backend import DynamoDBBackend  # noqa: E402
 from store.keys import LocalKeyProvider  # noqa: E402
@@ -67,14 +68,9 @@ async def main() -> None:
         async with aioboto3.Session().client("dynamodb", endpoint_url=dynamo.endpoint) as client:
             raw = await raw_query(client, f"dialogue#{did}")
             assert len(snap.entities) == 100
-            store_times, raw_times = [], []
-            for _ in range(REPEATS):
-                started = time.perf_counter()
-                await store.load_partition(did)
-                store_times.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                await raw_query(client, f"dialogue#{did}")
-                raw_times.append(time.perf_counter() - started)
+            store_times, raw_times = await alternating(
+                lambda: store.load_partition(did), lambda: raw_query(client, f"dialogue#{did}"), REPEATS
+            )
         backend.calls.clear()
         await store.load_partition(did)
         load_calls = dict(backend.calls)

@@ -7,17 +7,17 @@ import json
 import sqlite3
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import alternating  # noqa: E402
 from store.dialogue_store import DialogueStore  # noqa: E402
 from store.keys import LocalKeyProvider  # noqa: E402
 from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score, StatusChange  # noqa: E402
 from store.sqlite_backend import SQLiteBackend  # noqa: E402
 
-REPEATS = 30
+REPEATS = 200
 EXPERTS = ("muffin", "cupcake", "scone", "eclair", "donut")
 
 
@@ -70,18 +70,10 @@ async def main() -> None:
         rows = raw_load(path / "concord.db", f"dialogue#{did}")
         assert len(snap.entities) == 100
 
-        async def timed_store() -> float:
-            started = time.perf_counter()
-            await store.load_partition(did)
-            return time.perf_counter() - started
-
-        def timed_raw() -> float:
-            started = time.perf_counter()
-            raw_load(path / "concord.db", f"dialogue#{did}")
-            return time.perf_counter() - started
-
-        concord = min([await timed_store() for _ in range(REPEATS)])
-        raw = min(timed_raw() for _ in range(REPEATS))
+        store_times, raw_times = await alternating(
+            lambda: store.load_partition(did), lambda: raw_load(path / "concord.db", f"dialogue#{did}"), REPEATS
+        )
+        concord, raw = min(store_times), min(raw_times)
         await store.backend.close()
     print(f"entities={len(snap.entities)} refs={len(snap.refs)} events={len(snap.events)} items={len(rows)}")
     print(f"load_partition (decrypting)   {concord * 1000:8.2f} ms")

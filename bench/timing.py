@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import time
-from typing import Callable
+from typing import Any, Callable
 
 
 def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
@@ -14,3 +15,16 @@ def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
         fn()
         best = min(best, time.perf_counter() - started)
     return best
+
+
+async def alternating(first: Callable[[], Any], second: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
+    """Times in seconds of `first` and `second` called in turn, so both see the same machine weather."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, seen in zip((first, second), times):
+            started = time.perf_counter()
+            result = fn()
+            if inspect.isawaitable(result):
+                await result
+            seen.append(time.perf_counter() - started)
+    return times

@@ -61,7 +61,7 @@ from .model import (
 from .audit import GENESIS
 from .rules import transition_allowed
 from .round_plan import RoundPlan, plan_round
-from .signing import MAC_ATTRIBUTE, SignedBackend, signature_holds
+from .signing import MAC_ATTRIBUTE, SignedBackend
 from .snapshot import Snapshot
 from .validation import ref_rule_problems, ref_shape_problems, transition_problem
 
@@ -187,26 +187,36 @@ class DialogueStore:
         return await self._snapshot(dialogue_id, items)
 
     async def _snapshot(self, dialogue_id: str, items: list[Item]) -> Snapshot:
+        """The snapshot of a partition's items, each used item checked against its signature first."""
         meta = self._check_tenant(dialogue_id, next((i for i in items if i["sk"] == "meta"), None))
         deks = {int(i["sk"].split("#")[1]): i for i in items if i["sk"].startswith("dek#")}
         ciphers = {}
-        for version in {_key_version(i) for i in items if "content_encrypted" in i and not i["sk"].startswith("dek#")}:
-            ciphers[version] = AESGCM(await self._dek(meta, version, deks.get(version)))
-        key = await self.items.key(self.tenant)
+
+        async def add_cipher(sealed: Item) -> None:
+            version = _key_version(sealed)
+            ciphers[sealed["key_id"]] = AESGCM(await self._dek(meta, version, deks.get(version)))
+
+        await add_cipher(meta)  # first, so a missing key is reported as such before any signature check
+        signer = await self.items.signer(self.tenant)
+        used: list[tuple[str, Item]] = []
         for item in items:
-            if item.get("tenant") != self.tenant or not signature_holds(key, item):
-                await self._authentic(item, meta, deks)
-        committed = int(meta.get("total_rounds", 0))
-        snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[_key_version(meta)], meta)),
-                        version=_version(meta))
-        for item in items:
+            kind = item["sk"].split("#", 1)[0]
+            if kind == "rin":  # mirrors of `ref#` items, for AP6 only; that read checks them
+                continue
             if item.get("tenant") != self.tenant:
                 raise IntegrityError(f"dialogue {dialogue_id}, item {item['sk']}: belongs to another tenant")
-            kind = item["sk"].split("#", 1)[0]
-            if kind in _NOT_IN_SNAPSHOT or not _visible(item, committed):
-                continue
-            secret = open_item(ciphers[_key_version(item)], item) if "content_encrypted" in item else {}
-            _add_to_snapshot(snap, kind, item, secret)
+            if not signer.holds(item):
+                await self._authentic(item, meta, deks)
+            if kind != "dek":
+                used.append((kind, item))
+                if "content_encrypted" in item and item.get("key_id") not in ciphers:
+                    await add_cipher(item)
+        committed = int(meta.get("total_rounds", 0))
+        snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[meta["key_id"]], meta)), version=_version(meta))
+        for kind, item in used:
+            if kind != "meta" and _visible(item, committed):
+                secret = open_item(ciphers[item["key_id"]], item) if "content_encrypted" in item else {}
+                _add_to_snapshot(snap, kind, item, secret)
         snap.events.sort(key=lambda e: (e.entity_type, e.entity_id, e.created_at, e.seq))
         return snap
 
@@ -800,10 +810,8 @@ class DialogueStore:
                                f"the chain no longer extends the checkpoint (seq {seq}): rolled back or rewritten")
         return report
 
+
 # --- helpers: visibility, validation, round planning -------------------------------------
-
-
-_NOT_IN_SNAPSHOT = frozenset({"meta", "dek", "rin"})
 
 
 def _key_version(item: Item) -> int:
@@ -817,13 +825,13 @@ def _key_version(item: Item) -> int:
 
 def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, Any]) -> None:
     """Decode one visible item into its place in the snapshot."""
-    if kind in ENTITY_KINDS:
+    if kind == "event":
+        snap.events.append(codec.decode_event(item, secret))
+    elif kind in ENTITY_KINDS:
         entity = codec.decode_entity(item, secret)
         snap.entities[entity.id] = entity
     elif kind == "ref":
         snap.refs.append(codec.decode_ref(item))
-    elif kind == "event":
-        snap.events.append(codec.decode_event(item, secret))
     elif kind == "expert":
         expert = codec.decode_expert(item, secret)
         snap.experts[expert.slug] = expert

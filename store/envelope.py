@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -20,7 +20,7 @@ NONCE_BYTES = 12
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def address_digest(pk: str, sk: str) -> bytes:
@@ -71,7 +71,7 @@ def open_item(key: bytes | AESGCM, item: dict[str, Any]) -> dict[str, Any]:
             f"{describe(item)}: envelope does not open under {item.get('key_id')} "
             "(tampered, moved from another item, or the wrong key)"
         ) from exc
-    return json.loads(plaintext.decode())
+    return orjson.loads(plaintext)
 
 
 def envelope_hash(item: dict[str, Any]) -> str:

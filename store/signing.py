@@ -8,76 +8,89 @@ readable and still verifiable.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import json
+import math
 from collections import Counter
 from typing import Any, Sequence
 
-from .backend import Backend, Check, Delete, Item, Operation, Page, Put, Update
+import orjson
+
+from .backend import BINARY_ATTRIBUTES, Backend, Check, Delete, Item, Operation, Page, Put, Update
 from .errors import IntegrityError
 from .keys import KeyProvider
 
 MAC_ATTRIBUTE = "mac"
 MAC_PURPOSE = "item-mac"
+_SAFE_INTEGER = 2**53
+_BINARY_HEADERS = tuple((name, b"\n%d:%s" % (len(name), name.encode())) for name in BINARY_ATTRIBUTES)
 
 
-def _canonical(value: Any) -> Any:
-    """A form that reads back identically from every backend (whole floats as ints, tuples as lists)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+def canonical_value(value: Any) -> Any:
+    """The form every backend reads back identically: whole floats below 2**53 as ints, tuples as lists."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot store the number {value!r}")
+        return int(value) if value.is_integer() and abs(value) < _SAFE_INTEGER else value
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): canonical_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
+        return [canonical_value(v) for v in value]
+    if isinstance(value, bytearray):
+        return bytes(value)
     return value
 
 
-def _encode_number(value: int | float) -> bytes:
-    if isinstance(value, bool):
-        return b"t" if value else b"f"
-    if isinstance(value, int) or value.is_integer():
-        return b"i%d" % int(value)
-    return b"d" + repr(value).encode()
+def mac_input(item: Item) -> bytes:
+    """What the MAC covers: canonical JSON of every attribute but the MAC and the binary ones, then for
+    each binary attribute present a newline, `{len(name)}:{name}{len(value)}:` and the value's bytes.
+
+    The JSON is UTF-8 with sorted keys and no whitespace (as orjson writes it), so it is the same
+    whichever backend returned the item. Bytes anywhere else make it raise TypeError.
+    """
+    clear = dict(item)
+    clear.pop(MAC_ATTRIBUTE, None)
+    parts = [b""]
+    for name, header in _BINARY_HEADERS:
+        value = clear.pop(name, None)
+        if value is not None:
+            parts += (header, b"%d:" % len(value), value)
+    parts[0] = orjson.dumps(clear, option=orjson.OPT_SORT_KEYS)
+    return b"".join(parts)
 
 
-def _encode_json(value: Any) -> bytes:
-    return b"j" + json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+class ItemSigner:
+    """HMAC-SHA256 (RFC 2104) of items under one key, its padded-key states hashed once."""
 
+    _BLOCK = 64
 
-_ENCODERS: dict[type, Any] = {
-    str: lambda v: b"s" + v.encode(),
-    bytes: lambda v: b"b" + v,
-    bytearray: lambda v: b"b" + bytes(v),
-    type(None): lambda v: b"n",
-    bool: _encode_number,
-    int: _encode_number,
-    float: _encode_number,
-    dict: _encode_json,
-    list: _encode_json,
-    tuple: _encode_json,
-}
+    def __init__(self, key: bytes) -> None:
+        if len(key) > self._BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(self._BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
+    def mac(self, item: Item) -> str:
+        """The item's MAC, in hex."""
+        inner = self._inner.copy()
+        inner.update(mac_input(item))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
-def _encode(value: Any) -> bytes:
-    """A type-tagged byte form of one attribute value, the same whichever backend returned it."""
-    return _ENCODERS.get(type(value), _encode_json)(value)
+    def holds(self, item: Item) -> bool:
+        """True when the item carries a MAC that verifies."""
+        stored = item.get(MAC_ATTRIBUTE)
+        try:
+            return isinstance(stored, str) and hmac.compare_digest(stored, self.mac(item))
+        except TypeError:  # bytes where text belongs, or the reverse
+            return False
 
 
 def item_mac(key: bytes, item: Item) -> str:
-    """HMAC-SHA256 (hex) over every attribute but the MAC itself: length-framed name and typed value, by name."""
-    parts = []
-    for name in sorted(item):
-        if name != MAC_ATTRIBUTE:
-            encoded_name, value = name.encode(), _encode(item[name])
-            parts.append(b"%d:%s%d:" % (len(encoded_name), encoded_name, len(value)))
-            parts.append(value)
-    return hmac.digest(key, b"".join(parts), "sha256").hex()
-
-
-def signature_holds(key: bytes, item: Item) -> bool:
-    """True when the item carries a MAC that verifies under `key`."""
-    stored = item.get(MAC_ATTRIBUTE)
-    return isinstance(stored, str) and hmac.compare_digest(stored, item_mac(key, item))
+    """HMAC-SHA256 (hex) of `mac_input(item)`."""
+    return ItemSigner(key).mac(item)
 
 
 class SignedBackend:
@@ -87,23 +100,23 @@ class SignedBackend:
         self.inner = inner
         self.keys = keys
         self.epoch = epoch
-        self._macs: dict[str, bytes] = {}
+        self._signers: dict[str, ItemSigner] = {}
 
     @property
     def calls(self) -> Counter[str]:
         """Calls made to the backend underneath."""
         return self.inner.calls
 
-    async def key(self, tenant: str) -> bytes:
-        """The MAC key of a tenant (derived once)."""
-        if tenant not in self._macs:
-            self._macs[tenant] = await self.keys.tenant_secret(tenant, self.epoch, MAC_PURPOSE)
-        return self._macs[tenant]
+    async def signer(self, tenant: str) -> ItemSigner:
+        """The signer of a tenant (its key derived once)."""
+        if tenant not in self._signers:
+            self._signers[tenant] = ItemSigner(await self.keys.tenant_secret(tenant, self.epoch, MAC_PURPOSE))
+        return self._signers[tenant]
 
     async def sign(self, item: Item) -> Item:
-        """The item with its MAC set."""
-        signed = {k: v for k, v in item.items() if k != MAC_ATTRIBUTE}
-        signed[MAC_ATTRIBUTE] = item_mac(await self.key(str(item.get("tenant", ""))), signed)
+        """The item in canonical form with its MAC set."""
+        signed = {k: canonical_value(v) for k, v in item.items() if k != MAC_ATTRIBUTE}
+        signed[MAC_ATTRIBUTE] = (await self.signer(str(item.get("tenant", "")))).mac(signed)
         return signed
 
     async def check(self, item: Item) -> Item:
@@ -118,7 +131,7 @@ class SignedBackend:
 
     async def is_authentic(self, item: Item) -> bool:
         """True when the item carries a MAC that verifies under its tenant's key."""
-        return signature_holds(await self.key(str(item.get("tenant", ""))), item)
+        return (await self.signer(str(item.get("tenant", "")))).holds(item)
 
     async def get(self, pk: str, sk: str) -> Item | None:
         item = await self.inner.get(pk, sk)

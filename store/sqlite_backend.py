@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+import orjson
+
 from .backend import (
     BINARY_ATTRIBUTES,
     INDEXES,
@@ -161,10 +163,10 @@ class SQLiteBackend:
             sql += " LIMIT ?"
             params.append(limit)
 
-        def work(conn: sqlite3.Connection) -> list[Item]:
-            return [_row_to_item(row) for row in conn.execute(sql, params)]
+        def work(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, params).fetchall()
 
-        return await self._run("Query", work)
+        return [_row_to_item(row) for row in await self._run("Query", work)]
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         pk_col, sk_col = INDEXES[index]
@@ -218,17 +220,18 @@ class SQLiteBackend:
 
 
 _COLUMNS = "pk, sk, attrs, content_encrypted, content_nonce, " + ", ".join(INDEX_COLUMNS)
+_NO_INDEX_KEYS = (None,) * len(INDEX_COLUMNS)
 
 
 def _row_to_item(row: tuple[Any, ...]) -> Item:
-    item: Item = {"pk": row[0], "sk": row[1], **json.loads(row[2])}
+    item: Item = orjson.loads(row[2])
+    item["pk"], item["sk"] = row[0], row[1]
     if row[3] is not None:
         item["content_encrypted"] = bytes(row[3])
     if row[4] is not None:
         item["content_nonce"] = bytes(row[4])
-    for column, value in zip(INDEX_COLUMNS, row[5:]):
-        if value is not None:
-            item[column] = value
+    if row[5:] != _NO_INDEX_KEYS:
+        item.update((column, value) for column, value in zip(INDEX_COLUMNS, row[5:]) if value is not None)
     return item
 
 
@@ -242,7 +245,7 @@ def _write_item(conn: sqlite3.Connection, item: Item) -> None:
         (
             item["pk"],
             item["sk"],
-            json.dumps(attrs, sort_keys=True, separators=(",", ":")),
+            json.dumps(attrs, sort_keys=True, separators=(",", ":"), allow_nan=False),
             item.get("content_encrypted"),
             item.get("content_nonce"),
             *(item.get(column) for column in INDEX_COLUMNS),

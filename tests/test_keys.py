@@ -26,7 +26,7 @@ from store.keys import (
     normalise_role,
     write_private_file,
 )
-from store.signing import MAC_PURPOSE, item_mac
+from store.signing import MAC_PURPOSE, ItemSigner, item_mac, mac_input
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 CONCORD = json.loads((VECTORS / "concord.json").read_text(encoding="utf-8"))
@@ -175,5 +175,24 @@ async def test_item_mac_vector(vector_keys: LocalKeyProvider) -> None:
     key = await vector_keys.tenant_secret(TENANT, EPOCH, MAC_PURPOSE)
     assert key.hex() == vector["mac_key"]
     item = {k: bytes.fromhex(v) if k in vector["binary"] else v for k, v in vector["item"].items()}
+    assert mac_input(item).hex() == vector["input"]
     assert item_mac(key, item) == vector["mac"]
     assert item_mac(key, {**item, "status": "refined"}) != vector["mac"]
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 64, 65, 200])
+def test_item_signer_is_rfc2104_hmac_sha256(key_length: int) -> None:
+    key = bytes(range(key_length % 256)) * (key_length // 256) + bytes(range(key_length % 256))
+    item = {"pk": "dialogue#d", "sk": "tension#00#01", "status": "open", "content_nonce": b"\x00" * 12}
+    expected = hmac.new(key, mac_input(item), hashlib.sha256).hexdigest()
+    assert ItemSigner(key).mac(item) == expected
+
+
+def test_mac_input_keeps_bytes_apart_from_text() -> None:
+    blob = {"pk": "p", "sk": "s", "content_nonce": b"abc"}
+    assert mac_input(blob) != mac_input({**blob, "content_nonce": b"abd"})
+    assert mac_input({**blob, "mac": "ignored"}) == mac_input(blob)
+    for forged in ({**blob, "content_nonce": "abc"}, {**blob, "other": b"bytes outside the binary attributes"}):
+        with pytest.raises(TypeError):
+            mac_input(forged)
+        assert not ItemSigner(b"k").holds({**forged, "mac": ItemSigner(b"k").mac(blob)})

@@ -27,7 +27,7 @@ from store.envelope import canonical_json, seal
 from store.ids import canonical_address
 from store.keys import LocalKeyProvider, blind_index, kek_info, normalise_role, write_private_file
 from store.model import AuditEntry, Perspective
-from store.signing import MAC_PURPOSE, item_mac
+from store.signing import MAC_PURPOSE, item_mac, mac_input
 
 HERE = Path(__file__).resolve().parent
 
@@ -127,6 +127,7 @@ def concord_vectors() -> dict[str, Any]:
             "mac_key": mac_key.hex(),
             "item": {k: (v.hex() if isinstance(v, bytes) else v) for k, v in signed_item.items()},
             "binary": ["content_encrypted", "content_nonce"],
+            "input": mac_input(signed_item).hex(),
             "mac": item_mac(mac_key, signed_item),
         },
     }
