@@ -17,7 +17,7 @@ from store.keys import LocalKeyProvider  # noqa: E402
 from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score, StatusChange  # noqa: E402
 from store.sqlite_backend import SQLiteBackend  # noqa: E402
 
-REPEATS = 200
+REPEATS = 500
 EXPERTS = ("muffin", "cupcake", "scone", "eclair", "donut")
 
 

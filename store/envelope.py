@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,8 @@ NONCE_BYTES = 12
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, compact separators, UTF-8."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """Sorted keys, compact separators, UTF-8; NaN and infinities refused."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def address_digest(pk: str, sk: str) -> bytes:

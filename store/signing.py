@@ -28,6 +28,8 @@ _BINARY_HEADERS = tuple((name, b"\n%d:%s" % (len(name), name.encode())) for name
 
 def canonical_value(value: Any) -> Any:
     """The form every backend reads back identically: whole floats below 2**53 as ints, tuples as lists."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _SAFE_INTEGER:
+        raise ValueError(f"cannot store the integer {value}: outside ±(2**53 - 1)")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"cannot store the number {value!r}")

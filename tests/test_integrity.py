@@ -71,6 +71,17 @@ async def test_inserted_ref_item_is_detected(store: DialogueStore) -> None:
     assert "ref#P0002#oppose#P0001" in (await store.verify_audit(did)).problem
 
 
+async def test_inserted_mirror_item_is_refused_where_it_is_read(store: DialogueStore) -> None:
+    did = await history(store)
+    mirror = await store.backend.get(f"dialogue#{did}", "rin#P0001#support#P0002")
+    await raw_put(store, {**mirror, "sk": "rin#P0001#oppose#P0002", "ref_type": "oppose"})
+    snap = await store.load_partition(did)  # the snapshot is built from `ref#` items only
+    assert [(r.source, r.ref_type, r.target) for r in snap.refs if r.target == "P0001"] == [("P0002", "support", "P0001")]
+    with pytest.raises(IntegrityError, match="rin#P0001#oppose#P0002"):
+        await store.get_refs(did, target="P0001")
+    assert "rin#P0001#oppose#P0002" in (await store.verify_audit(did)).problem
+
+
 async def test_deleted_item_is_detected_through_the_audit_keys(store: DialogueStore) -> None:
     did = await history(store)
     round0 = next(a for a in (await store.load_partition(did)).audit if a.operation == "register_round:0")

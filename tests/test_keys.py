@@ -26,7 +26,7 @@ from store.keys import (
     normalise_role,
     write_private_file,
 )
-from store.signing import MAC_PURPOSE, ItemSigner, item_mac, mac_input
+from store.signing import MAC_PURPOSE, ItemSigner, canonical_value, item_mac, mac_input
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 CONCORD = json.loads((VECTORS / "concord.json").read_text(encoding="utf-8"))
@@ -196,3 +196,14 @@ def test_mac_input_keeps_bytes_apart_from_text() -> None:
         with pytest.raises(TypeError):
             mac_input(forged)
         assert not ItemSigner(b"k").holds({**forged, "mac": ItemSigner(b"k").mac(blob)})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2**53, -(2**60)])
+def test_values_no_backend_reads_back_alike_are_refused_before_signing(value: float) -> None:
+    with pytest.raises(ValueError, match="cannot store"):
+        canonical_value({"scores": [1, value]})
+
+
+def test_canonical_values_read_back_alike_from_every_backend() -> None:
+    assert canonical_value({"a": (1, 2.0, 2.5, -0.0), 3: bytearray(b"x")}) == {"a": [1, 2, 2.5, 0], "3": b"x"}
+    assert type(canonical_value(2.0)) is int and type(canonical_value(1e20)) is float
