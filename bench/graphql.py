@@ -1,5 +1,6 @@
 """Requests/s of the full-dialogue query through Concord (store, decrypt, auth) against a bare strawberry schema
-of the same shape serving the same data from memory, both behind uvicorn on 127.0.0.1; 16 concurrent clients.
+of the same shape serving the same data from memory, both behind uvicorn on 127.0.0.1; 16 concurrent clients,
+the two servers loaded in alternating windows.
 
 Run: .venv/bin/python bench/graphql.py   (SQLite in a temporary directory; under two minutes)
 """
@@ -29,6 +30,7 @@ import uvicorn  # noqa: E402
 CLIENTS = 16
 WARMUP_S = 2.0
 MEASURE_S = 10.0
+WINDOWS = 5
 ENTITIES = 100
 TARGET = 0.7
 QUERY = """query Full($id: ID!) {
@@ -226,44 +228,53 @@ async def wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def load(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[float, list[float]]:
-    """Requests/s and latencies (ms) of CLIENTS clients hammering `url` for MEASURE_S after WARMUP_S."""
+async def load(url: str, body: dict[str, Any], headers: dict[str, str], seconds: float) -> tuple[int, list[float]]:
+    """Requests answered and their latencies (ms) with CLIENTS clients hammering `url` for `seconds`."""
     latencies: list[float] = []
-    done = 0
-    start = time.perf_counter()
-    measuring_from = start + WARMUP_S
-    stop_at = measuring_from + MEASURE_S
+    stop_at = time.perf_counter() + seconds
 
     async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal done
-        while (now := time.perf_counter()) < stop_at:
+        while (started := time.perf_counter()) < stop_at:
             async with session.post(url, json=body, headers=headers) as response:
                 payload = await response.json()
             if response.status != 200 or "errors" in payload:
                 raise RuntimeError(f"bad answer: {response.status} {payload}")
-            finished = time.perf_counter()
-            if now >= measuring_from:
-                latencies.append((finished - now) * 1000)
-                done += 1
+            latencies.append((time.perf_counter() - started) * 1000)
 
     connector = aiohttp.TCPConnector(limit=CLIENTS)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(client(session) for _ in range(CLIENTS)))
-    return done / MEASURE_S, latencies
+    return len(latencies), latencies
 
 
-def measure(kind: str, home: Path, dialogue_id: str, headers: dict[str, str]) -> tuple[float, list[float]]:
-    """Start the server in its own process, load it, stop it."""
+def start_server(kind: str, home: Path, dialogue_id: str) -> tuple[Any, str]:
+    """The server in its own process, and its URL once it answers."""
     port = free_port()
     process = multiprocessing.get_context("spawn").Process(target=serve, args=(kind, str(home), dialogue_id, port))
     process.start()
+    url = f"http://127.0.0.1:{port}/graphql"
+    asyncio.run(wait_ready(url))
+    return process, url
+
+
+def measure(home: Path, dialogue_id: str, token: str) -> dict[str, tuple[float, list[float]]]:
+    """Requests/s and latencies of both servers, loaded in alternating windows so both see the same machine."""
+    body = {"query": QUERY, "variables": {"id": dialogue_id}}
+    headers = {"concord": {"Authorization": f"Bearer {token}"}, "bare": {}}
+    servers = {kind: start_server(kind, home, dialogue_id) for kind in headers}
     try:
-        url = f"http://127.0.0.1:{port}/graphql"
-        asyncio.run(wait_ready(url))
-        return asyncio.run(load(url, {"query": QUERY, "variables": {"id": dialogue_id}}, headers))
+        for kind, (_, url) in servers.items():
+            asyncio.run(load(url, body, headers[kind], WARMUP_S))
+        totals: dict[str, tuple[int, list[float]]] = {kind: (0, []) for kind in servers}
+        for _ in range(WINDOWS):
+            for kind, (_, url) in servers.items():
+                done, latencies = asyncio.run(load(url, body, headers[kind], MEASURE_S / WINDOWS))
+                totals[kind] = (totals[kind][0] + done, totals[kind][1] + latencies)
+        return {kind: (done / MEASURE_S, latencies) for kind, (done, latencies) in totals.items()}
     finally:
-        process.terminate()
-        process.join(10)
+        for process, _ in servers.values():
+            process.terminate()
+            process.join(10)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -275,12 +286,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="concord-bench-") as directory:
         home = Path(directory)
         dialogue_id, token = asyncio.run(build(home))
-        concord_rps, concord_ms = measure("concord", home, dialogue_id, {"Authorization": f"Bearer {token}"})
-        bare_rps, bare_ms = measure("bare", home, dialogue_id, {})
+        results = measure(home, dialogue_id, token)
+    (concord_rps, concord_ms), (bare_rps, bare_ms) = results["concord"], results["bare"]
     ratio = concord_rps / bare_rps
     for name, rps, ms in (("concord", concord_rps, concord_ms), ("bare", bare_rps, bare_ms)):
         print(f"{name:8} {rps:8.1f} req/s  p50 {percentile(ms, 0.5):6.2f} ms  p99 {percentile(ms, 0.99):6.2f} ms  "
-              f"mean {statistics.fmean(ms):6.2f} ms  ({len(ms)} requests, {CLIENTS} clients, {ENTITIES} entities)")
+              f"mean {statistics.fmean(ms):6.2f} ms  ({len(ms)} requests in {WINDOWS} windows, {CLIENTS} clients, "
+              f"{ENTITIES} entities)")
     print(f"BENCH graphql ratio={ratio:.2f} target=>={TARGET} p50_ms={percentile(concord_ms, 0.5):.2f} "
           f"p99_ms={percentile(concord_ms, 0.99):.2f}")
     return 0

@@ -17,11 +17,11 @@ from .planning import below, dialogue_needs_partition, entities_need_partition, 
 @strawberry.type
 class Query:
     @strawberry.field(description="One dialogue of the caller's tenant.")
-    async def dialogue(self, info: Info, id: strawberry.ID) -> Dialogue | None:
+    def dialogue(self, info: Info, id: strawberry.ID) -> Dialogue | None:
         dialogue_id = inputs.dialogue_id(id)
         reader = info.context.reader
         reader.plan(dialogue_id, whole=dialogue_needs_partition(below(info.selected_fields)))
-        return await reader.dialogue(dialogue_id)
+        return reader.dialogue(dialogue_id)  # type: ignore[return-value]
 
     @strawberry.field(description="Dialogues with a status, oldest update first (AP9).")
     async def dialogues(
@@ -41,11 +41,11 @@ class Query:
                                   page_info=PageInfo(has_next_page=page.cursor is not None, end_cursor=page.cursor))
 
     @strawberry.field(description="One entity by display id; refs and history by their own patterns (AP5-AP7).")
-    async def entity(self, info: Info, dialogue_id: strawberry.ID, id: strawberry.ID) -> Entity | None:
+    def entity(self, info: Info, dialogue_id: strawberry.ID, id: strawberry.ID) -> Entity | None:
         checked = inputs.dialogue_id(dialogue_id)
         reader = info.context.reader
         reader.plan(checked, whole=entity_needs_partition(below(info.selected_fields)))
-        return await reader.entity(checked, id)
+        return reader.entity(checked, id)  # type: ignore[return-value]
 
     @strawberry.field(description="Tensions not yet resolved across the tenant's dialogues (AP10).")
     async def open_tensions(self, info: Info, first: int = 20, after: str | None = None) -> TensionConnection:
@@ -70,8 +70,8 @@ class Query:
         return [Participation(dialogue_id=p.dialogue_id, expert=p.expert, first_round=p.first_round) for p in found]
 
     @strawberry.field(description="Scores per round and expert, and the convergence gate (AP8).")
-    async def scoreboard(self, info: Info, dialogue_id: strawberry.ID) -> Scoreboard:
-        return await info.context.reader.scoreboard(inputs.dialogue_id(dialogue_id))
+    def scoreboard(self, info: Info, dialogue_id: strawberry.ID) -> Scoreboard:
+        return info.context.reader.scoreboard(inputs.dialogue_id(dialogue_id))  # type: ignore[return-value]
 
     @strawberry.field(description="Recompute the dialogue's audit hash chain.")
     async def audit_report(self, info: Info, dialogue_id: strawberry.ID) -> AuditReport:

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from schema.reader import settled
 from schema.results import ProgressEvent
 
 from . import convert, inputs
@@ -17,6 +18,6 @@ class Subscription:
     @strawberry.subscription(description="Round started, expert answered or absent, round closed, verdict; ends after the last.")
     async def dialogue_events(self, info: Info, dialogue_id: strawberry.ID) -> AsyncGenerator[ProgressEvent, None]:
         checked = inputs.dialogue_id(dialogue_id)
-        await info.context.reader.dialogue(checked)  # NOT_FOUND unless the dialogue is the caller's tenant's
+        await settled(info.context.reader.dialogue(checked))  # NOT_FOUND unless the dialogue is the caller's tenant's
         async for event in info.context.services.bus.subscribe(checked):
             yield convert.progress(event)

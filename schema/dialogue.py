@@ -94,8 +94,8 @@ class Verdict:
     created_at: str
 
     @strawberry.field(description="Adopted recommendations, resolved tensions and the evidence and claims behind them.")
-    async def context(self, info: strawberry.Info) -> VerdictContext:
-        return await reader(info).verdict_context(self.dialogue_id, self.id)
+    def context(self, info: strawberry.Info) -> VerdictContext:
+        return reader(info).verdict_context(self.dialogue_id, self.id)
 
 
 @strawberry.type(description="One round's line on the scoreboard.")
@@ -130,41 +130,41 @@ class Dialogue:
     origin: str
 
     @strawberry.field(description="Registered rounds in order, each with its panel and stored metrics.")
-    async def rounds(self, info: strawberry.Info) -> list[Round]:
-        return await reader(info).rounds(self.id)
+    def rounds(self, info: strawberry.Info) -> list[Round]:
+        return reader(info).rounds(self.id)
 
     @strawberry.field(description="Experts who joined the dialogue.")
-    async def experts(self, info: strawberry.Info) -> list[Expert]:
-        return await reader(info).experts(self.id)
+    def experts(self, info: strawberry.Info) -> list[Expert]:
+        return reader(info).experts(self.id)
 
     @strawberry.field
-    async def perspectives(self, info: strawberry.Info, round: int | None = None) -> list[Perspective]:
-        return await reader(info).entities(self.id, "perspective", round)  # type: ignore[return-value]
+    def perspectives(self, info: strawberry.Info, round: int | None = None) -> list[Perspective]:
+        return reader(info).entities(self.id, "perspective", round)  # type: ignore[return-value]
 
     @strawberry.field
-    async def tensions(self, info: strawberry.Info, round: int | None = None) -> list[Tension]:
-        return await reader(info).entities(self.id, "tension", round)  # type: ignore[return-value]
+    def tensions(self, info: strawberry.Info, round: int | None = None) -> list[Tension]:
+        return reader(info).entities(self.id, "tension", round)  # type: ignore[return-value]
 
     @strawberry.field
-    async def recommendations(self, info: strawberry.Info, round: int | None = None) -> list[Recommendation]:
-        return await reader(info).entities(self.id, "recommendation", round)  # type: ignore[return-value]
+    def recommendations(self, info: strawberry.Info, round: int | None = None) -> list[Recommendation]:
+        return reader(info).entities(self.id, "recommendation", round)  # type: ignore[return-value]
 
     @strawberry.field
-    async def evidence(self, info: strawberry.Info, round: int | None = None) -> list[Evidence]:
-        return await reader(info).entities(self.id, "evidence", round)  # type: ignore[return-value]
+    def evidence(self, info: strawberry.Info, round: int | None = None) -> list[Evidence]:
+        return reader(info).entities(self.id, "evidence", round)  # type: ignore[return-value]
 
     @strawberry.field
-    async def claims(self, info: strawberry.Info, round: int | None = None) -> list[Claim]:
-        return await reader(info).entities(self.id, "claim", round)  # type: ignore[return-value]
+    def claims(self, info: strawberry.Info, round: int | None = None) -> list[Claim]:
+        return reader(info).entities(self.id, "claim", round)  # type: ignore[return-value]
 
     @strawberry.field(description="Verdicts by round.")
-    async def verdicts(self, info: strawberry.Info) -> list[Verdict]:
-        return await reader(info).verdicts(self.id)
+    def verdicts(self, info: strawberry.Info) -> list[Verdict]:
+        return reader(info).verdicts(self.id)
 
     @strawberry.field
-    async def scoreboard(self, info: strawberry.Info) -> Scoreboard:
-        return await reader(info).scoreboard(self.id)
+    def scoreboard(self, info: strawberry.Info) -> Scoreboard:
+        return reader(info).scoreboard(self.id)
 
     @strawberry.field(description="Every lifecycle event of every entity.")
-    async def events(self, info: strawberry.Info) -> list[Event]:
-        return await reader(info).events(self.id)
+    def events(self, info: strawberry.Info) -> list[Event]:
+        return reader(info).events(self.id)

@@ -37,19 +37,19 @@ class Entity:
     updated_at: str
 
     @strawberry.field(description="Refs from this entity to others.")
-    async def refs_out(self, info: strawberry.Info) -> list[Ref]:
-        return await reader(info).refs_out(self.dialogue_id, self.id)
+    def refs_out(self, info: strawberry.Info) -> list[Ref]:
+        return reader(info).refs_out(self.dialogue_id, self.id)
 
     @strawberry.field(description="Refs from other entities to this one.")
-    async def refs_in(self, info: strawberry.Info) -> list[Ref]:
-        return await reader(info).refs_in(self.dialogue_id, self.id)
+    def refs_in(self, info: strawberry.Info) -> list[Ref]:
+        return reader(info).refs_in(self.dialogue_id, self.id)
 
     @strawberry.field(description="Lifecycle events, oldest first.")
-    async def history(self, info: strawberry.Info) -> list[Event]:
-        return await reader(info).history(self.dialogue_id, self.id)
+    def history(self, info: strawberry.Info) -> list[Event]:
+        return reader(info).history(self.dialogue_id, self.id)
 
     @strawberry.field(description="Every entity reachable through refs, once each, at its least depth; cycles end the walk.")
-    async def links(
+    def links(
         self,
         info: strawberry.Info,
         direction: Direction = Direction.OUT,
@@ -57,11 +57,11 @@ class Entity:
         max_depth: Annotated[int | None, strawberry.argument(description="1 or more; unbounded when omitted.")] = None,
     ) -> list[Link]:
         types = None if ref_types is None else [t.value for t in ref_types]
-        return await reader(info).links(self.dialogue_id, self.id, direction.value, types, max_depth)
+        return reader(info).links(self.dialogue_id, self.id, direction.value, types, max_depth)
 
     @strawberry.field(description="The refine chain behind this entity, itself first, then what it refines.")
-    async def lineage(self, info: strawberry.Info) -> list[Entity]:
-        return await reader(info).lineage(self.dialogue_id, self.id)
+    def lineage(self, info: strawberry.Info) -> list[Entity]:
+        return reader(info).lineage(self.dialogue_id, self.id)
 
 
 @strawberry.type(description="A position an expert takes.")
@@ -98,12 +98,12 @@ class Ref:
     created_at: str
 
     @strawberry.field(description="The entity the ref leaves.")
-    async def source(self, info: strawberry.Info) -> Entity:
-        return await reader(info).entity(self.dialogue_id, self.source_id)
+    def source(self, info: strawberry.Info) -> Entity:
+        return reader(info).entity(self.dialogue_id, self.source_id)
 
     @strawberry.field(description="The entity the ref points at.")
-    async def target(self, info: strawberry.Info) -> Entity:
-        return await reader(info).entity(self.dialogue_id, self.target_id)
+    def target(self, info: strawberry.Info) -> Entity:
+        return reader(info).entity(self.dialogue_id, self.target_id)
 
 
 @strawberry.type(description="An entity reached from another, with its depth and one shortest path of ids.")

@@ -1,10 +1,18 @@
-"""The read port nested fields resolve through; the resolvers layer implements it per request."""
+"""The read port nested fields resolve through; the resolvers layer implements it per request.
+
+A read answers at once when the request already holds what it needs, else with an awaitable:
+graphql-core takes either from a resolver, so nested fields are plain functions that pass it on.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import inspect
+from typing import TYPE_CHECKING, Awaitable, Protocol, TypeVar, Union
 
 import strawberry
+
+T = TypeVar("T")
+MaybeAwaitable = Union[T, Awaitable[T]]
 
 if TYPE_CHECKING:
     from .dialogue import Expert, Round, Scoreboard, Verdict, VerdictContext
@@ -14,46 +22,51 @@ if TYPE_CHECKING:
 class Reader(Protocol):
     """Every read a field below a root field needs, by dialogue id; implementations cache per request."""
 
-    async def entity(self, dialogue_id: str, entity_id: str) -> Entity:
+    def entity(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[Entity]:
         """One entity."""
 
-    async def entities(self, dialogue_id: str, kind: str, round: int | None) -> list[Entity]:
+    def entities(self, dialogue_id: str, kind: str, round: int | None) -> MaybeAwaitable[list[Entity]]:
         """Entities of one kind, optionally of one round."""
 
-    async def refs_out(self, dialogue_id: str, entity_id: str) -> list[Ref]:
+    def refs_out(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[Ref]]:
         """Refs leaving an entity."""
 
-    async def refs_in(self, dialogue_id: str, entity_id: str) -> list[Ref]:
+    def refs_in(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[Ref]]:
         """Refs arriving at an entity."""
 
-    async def history(self, dialogue_id: str, entity_id: str) -> list[Event]:
+    def history(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[Event]]:
         """Lifecycle events of an entity, oldest first."""
 
-    async def links(
+    def links(
         self, dialogue_id: str, entity_id: str, direction: str, ref_types: list[str] | None, max_depth: int | None
-    ) -> list[Link]:
+    ) -> MaybeAwaitable[list[Link]]:
         """Entities reachable from an entity through refs."""
 
-    async def lineage(self, dialogue_id: str, entity_id: str) -> list[Entity]:
+    def lineage(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[Entity]]:
         """The refine chain behind an entity, newest first."""
 
-    async def rounds(self, dialogue_id: str) -> list[Round]:
+    def rounds(self, dialogue_id: str) -> MaybeAwaitable[list[Round]]:
         """Registered rounds in order."""
 
-    async def experts(self, dialogue_id: str) -> list[Expert]:
+    def experts(self, dialogue_id: str) -> MaybeAwaitable[list[Expert]]:
         """Experts who joined the dialogue."""
 
-    async def verdicts(self, dialogue_id: str) -> list[Verdict]:
+    def verdicts(self, dialogue_id: str) -> MaybeAwaitable[list[Verdict]]:
         """Verdicts by round."""
 
-    async def verdict_context(self, dialogue_id: str, verdict_id: str) -> VerdictContext:
+    def verdict_context(self, dialogue_id: str, verdict_id: str) -> MaybeAwaitable[VerdictContext]:
         """What a verdict rests on, derived at read time."""
 
-    async def scoreboard(self, dialogue_id: str) -> Scoreboard:
+    def scoreboard(self, dialogue_id: str) -> MaybeAwaitable[Scoreboard]:
         """Scores, velocity and convergence per round."""
 
-    async def events(self, dialogue_id: str) -> list[Event]:
+    def events(self, dialogue_id: str) -> MaybeAwaitable[list[Event]]:
         """Every lifecycle event of the dialogue."""
+
+
+async def settled(value: MaybeAwaitable[T]) -> T:
+    """The value a read gives, awaiting it when it has to be."""
+    return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
 
 
 def reader(info: strawberry.Info) -> Reader:
