@@ -204,6 +204,7 @@ class DialogueStore:
             if kind == "rin":  # mirrors of `ref#` items, for AP6 only; that read checks them
                 continue
             if item.get("tenant") != self.tenant:
+                await self._authentic(item, meta, deks)  # an edited tenant fails here, a copied item does not
                 raise IntegrityError(f"dialogue {dialogue_id}, item {item['sk']}: belongs to another tenant")
             if not signer.holds(item):
                 await self._authentic(item, meta, deks)
@@ -648,6 +649,8 @@ class DialogueStore:
             for attempt in range(MAX_ATTEMPTS):
                 items = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
                 snap = await self._snapshot(dialogue_id, items)
+                for mirror in (i for i in items if i["sk"].startswith("rin#")):  # a retry may adopt these too
+                    await self.items.check(mirror)
                 meta = next(i for i in items if i["sk"] == "meta")
                 done = snap.rounds.get(batch.round)
                 if done is not None:

@@ -72,7 +72,10 @@ def open_item(key: bytes | AESGCM, item: dict[str, Any]) -> dict[str, Any]:
             f"{describe(item)}: envelope does not open under {item.get('key_id')} "
             "(tampered, moved from another item, or the wrong key)"
         ) from exc
-    return orjson.loads(plaintext)
+    try:
+        return orjson.loads(plaintext)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:  # NaN or infinities, which stdlib JSON wrote before they were refused
+        return json.loads(plaintext)  # type: ignore[no-any-return]
 
 
 def envelope_hash(item: dict[str, Any]) -> str:

@@ -48,14 +48,17 @@ def mac_input(item: Item) -> bytes:
     each binary attribute present a newline, `{len(name)}:{name}{len(value)}:` and the value's bytes.
 
     The JSON is UTF-8 with sorted keys and no whitespace (as orjson writes it), so it is the same
-    whichever backend returned the item. Bytes anywhere else make it raise TypeError.
+    whichever backend returned the item. Bytes anywhere else, or anything but bytes in a binary
+    attribute, make it raise TypeError.
     """
     clear = dict(item)
     clear.pop(MAC_ATTRIBUTE, None)
     parts = [b""]
     for name, header in _BINARY_HEADERS:
-        value = clear.pop(name, None)
-        if value is not None:
+        if name in clear:
+            value = clear.pop(name)
+            if type(value) is not bytes:
+                raise TypeError(f"binary attribute {name} holds {type(value).__name__}, not bytes")
             parts += (header, b"%d:" % len(value), value)
     parts[0] = orjson.dumps(clear, option=orjson.OPT_SORT_KEYS)
     return b"".join(parts)

@@ -221,10 +221,21 @@ class SQLiteBackend:
 
 _COLUMNS = "pk, sk, attrs, content_encrypted, content_nonce, " + ", ".join(INDEX_COLUMNS)
 _NO_INDEX_KEYS = (None,) * len(INDEX_COLUMNS)
+UNREADABLE_ATTRIBUTE = "unreadable_attrs"
+
+
+def _attributes(text: str) -> Item:
+    """The attributes column as written by `_write_item`; anything else (NaN, a list, bad JSON, which
+    only an edit outside Concord leaves) as one attribute no signature covers, so reads report the item."""
+    try:
+        attributes = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        attributes = None
+    return attributes if isinstance(attributes, dict) else {UNREADABLE_ATTRIBUTE: text}
 
 
 def _row_to_item(row: tuple[Any, ...]) -> Item:
-    item: Item = orjson.loads(row[2])
+    item = _attributes(row[2])
     item["pk"], item["sk"] = row[0], row[1]
     if row[3] is not None:
         item["content_encrypted"] = bytes(row[3])

@@ -17,7 +17,8 @@ from store.dialogue_store import DialogueStore
 from store.errors import IntegrityError
 from store.factory import Stores
 from store.model import RefDraft, StatusChange
-from tests.contract.helpers import panel_batch, perspective, tension
+from store.sqlite_backend import SQLiteBackend
+from tests.contract.helpers import CrashingBackend, panel_batch, perspective, tension
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +81,71 @@ async def test_inserted_mirror_item_is_refused_where_it_is_read(store: DialogueS
     with pytest.raises(IntegrityError, match="rin#P0001#oppose#P0002"):
         await store.get_refs(did, target="P0001")
     assert "rin#P0001#oppose#P0002" in (await store.verify_audit(did)).problem
+
+
+async def test_null_binary_attribute_added_to_a_cleartext_item_is_detected(store: DialogueStore) -> None:
+    if isinstance(store.backend, SQLiteBackend):
+        pytest.skip("SQLite keeps a null binary attribute as no attribute at all")
+    did = await history(store)
+    ref = await store.backend.get(f"dialogue#{did}", "ref#P0002#support#P0001")
+    await raw_put(store, {**ref, "content_encrypted": None})
+    with pytest.raises(IntegrityError, match="ref#P0002#support#P0001: its attributes do not match their signature"):
+        await store.load_partition(did)
+    assert "ref#P0002#support#P0001" in (await store.verify_audit(did)).problem
+
+
+async def test_edited_tenant_is_a_signature_failure_not_a_foreign_item(store: DialogueStore) -> None:
+    did = await history(store)
+    item = await store.backend.get(f"dialogue#{did}", "tension#00#01")
+    await raw_put(store, {**item, "tenant": "elsewhere"})
+    with pytest.raises(IntegrityError, match="tension#00#01: its attributes do not match their signature"):
+        await store.load_partition(did)
+
+
+async def test_resumed_round_refuses_a_leftover_mirror_edited_after_the_crash(stores: Stores) -> None:
+    clean = stores.dialogues
+    did = await clean.create_dialogue("Crash", "Is a leftover trusted?")
+    await clean.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "root")]))
+    drafts = [perspective(f"MUFFIN-P01{n:02d}", f"p{n}", RefDraft("support", "P0001")) for n in range(1, 41)]
+    crashing = DialogueStore(CrashingBackend(stores.backend, 2), clean.keys, tenant="local", principal="tester",
+                             clock=clean.clock)
+    with pytest.raises(ConnectionError):  # the first chunk, mirrors included, is stored; the commit is not
+        await crashing.register_round(did, panel_batch(1, entities=drafts))
+    mirror = await stores.backend.get(f"dialogue#{did}", "rin#P0001#support#P0101")
+    assert mirror is not None, "the crash left the first chunk behind"
+    await raw_put(clean, {**mirror, "source_type": "tension"})
+    with pytest.raises(IntegrityError, match="rin#P0001#support#P0101"):
+        await clean.register_round(did, panel_batch(1, entities=drafts))
+
+
+def sqlite_path(store: DialogueStore) -> Path:
+    if not isinstance(store.backend, SQLiteBackend):
+        pytest.skip("edits the attributes column, which only the SQLite backend has")
+    return store.backend.path
+
+
+async def test_sqlite_attributes_no_concord_writes_are_reported_not_crashed_on(store: DialogueStore) -> None:
+    did = await history(store)
+    with sqlite3.connect(sqlite_path(store)) as connection:
+        connection.execute("UPDATE items SET attrs = replace(attrs, '\"seq\":1', '\"seq\":NaN') "
+                           "WHERE pk = ? AND sk = 'tension#00#01'", (f"dialogue#{did}",))
+    with pytest.raises(IntegrityError, match="tension#00#01: its attributes do not match their signature"):
+        await store.load_partition(did)
+    assert "tension#00#01" in (await store.verify_audit(did)).problem
+
+
+async def test_sqlite_keys_inside_the_attributes_cannot_move_an_item(store: DialogueStore) -> None:
+    did = await history(store)
+    with sqlite3.connect(sqlite_path(store)) as connection:
+        columns = [c[1] for c in connection.execute("PRAGMA table_info(items)")]
+        row = dict(zip(columns, connection.execute("SELECT * FROM items WHERE pk = ? AND sk = ?",
+                                                   (f"dialogue#{did}", "ref#P0002#support#P0001")).fetchone()))
+        row["attrs"] = json.dumps({**json.loads(row["attrs"]), "sk": row["sk"]})
+        row["sk"] = "ref#P0002#oppose#P0001"
+        connection.execute(f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+    with pytest.raises(IntegrityError, match="ref#P0002#oppose#P0001"):
+        await store.get_refs(did, source="P0002")
+    assert not (await store.verify_audit(did)).ok
 
 
 async def test_deleted_item_is_detected_through_the_audit_keys(store: DialogueStore) -> None:

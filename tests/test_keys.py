@@ -192,7 +192,9 @@ def test_mac_input_keeps_bytes_apart_from_text() -> None:
     blob = {"pk": "p", "sk": "s", "content_nonce": b"abc"}
     assert mac_input(blob) != mac_input({**blob, "content_nonce": b"abd"})
     assert mac_input({**blob, "mac": "ignored"}) == mac_input(blob)
-    for forged in ({**blob, "content_nonce": "abc"}, {**blob, "other": b"bytes outside the binary attributes"}):
+    forgeries = ({**blob, "content_nonce": "abc"}, {**blob, "content_encrypted": None},
+                 {**blob, "other": b"bytes outside the binary attributes"})
+    for forged in forgeries:
         with pytest.raises(TypeError):
             mac_input(forged)
         assert not ItemSigner(b"k").holds({**forged, "mac": ItemSigner(b"k").mac(blob)})

@@ -1,7 +1,10 @@
-"""Batch builders shared by the contract tests."""
+"""Batch builders and a crashing backend shared by the contract and integrity tests."""
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+from store.backend import Operation
 from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score
 
 PANEL = [("Muffin", "Relational Database Architect"), ("Cupcake", "Single-Table Design Specialist"), ("Scone", "Platform Engineer")]
@@ -35,3 +38,22 @@ def tension(local_id: str, label: str = "a tension", *refs: RefDraft, author: st
 def entity(kind: str, local_id: str, label: str, *refs: RefDraft) -> EntityDraft:
     """A draft of any kind."""
     return EntityDraft(kind, local_id, label, f"content of {label}", ["muffin"], list(refs))
+
+
+class CrashingBackend:
+    """Delegates to a backend but fails the n-th transaction (before or after it commits)."""
+
+    def __init__(self, inner: Any, fail_on: int, after_commit: bool = False) -> None:
+        self.inner, self.fail_on, self.after_commit, self.count = inner, fail_on, after_commit, 0
+        self.calls = inner.calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def transact(self, operations: Sequence[Operation]) -> None:
+        self.count += 1
+        if self.count == self.fail_on and not self.after_commit:
+            raise ConnectionError("injected crash before commit")
+        await self.inner.transact(operations)
+        if self.count == self.fail_on:
+            raise ConnectionError("injected crash after commit")

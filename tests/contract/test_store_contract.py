@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 
-from store.backend import Operation
 from store.dialogue_store import DialogueStore
 from store.errors import AlreadyExists, ConvergenceBlocked, NotFound, ValidationFailed
 from store.factory import Stores
 from store.graph import DialogueGraph
 from store.model import RefDraft, StatusChange, Verdict
-from tests.contract.helpers import entity, panel_batch, perspective, tension
+from tests.contract.helpers import CrashingBackend, entity, panel_batch, perspective, tension
 
 
 async def new_dialogue(store: DialogueStore, title: str = "Contract dialogue") -> str:
@@ -140,25 +139,6 @@ async def test_convergence_gate_blocks_then_force_warns(store: DialogueStore) ->
 async def test_gate_with_no_rounds(store: DialogueStore) -> None:
     did = await new_dialogue(store)
     assert await store.can_converge(did) == (False, ["no rounds registered"], {})
-
-
-class CrashingBackend:
-    """Delegates to a backend but fails the n-th transaction (before or after it commits)."""
-
-    def __init__(self, inner: Any, fail_on: int, after_commit: bool = False) -> None:
-        self.inner, self.fail_on, self.after_commit, self.count = inner, fail_on, after_commit, 0
-        self.calls = inner.calls
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def transact(self, operations: Sequence[Operation]) -> None:
-        self.count += 1
-        if self.count == self.fail_on and not self.after_commit:
-            raise ConnectionError("injected crash before commit")
-        await self.inner.transact(operations)
-        if self.count == self.fail_on:
-            raise ConnectionError("injected crash after commit")
 
 
 def big_round(round: int) -> Any:

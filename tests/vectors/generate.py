@@ -83,6 +83,9 @@ def concord_vectors() -> dict[str, Any]:
     key_id = f"dek#{DIALOGUE}#{DEK_VERSION}"
     envelope = seal(DEK, key_id, record.pk, record.sk, record.secret or {}, nonce=ENVELOPE_NONCE)
     signed_item = {"pk": record.pk, "sk": record.sk, "tenant": TENANT, **record.clear, **envelope.attributes()}
+    # Every JSON shape an attribute can take, so a change in how orjson writes one shows up here.
+    signed_item["shapes"] = {"relevance": 0.85, "tiny": 1.5e-7, "huge": 1.25e21, "whole": 3, "flag": True,
+                             "none": None, "text": "Zoë “quoted” \n 漢字 🎉", "nested": {"b": [1, {"a": False}]}}
     return {
         "inputs": {
             "umk": UMK.hex(),
