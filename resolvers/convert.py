@@ -50,7 +50,7 @@ def ref(dialogue_id: str, r: model.Ref) -> gqe.Ref:
 
 def link(dialogue_id: str, found: Link, target: model.Entity) -> gqe.Link:
     """A link to a reached entity."""
-    return gqe.Link(entity=entity(dialogue_id, target), depth=found.depth, path=list(found.path))
+    return gqe.Link(reached=lambda: entity(dialogue_id, target), depth=found.depth, route=lambda: list(found.path))
 
 
 def event(e: model.Event) -> gqe.Event:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Callable
 
 import strawberry
 
@@ -108,6 +108,16 @@ class Ref:
 
 @strawberry.type(description="An entity reached from another, with its depth and one shortest path of ids.")
 class Link:
-    entity: Entity
+    reached: strawberry.Private[Callable[[], Entity]]
     depth: int
-    path: list[strawberry.ID] = strawberry.field(description="Display ids from the start entity to this one.")
+    route: strawberry.Private[Callable[[], list[str]]]
+
+    # entity and path are built only when asked for: a links query often wants depths alone
+
+    @strawberry.field
+    def entity(self) -> Entity:
+        return self.reached()
+
+    @strawberry.field(description="Display ids from the start entity to this one.")
+    def path(self) -> list[strawberry.ID]:
+        return self.route()  # type: ignore[return-value]
