@@ -7,7 +7,15 @@ import strawberry
 from schema.dialogue import Dialogue, Scoreboard
 from schema.entities import Entity
 from schema.enums import DialogueStatus
-from schema.results import AuditReport, DialogueConnection, PageInfo, Participation, TensionConnection
+from schema.results import (
+    AuditReport,
+    DialogueConnection,
+    DialogueEdge,
+    PageInfo,
+    Participation,
+    TensionConnection,
+    TensionEdge,
+)
 
 from . import convert, inputs
 from .context import Info
@@ -34,11 +42,13 @@ class Query:
             if after is None:
                 raise
             raise inputs.invalid_cursor() from None
-        whole = dialogue_needs_partition(below(info.selected_fields, "nodes"))
+        whole = dialogue_needs_partition(below(info.selected_fields, "nodes")
+                                         + below(info.selected_fields, "edges", "node"))
         for d in page.dialogues:
             info.context.reader.plan(d.id, whole=whole)
-        return DialogueConnection(nodes=[convert.dialogue(d) for d in page.dialogues],
-                                  page_info=PageInfo(has_next_page=page.cursor is not None, end_cursor=page.cursor))
+        nodes = [convert.dialogue(d) for d in page.dialogues]
+        return DialogueConnection(edges=[DialogueEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes)],
+                                  nodes=nodes, page_info=page_info(page.cursors, page.cursor))
 
     @strawberry.field(description="One entity by display id; refs and history by their own patterns (AP5-AP7).")
     def entity(self, info: Info, dialogue_id: strawberry.ID, id: strawberry.ID) -> Entity | None:
@@ -56,12 +66,15 @@ class Query:
             if after is None:
                 raise
             raise inputs.invalid_cursor() from None
-        whole = entities_need_partition(below(info.selected_fields, "nodes"))
+        whole = entities_need_partition(below(info.selected_fields, "nodes")
+                                        + below(info.selected_fields, "edges", "node"))
         for dialogue_id, _ in page.tensions:
             info.context.reader.plan(dialogue_id, whole=whole)
+        nodes = [convert.entity(dialogue_id, t) for dialogue_id, t in page.tensions]
         return TensionConnection(
-            nodes=[convert.entity(dialogue_id, t) for dialogue_id, t in page.tensions],  # type: ignore[misc]
-            page_info=PageInfo(has_next_page=page.cursor is not None, end_cursor=page.cursor),
+            edges=[TensionEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes)],  # type: ignore[arg-type]
+            nodes=nodes,  # type: ignore[arg-type]
+            page_info=page_info(page.cursors, page.cursor),
         )
 
     @strawberry.field(description="Dialogues an expert role took part in, found through the blind index (AP11).")
@@ -76,3 +89,9 @@ class Query:
     @strawberry.field(description="Recompute the dialogue's audit hash chain.")
     async def audit_report(self, info: Info, dialogue_id: strawberry.ID) -> AuditReport:
         return convert.audit_report(await info.context.dialogues.verify_audit(inputs.dialogue_id(dialogue_id)))
+
+
+def page_info(cursors: list[str], next_page: str | None) -> PageInfo:
+    """Relay paging state of a forward page: its first and last cursors, and whether a next page exists."""
+    return PageInfo(has_next_page=next_page is not None, has_previous_page=False,
+                    start_cursor=cursors[0] if cursors else None, end_cursor=cursors[-1] if cursors else None)

@@ -9,20 +9,36 @@ from .dialogue import Dialogue
 from .entities import Tension
 
 
-@strawberry.type(description="Relay-style paging state; pass endCursor as `after` for the next page.")
+@strawberry.type(description="Relay paging state; pass endCursor as `after` for the next page.")
 class PageInfo:
     has_next_page: bool
+    has_previous_page: bool = strawberry.field(description="Always false: pages are read forwards, from `after`.")
+    start_cursor: str | None
     end_cursor: str | None
 
 
-@strawberry.type(description="One page of dialogues.")
+@strawberry.type(description="A dialogue and the cursor that resumes after it.")
+class DialogueEdge:
+    cursor: str
+    node: Dialogue
+
+
+@strawberry.type(description="One page of dialogues (a Relay connection; `nodes` lists the same dialogues).")
 class DialogueConnection:
+    edges: list[DialogueEdge]
     nodes: list[Dialogue]
     page_info: PageInfo
 
 
-@strawberry.type(description="One page of tensions not yet resolved, across dialogues.")
+@strawberry.type(description="A tension and the cursor that resumes after it.")
+class TensionEdge:
+    cursor: str
+    node: Tension
+
+
+@strawberry.type(description="One page of tensions not yet resolved, across dialogues (a Relay connection).")
 class TensionConnection:
+    edges: list[TensionEdge]
     nodes: list[Tension]
     page_info: PageInfo
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .backend import Backend, Item
@@ -19,18 +19,20 @@ MAX_PAGE = 100
 
 @dataclass
 class DialoguePage:
-    """One page of dialogues and the cursor of the next."""
+    """One page of dialogues, the cursor that resumes after each, and the cursor of the next page."""
 
     dialogues: list[Dialogue]
     cursor: str | None
+    cursors: list[str] = field(default_factory=list)
 
 
 @dataclass
 class TensionPage:
-    """One page of unresolved tensions across dialogues."""
+    """One page of unresolved tensions across dialogues, with the cursor that resumes after each."""
 
     tensions: list[tuple[str, Entity]]
     cursor: str | None
+    cursors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,14 @@ class AnalyticsStore:
         if status not in DIALOGUE_STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(DIALOGUE_STATUSES)}")
         page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=min(limit, MAX_PAGE), cursor=cursor)
-        dialogues = []
-        for item in page.items:
+        found = DialoguePage([], page.cursor)
+        for item, cursor in zip(page.items, page.cursors):
             try:
-                dialogues.append(decode_dialogue(item, await self._secret_fields(item)))
+                found.dialogues.append(decode_dialogue(item, await self._secret_fields(item)))
             except NotFound:
                 continue
-        return DialoguePage(dialogues, page.cursor)
+            found.cursors.append(cursor)
+        return found
 
     async def _all_meta(self, status: str) -> AsyncIterator[Item]:
         """Every meta item (signature-checked, not decrypted) of this tenant with a status, all pages."""
@@ -111,13 +114,14 @@ class AnalyticsStore:
     async def open_tensions(self, *, limit: int = 20, cursor: str | None = None) -> TensionPage:
         """AP10: tensions not yet resolved, across this tenant's dialogues."""
         page = await self.items.query_index("gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor)
-        tensions = []
-        for item in page.items:
+        found = TensionPage([], page.cursor)
+        for item, cursor in zip(page.items, page.cursors):
             try:
-                tensions.append((item["pk"].removeprefix("dialogue#"), decode_entity(item, await self._secret_fields(item))))
+                found.tensions.append((item["pk"].removeprefix("dialogue#"), decode_entity(item, await self._secret_fields(item))))
             except NotFound:
                 continue
-        return TensionPage(tensions, page.cursor)
+            found.cursors.append(cursor)
+        return found
 
     async def expert_participation(self, role: str, *, limit: int = 100, cursor: str | None = None) -> list[Participation]:
         """AP11: dialogues an expert role joined, found through the blind index."""

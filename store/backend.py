@@ -103,10 +103,12 @@ class ConditionFailed(Exception):
 
 @dataclass
 class Page:
-    """One page of an index query and the cursor to the next, if any."""
+    """One page of an index query: its items, the cursor that resumes after each, and the cursor to the
+    next page (None on the last)."""
 
     items: list[Item]
     cursor: str | None
+    cursors: list[str] = field(default_factory=list)
 
 
 class Backend(Protocol):

@@ -211,18 +211,10 @@ class DynamoDBBackend:
         if cursor is not None:
             params["ExclusiveStartKey"] = _decode_cursor(cursor, hash_key, key)
         response = await self._call("Query", **params)
-        raw = response["Items"]
-        if len(raw) > limit:
-            raw = raw[:limit]
-            last = raw[-1]
-            next_cursor: str | None = _encode_cursor(
-                {k: last[k] for k in ("pk", "sk", hash_key, range_key)}
-            )
-        elif "LastEvaluatedKey" in response:
-            next_cursor = _encode_cursor(response["LastEvaluatedKey"])
-        else:
-            next_cursor = None
-        return Page([_decode_item(item) for item in raw], next_cursor)
+        raw = response["Items"][:limit]
+        cursors = [_encode_cursor({k: item[k] for k in ("pk", "sk", hash_key, range_key)}) for item in raw]
+        more = len(response["Items"]) > limit or "LastEvaluatedKey" in response
+        return Page([_decode_item(item) for item in raw], cursors[-1] if more and cursors else None, cursors)
 
     async def transact(self, operations: Sequence[Operation]) -> None:
         """Apply every operation in one TransactWriteItems; ConditionFailed if a condition fails."""

@@ -155,7 +155,7 @@ class SignedBackend:
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         page = await self.inner.query_index(index, key, limit=limit, cursor=cursor)
-        return Page([await self.check(item) for item in page.items], page.cursor)
+        return Page([await self.check(item) for item in page.items], page.cursor, page.cursors)
 
     async def transact(self, operations: Sequence[Operation]) -> None:
         signed: list[Operation] = []

@@ -181,14 +181,13 @@ class SQLiteBackend:
 
         def work(conn: sqlite3.Connection) -> Page:
             items = [_row_to_item(row) for row in conn.execute(sql, params)]
-            next_cursor = None
-            if len(items) > limit:
-                items = items[:limit]
-                last = items[-1]
-                next_cursor = base64.urlsafe_b64encode(
-                    json.dumps([last[sk_col], last["pk"], last["sk"]]).encode()
-                ).decode()
-            return Page(items, next_cursor)
+            more = len(items) > limit
+            items = items[:limit]
+            cursors = [
+                base64.urlsafe_b64encode(json.dumps([item[sk_col], item["pk"], item["sk"]]).encode()).decode()
+                for item in items
+            ]
+            return Page(items, cursors[-1] if more else None, cursors)
 
         return await self._run("Query", work)
 

@@ -167,13 +167,19 @@ async def test_dialogues_connection_pages(api: Api) -> None:
     ids = [await store.create_dialogue(f"Question {n}", "why?") for n in range(3)]
     await store.set_dialogue_status(ids[2], "abandoned")
     query = """query($first: Int!, $after: String) { dialogues(first: $first, after: $after) {
-        nodes { id title tensions { id } } pageInfo { hasNextPage endCursor } } }"""
+        nodes { id title tensions { id } } edges { cursor node { id title } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"""
     first = await api.data(query, {"first": 1})
-    assert first["dialogues"]["pageInfo"]["hasNextPage"]
-    second = await api.data(query, {"first": 5, "after": first["dialogues"]["pageInfo"]["endCursor"]})
-    assert second["dialogues"]["pageInfo"] == {"hasNextPage": False, "endCursor": None}
+    info = first["dialogues"]["pageInfo"]
+    assert info["hasNextPage"] and not info["hasPreviousPage"] and info["startCursor"] == info["endCursor"]
+    second = await api.data(query, {"first": 5, "after": info["endCursor"]})
+    edges = second["dialogues"]["edges"]
+    assert second["dialogues"]["pageInfo"] == {"hasNextPage": False, "hasPreviousPage": False,
+                                               "startCursor": edges[0]["cursor"], "endCursor": edges[-1]["cursor"]}
+    assert [e["node"]["id"] for e in edges] == [d["id"] for d in second["dialogues"]["nodes"]]
     seen = [d["id"] for d in first["dialogues"]["nodes"] + second["dialogues"]["nodes"]]
     assert sorted(seen) == sorted(ids[:2])
+    assert (await api.data(query, {"first": 5, "after": edges[-1]["cursor"]}))["dialogues"]["edges"] == []
     abandoned = await api.data("{ dialogues(status: ABANDONED) { nodes { id status } } }")
     assert abandoned["dialogues"]["nodes"] == [{"id": ids[2], "status": "ABANDONED"}]
     bad = await api.query('{ dialogues(after: "bm90IGEgY3Vyc29y") { nodes { id } } }')
@@ -190,10 +196,18 @@ async def test_open_tensions_and_expert_participation(api: Api) -> None:
     found = {(t["dialogueId"], t["id"]) for t in page["openTensions"]["nodes"]}
     assert found == {(first, "T0001"), (first, "T0002"), (second, "T0001"), (second, "T0002")}
     assert all(t["refsOut"] and t["status"] == "open" for t in page["openTensions"]["nodes"])
-    paged = await api.data("{ openTensions(first: 3) { nodes { id } pageInfo { hasNextPage endCursor } } }")
+    paged = await api.data("""{ openTensions(first: 3) { nodes { id } edges { cursor node { id refsOut { targetId } } }
+                                                      pageInfo { hasNextPage endCursor } } }""")
     rest = await api.data("query($after: String) { openTensions(first: 3, after: $after) { nodes { id } } }",
                           {"after": paged["openTensions"]["pageInfo"]["endCursor"]})
     assert len(paged["openTensions"]["nodes"]) == 3 and len(rest["openTensions"]["nodes"]) == 1
+    edges = paged["openTensions"]["edges"]
+    assert [e["node"]["id"] for e in edges] == [t["id"] for t in paged["openTensions"]["nodes"]]
+    assert all(e["node"]["refsOut"] for e in edges)
+    after_first = await api.data("query($after: String) { openTensions(first: 3, after: $after) { nodes { id } } }",
+                                 {"after": edges[0]["cursor"]})
+    assert [t["id"] for t in after_first["openTensions"]["nodes"]] == [e["node"]["id"] for e in edges[1:]] + [
+        t["id"] for t in rest["openTensions"]["nodes"]]
     joined = await api.data('{ expertParticipation(role: "  platform ENGINEER ") { dialogueId expert firstRound } }')
     assert sorted(joined["expertParticipation"], key=lambda p: p["dialogueId"]) == sorted(
         [{"dialogueId": d, "expert": "scone", "firstRound": 0} for d in (first, second)], key=lambda p: p["dialogueId"])

@@ -198,6 +198,18 @@ async def test_list_dialogues_by_status(stores: Stores) -> None:
     assert [d.id for d in (await stores.analytics.list_dialogues("open")).dialogues] == [other]
 
 
+async def test_every_listed_dialogue_has_a_cursor_that_resumes_after_it(stores: Stores) -> None:
+    ids = [await new_dialogue(stores.dialogues, f"Paged {n}") for n in range(4)]
+    whole = await stores.analytics.list_dialogues("open", limit=10)
+    listed = [d.id for d in whole.dialogues]
+    assert sorted(listed) == sorted(ids) and whole.cursor is None and len(whole.cursors) == 4
+    for n, cursor in enumerate(whole.cursors):
+        rest = await stores.analytics.list_dialogues("open", limit=10, cursor=cursor)
+        assert [d.id for d in rest.dialogues] == listed[n + 1:]
+    first = await stores.analytics.list_dialogues("open", limit=2)
+    assert first.cursor == first.cursors[-1] and [d.id for d in first.dialogues] == listed[:2]
+
+
 async def test_open_tensions_index_follows_status(stores: Stores) -> None:
     store = stores.dialogues
     did = await with_round0(store)
