@@ -74,3 +74,8 @@ def below(selected: Iterable[SelectedField], *path: str) -> list[Selection]:
     for name in path:
         found = [selection for field in fields(found) if field.name == name for selection in field.selections]
     return found
+
+
+def below_nodes(selected: Iterable[SelectedField]) -> list[Selection]:
+    """The selections under a connection's nodes, asked for as `nodes` or as `edges { node }`."""
+    return below(selected, "nodes") + below(selected, "edges", "node")

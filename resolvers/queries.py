@@ -19,7 +19,7 @@ from schema.results import (
 
 from . import convert, inputs
 from .context import Info
-from .planning import below, dialogue_needs_partition, entities_need_partition, entity_needs_partition
+from .planning import below, below_nodes, dialogue_needs_partition, entities_need_partition, entity_needs_partition
 
 
 @strawberry.type
@@ -42,8 +42,7 @@ class Query:
             if after is None:
                 raise
             raise inputs.invalid_cursor() from None
-        whole = dialogue_needs_partition(below(info.selected_fields, "nodes")
-                                         + below(info.selected_fields, "edges", "node"))
+        whole = dialogue_needs_partition(below_nodes(info.selected_fields))
         for d in page.dialogues:
             info.context.reader.plan(d.id, whole=whole)
         nodes = [convert.dialogue(d) for d in page.dialogues]
@@ -66,8 +65,7 @@ class Query:
             if after is None:
                 raise
             raise inputs.invalid_cursor() from None
-        whole = entities_need_partition(below(info.selected_fields, "nodes")
-                                        + below(info.selected_fields, "edges", "node"))
+        whole = entities_need_partition(below_nodes(info.selected_fields))
         for dialogue_id, _ in page.tensions:
             info.context.reader.plan(dialogue_id, whole=whole)
         nodes = [convert.entity(dialogue_id, t) for dialogue_id, t in page.tensions]

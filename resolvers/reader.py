@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable, TypeVar
 
+from strawberry.dataloader import DataLoader
+
 from schema import dialogue as gql
 from schema import entities as gqe
 from schema.reader import MaybeAwaitable
 from store.errors import NotFound, Problem, ValidationFailed
-from store.model import Entity
+from store.model import Entity, Ref
 
 from . import convert
-from .loaders import Loaders, Partition
+from .loaders import EntityKey, Loaders, Partition
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -73,14 +75,20 @@ class StoreReader:
                           lambda: _then(self.loaders.kind.load((dialogue_id, kind, round)), listed))
 
     def refs_out(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[gqe.Ref]]:
-        return self._read(dialogue_id, lambda part: _refs(dialogue_id, part.refs_out.get(entity_id, [])),
-                          lambda: _then(self.loaders.refs_out.load((dialogue_id, entity_id)),
-                                        lambda refs: _refs(dialogue_id, refs)))
+        return self._refs(dialogue_id, entity_id, lambda part: part.refs_out, self.loaders.refs_out)
 
     def refs_in(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[gqe.Ref]]:
-        return self._read(dialogue_id, lambda part: _refs(dialogue_id, part.refs_in.get(entity_id, [])),
-                          lambda: _then(self.loaders.refs_in.load((dialogue_id, entity_id)),
-                                        lambda refs: _refs(dialogue_id, refs)))
+        return self._refs(dialogue_id, entity_id, lambda part: part.refs_in, self.loaders.refs_in)
+
+    def _refs(
+        self, dialogue_id: str, entity_id: str, index: Callable[[Partition], dict[str, list[Ref]]],
+        loader: DataLoader[EntityKey, list[Ref]],
+    ) -> MaybeAwaitable[list[gqe.Ref]]:
+        def listed(refs: list[Ref]) -> list[gqe.Ref]:
+            return [convert.ref(dialogue_id, r) for r in refs]
+
+        return self._read(dialogue_id, lambda part: listed(index(part).get(entity_id, [])),
+                          lambda: _then(loader.load((dialogue_id, entity_id)), listed))
 
     def history(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[gqe.Event]]:
         def listed(events: list) -> list[gqe.Event]:
@@ -163,10 +171,6 @@ class StoreReader:
 async def _then(loaded: Awaitable[T], convert_it: Callable[[T], R]) -> R:
     """`convert_it` applied to what `loaded` gives."""
     return convert_it(await loaded)
-
-
-def _refs(dialogue_id: str, refs: list) -> list[gqe.Ref]:
-    return [convert.ref(dialogue_id, r) for r in refs]
 
 
 def _known(part: Partition, dialogue_id: str, entity_id: str) -> Entity:

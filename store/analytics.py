@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import Backend, Item
+from .backend import Backend, Item, Page
 from .codec import decode_dialogue, decode_entity
 from .dialogue_store import DialogueStore
 from .envelope import open_item
@@ -67,19 +67,24 @@ class AnalyticsStore:
             self._store.deks.put(dialogue_id, version, dek)
         return open_item(dek, item)
 
+    async def _opened(self, page: Page) -> list[tuple[Item, dict[str, Any], str]]:
+        """Each item of an index page with its decrypted fields and cursor; items whose content was erased are left out."""
+        opened = []
+        for item, cursor in zip(page.items, page.cursors):
+            try:
+                opened.append((item, await self._secret_fields(item), cursor))
+            except NotFound:
+                continue
+        return opened
+
     async def list_dialogues(self, status: str, *, limit: int = 20, cursor: str | None = None) -> DialoguePage:
         """AP9: dialogues of this tenant with a status, oldest update first."""
         if status not in DIALOGUE_STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(DIALOGUE_STATUSES)}")
         page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=min(limit, MAX_PAGE), cursor=cursor)
-        found = DialoguePage([], page.cursor)
-        for item, cursor in zip(page.items, page.cursors):
-            try:
-                found.dialogues.append(decode_dialogue(item, await self._secret_fields(item)))
-            except NotFound:
-                continue
-            found.cursors.append(cursor)
-        return found
+        opened = await self._opened(page)
+        return DialoguePage([decode_dialogue(item, secret) for item, secret, _ in opened], page.cursor,
+                            [cursor for _, _, cursor in opened])
 
     async def _all_meta(self, status: str) -> AsyncIterator[Item]:
         """Every meta item (signature-checked, not decrypted) of this tenant with a status, all pages."""
@@ -114,14 +119,9 @@ class AnalyticsStore:
     async def open_tensions(self, *, limit: int = 20, cursor: str | None = None) -> TensionPage:
         """AP10: tensions not yet resolved, across this tenant's dialogues."""
         page = await self.items.query_index("gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor)
-        found = TensionPage([], page.cursor)
-        for item, cursor in zip(page.items, page.cursors):
-            try:
-                found.tensions.append((item["pk"].removeprefix("dialogue#"), decode_entity(item, await self._secret_fields(item))))
-            except NotFound:
-                continue
-            found.cursors.append(cursor)
-        return found
+        opened = await self._opened(page)
+        return TensionPage([(item["pk"].removeprefix("dialogue#"), decode_entity(item, secret)) for item, secret, _ in opened],
+                           page.cursor, [cursor for _, _, cursor in opened])
 
     async def expert_participation(self, role: str, *, limit: int = 100, cursor: str | None = None) -> list[Participation]:
         """AP11: dialogues an expert role joined, found through the blind index."""

@@ -137,11 +137,11 @@ class SQLiteBackend:
     # --- reads -------------------------------------------------------------------------
 
     async def get(self, pk: str, sk: str) -> Item | None:
-        def work(conn: sqlite3.Connection) -> Item | None:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
-            return _row_to_item(row) if row else None
+        def work(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            return conn.execute(f"SELECT {_COLUMNS} FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
 
-        return await self._run("GetItem", work)
+        row = await self._run("GetItem", work)
+        return _row_to_item(row) if row else None
 
     async def query(
         self,
@@ -179,17 +179,15 @@ class SQLiteBackend:
         sql += f" ORDER BY {sk_col}, pk, sk LIMIT ?"
         params.append(limit + 1)
 
-        def work(conn: sqlite3.Connection) -> Page:
-            items = [_row_to_item(row) for row in conn.execute(sql, params)]
-            more = len(items) > limit
-            items = items[:limit]
-            cursors = [
-                base64.urlsafe_b64encode(json.dumps([item[sk_col], item["pk"], item["sk"]]).encode()).decode()
-                for item in items
-            ]
-            return Page(items, cursors[-1] if more else None, cursors)
+        def work(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, params).fetchall()
 
-        return await self._run("Query", work)
+        rows = await self._run("Query", work)
+        items = [_row_to_item(row) for row in rows[:limit]]
+        cursors = [
+            base64.urlsafe_b64encode(json.dumps([item[sk_col], item["pk"], item["sk"]]).encode()).decode() for item in items
+        ]
+        return Page(items, cursors[-1] if len(rows) > limit else None, cursors)
 
     # --- writes ------------------------------------------------------------------------
 

@@ -38,12 +38,16 @@ async def raw_put(store: DialogueStore, item: dict) -> None:
     await store.backend.transact([Put(item, None)])
 
 
+async def signature_fails_on_load(store: DialogueStore, did: str, sk: str) -> None:
+    with pytest.raises(IntegrityError, match=f"{sk}: its attributes do not match their signature"):
+        await store.load_partition(did)
+
+
 async def test_cleartext_status_edit_is_detected(store: DialogueStore) -> None:
     did = await history(store)
     item = await store.backend.get(f"dialogue#{did}", "tension#00#01")
     await raw_put(store, {**item, "status": "resolved"})
-    with pytest.raises(IntegrityError, match="tension#00#01: its attributes do not match their signature"):
-        await store.load_partition(did)
+    await signature_fails_on_load(store, did, "tension#00#01")
     with pytest.raises(IntegrityError):
         await store.get_entity(did, "T0001")
     report = await store.verify_audit(did)
@@ -89,8 +93,7 @@ async def test_null_binary_attribute_added_to_a_cleartext_item_is_detected(store
     did = await history(store)
     ref = await store.backend.get(f"dialogue#{did}", "ref#P0002#support#P0001")
     await raw_put(store, {**ref, "content_encrypted": None})
-    with pytest.raises(IntegrityError, match="ref#P0002#support#P0001: its attributes do not match their signature"):
-        await store.load_partition(did)
+    await signature_fails_on_load(store, did, "ref#P0002#support#P0001")
     assert "ref#P0002#support#P0001" in (await store.verify_audit(did)).problem
 
 
@@ -98,8 +101,7 @@ async def test_edited_tenant_is_a_signature_failure_not_a_foreign_item(store: Di
     did = await history(store)
     item = await store.backend.get(f"dialogue#{did}", "tension#00#01")
     await raw_put(store, {**item, "tenant": "elsewhere"})
-    with pytest.raises(IntegrityError, match="tension#00#01: its attributes do not match their signature"):
-        await store.load_partition(did)
+    await signature_fails_on_load(store, did, "tension#00#01")
 
 
 async def test_resumed_round_refuses_a_leftover_mirror_edited_after_the_crash(stores: Stores) -> None:
@@ -129,8 +131,7 @@ async def test_sqlite_attributes_no_concord_writes_are_reported_not_crashed_on(s
     with sqlite3.connect(sqlite_path(store)) as connection:
         connection.execute("UPDATE items SET attrs = replace(attrs, '\"seq\":1', '\"seq\":NaN') "
                            "WHERE pk = ? AND sk = 'tension#00#01'", (f"dialogue#{did}",))
-    with pytest.raises(IntegrityError, match="tension#00#01: its attributes do not match their signature"):
-        await store.load_partition(did)
+    await signature_fails_on_load(store, did, "tension#00#01")
     assert "tension#00#01" in (await store.verify_audit(did)).problem
 
 
