@@ -54,9 +54,9 @@ async def build(path: Path) -> tuple[DialogueStore, str]:
 
 
 def raw_load(conn: sqlite3.Connection, pk: str) -> list[dict]:
-    """The same rows, read over an open connection and JSON-decoded with nothing else."""
-    rows = conn.execute("SELECT pk, sk, attrs, content_encrypted, content_nonce FROM items WHERE pk = ? ORDER BY sk", (pk,))
-    return [{"pk": r[0], "sk": r[1], **json.loads(r[2]), "blob": r[3], "nonce": r[4]} for r in rows]
+    """The same rows (every stored column), read over an open connection and JSON-decoded with nothing else."""
+    rows = conn.execute("SELECT pk, sk, attrs, mac, content_encrypted, content_nonce FROM items WHERE pk = ? ORDER BY sk", (pk,))
+    return [{"pk": r[0], "sk": r[1], **json.loads(r[2]), "mac": r[3], "blob": r[4], "nonce": r[5]} for r in rows]
 
 
 async def main() -> None:

@@ -11,12 +11,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, Union
 
+import orjson
+
 #: An item: `pk`, `sk` and attributes. Values are str, bool, None, lists, dicts, bytes (envelope
 #: attributes only), ints below 2**53 and floats; a whole-number float may read back as the equal int.
 Item = dict[str, Any]
 
 #: Binary attributes; every other attribute value is JSON-compatible.
 BINARY_ATTRIBUTES = ("content_encrypted", "content_nonce")
+
+#: The attribute holding an item's signature; it covers every other attribute.
+MAC_ATTRIBUTE = "mac"
+
+_NOT_IN_CLEAR_JSON = frozenset((MAC_ATTRIBUTE, *BINARY_ATTRIBUTES))
 
 #: Sparse secondary indexes: name -> (partition attribute, sort attribute).
 INDEXES = {
@@ -147,6 +154,56 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+def clear_json(item: Item) -> bytes:
+    """Canonical JSON of every attribute but the MAC and the binary ones: UTF-8, sorted keys, no whitespace.
+
+    Bytes among these attributes make it raise TypeError.
+    """
+    return orjson.dumps({k: v for k, v in item.items() if k not in _NOT_IN_CLEAR_JSON}, option=orjson.OPT_SORT_KEYS)
+
+
+class StoredItem(dict[str, Any]):
+    """An item as a backend read it, carrying the stored `clear_json` of its attributes until it is changed.
+
+    A backend sets `clear_json` right after building the item.
+    """
+
+    __slots__ = ("clear_json",)
+
+    # Every change drops the stored form, so it can never stand for attributes it does not hold.
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.clear_json = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.clear_json = None
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> "StoredItem":  # type: ignore[override,misc]
+        self.clear_json = None
+        return super().__ior__(other)  # type: ignore[no-any-return]
+
+    def clear(self) -> None:
+        self.clear_json = None
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.clear_json = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.clear_json = None
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.clear_json = None
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.clear_json = None
+        super().update(*args, **kwargs)
 
 
 def item_size(item: Item) -> int:

@@ -198,26 +198,29 @@ class DialogueStore:
 
         await add_cipher(meta)  # first, so a missing key is reported as such before any signature check
         signer = await self.items.signer(self.tenant)
-        used: list[tuple[str, Item]] = []
+        if not signer.holds(meta):
+            await self._authentic(meta, meta, deks)
+        committed = int(meta.get("total_rounds", 0))
+        snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[meta["key_id"]], meta)), version=_version(meta))
         for item in items:
-            kind = item["sk"].split("#", 1)[0]
-            if kind == "rin":  # mirrors of `ref#` items, for AP6 only; that read checks them
+            kind = item["sk"].partition("#")[0]
+            if kind == "rin" or item is meta:  # mirrors of `ref#` items are for AP6 only; that read checks them
                 continue
             if item.get("tenant") != self.tenant:
                 await self._authentic(item, meta, deks)  # an edited tenant fails here, a copied item does not
                 raise IntegrityError(f"dialogue {dialogue_id}, item {item['sk']}: belongs to another tenant")
             if not signer.holds(item):
                 await self._authentic(item, meta, deks)
-            if kind != "dek":
-                used.append((kind, item))
-                if "content_encrypted" in item and item.get("key_id") not in ciphers:
+            if kind == "dek" or not _visible(item, committed):
+                continue
+            secret = {}
+            if "content_encrypted" in item:
+                cipher = ciphers.get(item.get("key_id"))
+                if cipher is None:
                     await add_cipher(item)
-        committed = int(meta.get("total_rounds", 0))
-        snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[meta["key_id"]], meta)), version=_version(meta))
-        for kind, item in used:
-            if kind != "meta" and _visible(item, committed):
-                secret = open_item(ciphers[item["key_id"]], item) if "content_encrypted" in item else {}
-                _add_to_snapshot(snap, kind, item, secret)
+                    cipher = ciphers[item["key_id"]]
+                secret = open_item(cipher, item)
+            _add_to_snapshot(snap, kind, item, secret)
         snap.events.sort(key=lambda e: (e.entity_type, e.entity_id, e.created_at, e.seq))
         return snap
 

@@ -150,7 +150,7 @@ class Signal:
     signaled_at: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Entity:
     """A contribution (P, R, T, E or C) with a global display id."""
 
@@ -178,22 +178,27 @@ class Entity:
 
 
 class Perspective(Entity):
+    __slots__ = ()
     KIND = "perspective"
 
 
 class Tension(Entity):
+    __slots__ = ()
     KIND = "tension"
 
 
 class Recommendation(Entity):
+    __slots__ = ()
     KIND = "recommendation"
 
 
 class Evidence(Entity):
+    __slots__ = ()
     KIND = "evidence"
 
 
 class Claim(Entity):
+    __slots__ = ()
     KIND = "claim"
 
 
@@ -202,7 +207,7 @@ ENTITY_CLASSES: dict[str, type[Entity]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Ref:
     """A typed edge between two entities."""
 
@@ -212,7 +217,7 @@ class Ref:
     created_at: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One lifecycle event of an entity."""
 

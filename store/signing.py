@@ -12,15 +12,24 @@ import hashlib
 import hmac
 import math
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-import orjson
-
-from .backend import BINARY_ATTRIBUTES, Backend, Check, Delete, Item, Operation, Page, Put, Update
+from .backend import (
+    BINARY_ATTRIBUTES,
+    MAC_ATTRIBUTE,
+    Backend,
+    Check,
+    Delete,
+    Item,
+    Operation,
+    Page,
+    Put,
+    Update,
+    clear_json,
+)
 from .errors import IntegrityError
 from .keys import KeyProvider
 
-MAC_ATTRIBUTE = "mac"
 MAC_PURPOSE = "item-mac"
 _SAFE_INTEGER = 2**53
 _BINARY_HEADERS = tuple((name, b"\n%d:%s" % (len(name), name.encode())) for name in BINARY_ATTRIBUTES)
@@ -44,24 +53,27 @@ def canonical_value(value: Any) -> Any:
 
 
 def mac_input(item: Item) -> bytes:
-    """What the MAC covers: canonical JSON of every attribute but the MAC and the binary ones, then for
-    each binary attribute present a newline, `{len(name)}:{name}{len(value)}:` and the value's bytes.
+    """What the MAC covers: `clear_json` of the item (as stored, when a backend read it so), then for each
+    binary attribute present a newline, `{len(name)}:{name}{len(value)}:` and the value's bytes.
 
-    The JSON is UTF-8 with sorted keys and no whitespace (as orjson writes it), so it is the same
-    whichever backend returned the item. Bytes anywhere else, or anything but bytes in a binary
-    attribute, make it raise TypeError.
+    The JSON is the same whichever backend returned the item. Bytes anywhere else, or anything but
+    bytes in a binary attribute, make it raise TypeError.
     """
-    clear = dict(item)
-    clear.pop(MAC_ATTRIBUTE, None)
-    parts = [b""]
+    parts: list[bytes] = []
+    _feed(parts.append, item)
+    return b"".join(parts)
+
+
+def _feed(write: Callable[[bytes], object], item: Item) -> None:
+    """Pass `mac_input(item)` to `write` piece by piece, so a hash takes it without a copy."""
+    write(getattr(item, "clear_json", None) or clear_json(item))
     for name, header in _BINARY_HEADERS:
-        if name in clear:
-            value = clear.pop(name)
+        if name in item:
+            value = item[name]
             if type(value) is not bytes:
                 raise TypeError(f"binary attribute {name} holds {type(value).__name__}, not bytes")
-            parts += (header, b"%d:" % len(value), value)
-    parts[0] = orjson.dumps(clear, option=orjson.OPT_SORT_KEYS)
-    return b"".join(parts)
+            write(b"%s%d:" % (header, len(value)))
+            write(value)
 
 
 class ItemSigner:
@@ -79,7 +91,7 @@ class ItemSigner:
     def mac(self, item: Item) -> str:
         """The item's MAC, in hex."""
         inner = self._inner.copy()
-        inner.update(mac_input(item))
+        _feed(inner.update, item)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
@@ -87,8 +99,10 @@ class ItemSigner:
     def holds(self, item: Item) -> bool:
         """True when the item carries a MAC that verifies."""
         stored = item.get(MAC_ATTRIBUTE)
+        if type(stored) is not str:
+            return False
         try:
-            return isinstance(stored, str) and hmac.compare_digest(stored, self.mac(item))
+            return hmac.compare_digest(stored, self.mac(item))
         except TypeError:  # bytes where text belongs, or the reverse
             return False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ import orjson
 from .backend import (
     BINARY_ATTRIBUTES,
     INDEXES,
+    MAC_ATTRIBUTE,
     MAX_ITEM_BYTES,
     MAX_TRANSACTION_ACTIONS,
     Check,
@@ -27,29 +29,36 @@ from .backend import (
     Operation,
     Page,
     Put,
+    StoredItem,
     Update,
+    clear_json,
     item_size,
 )
 from .errors import BackendUnavailable, ItemTooLarge, SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INDEX_COLUMNS = tuple(column for pair in INDEXES.values() for column in pair)
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS concord_schema (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
+# `attrs` holds `clear_json(item)`: the very bytes the item's MAC covers, pk and sk included, so a
+# read can check the MAC without re-serialising. Index keys are derived from it, so they cannot
+# drift from what is signed.
+_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{table}} (
     pk TEXT NOT NULL,
     sk TEXT NOT NULL,
     attrs TEXT NOT NULL,
+    mac TEXT,
     content_encrypted BLOB,
     content_nonce BLOB,
-    {", ".join(f"{c} TEXT" for c in INDEX_COLUMNS)},
+    {", ".join(f"{c} TEXT GENERATED ALWAYS AS (json_extract(attrs, '$.{c}')) VIRTUAL" for c in INDEX_COLUMNS)},
     PRIMARY KEY (pk, sk)
 ) WITHOUT ROWID;
-""" + "".join(
+"""
+_INDEXES = "".join(
     f"CREATE INDEX IF NOT EXISTS {name} ON items ({pk}, {sk}) WHERE {pk} IS NOT NULL;\n"
     for name, (pk, sk) in INDEXES.items()
 )
+_SCHEMA = "CREATE TABLE IF NOT EXISTS concord_schema (version INTEGER NOT NULL);\n" + _TABLE.format(table="items")
 
 
 def prefix_end(prefix: str) -> str:
@@ -96,10 +105,14 @@ class SQLiteBackend:
                 row = conn.execute("SELECT version FROM concord_schema").fetchone()
                 if row is None:
                     conn.execute("INSERT INTO concord_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+                elif row[0] == 1:
+                    _upgrade_from_version_1(conn, self.path)
                 elif row[0] != SCHEMA_VERSION:
                     raise SchemaVersionError(
                         f"{self.path} has schema version {row[0]}; this Concord reads version {SCHEMA_VERSION}"
                     )
+                for statement in _INDEXES.strip().splitlines():
+                    conn.execute(statement)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -216,49 +229,85 @@ class SQLiteBackend:
         await self._run("TransactWriteItems", work)
 
 
-_COLUMNS = "pk, sk, attrs, content_encrypted, content_nonce, " + ", ".join(INDEX_COLUMNS)
-_NO_INDEX_KEYS = (None,) * len(INDEX_COLUMNS)
+_COLUMNS = "pk, sk, CAST(attrs AS BLOB), mac, content_encrypted, content_nonce"
 UNREADABLE_ATTRIBUTE = "unreadable_attrs"
 
 
-def _attributes(text: str) -> Item:
-    """The attributes column as written by `_write_item`; anything else (NaN, a list, bad JSON, which
-    only an edit outside Concord leaves) as one attribute no signature covers, so reads report the item."""
+def _row_to_item(row: tuple[Any, ...]) -> Item:
+    """The item of a row. Attributes that are not a JSON object (only an edit outside Concord leaves
+    that) become one attribute no signature covers; keys in them that disagree with the row's win
+    nothing: the row's keys are kept and the stored form dropped, so the signature check fails."""
+    pk, sk, stored, mac, encrypted, nonce = row
     try:
-        attributes = orjson.loads(text)
+        attributes = orjson.loads(stored)
     except orjson.JSONDecodeError:
         attributes = None
-    return attributes if isinstance(attributes, dict) else {UNREADABLE_ATTRIBUTE: text}
+    if not isinstance(attributes, dict):
+        attributes = {UNREADABLE_ATTRIBUTE: stored.decode(errors="replace")}
+    if mac is not None:
+        attributes[MAC_ATTRIBUTE] = mac
+    if encrypted is not None:
+        attributes["content_encrypted"] = encrypted
+    if nonce is not None:
+        attributes["content_nonce"] = nonce
+    if attributes.get("pk") == pk and attributes.get("sk") == sk:
+        item = StoredItem(attributes)
+        item.clear_json = stored
+        return item
+    attributes["pk"], attributes["sk"] = pk, sk
+    return attributes
 
 
-def _row_to_item(row: tuple[Any, ...]) -> Item:
-    item = _attributes(row[2])
-    item["pk"], item["sk"] = row[0], row[1]
-    if row[3] is not None:
-        item["content_encrypted"] = bytes(row[3])
-    if row[4] is not None:
-        item["content_nonce"] = bytes(row[4])
-    if row[5:] != _NO_INDEX_KEYS:
-        item.update((column, value) for column, value in zip(INDEX_COLUMNS, row[5:]) if value is not None)
-    return item
-
-
-def _write_item(conn: sqlite3.Connection, item: Item) -> None:
-    attrs = {k: v for k, v in item.items() if k not in ("pk", "sk", *BINARY_ATTRIBUTES, *INDEX_COLUMNS)}
-    for name, value in attrs.items():
-        if isinstance(value, (bytes, bytearray)):
-            raise TypeError(f"binary attribute {name!r} is not one of {BINARY_ATTRIBUTES}")
+def _write_item(conn: sqlite3.Connection, item: Item, table: str = "items") -> None:
+    for name, value in item.items():
+        _refuse_unstorable(value, name)
     conn.execute(
-        f"INSERT OR REPLACE INTO items ({_COLUMNS}) VALUES ({', '.join('?' * (5 + len(INDEX_COLUMNS)))})",
+        f"INSERT OR REPLACE INTO {table} (pk, sk, attrs, mac, content_encrypted, content_nonce) VALUES (?, ?, ?, ?, ?, ?)",
         (
             item["pk"],
             item["sk"],
-            json.dumps(attrs, sort_keys=True, separators=(",", ":"), allow_nan=False),
+            clear_json(item).decode(),
+            item.get(MAC_ATTRIBUTE),
             item.get("content_encrypted"),
             item.get("content_nonce"),
-            *(item.get(column) for column in INDEX_COLUMNS),
         ),
     )
+
+
+def _refuse_unstorable(value: Any, name: str) -> None:
+    """ValueError for NaN or an infinity (JSON has no such numbers), TypeError for bytes outside the
+    binary attributes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"attribute {name!r}: cannot store the number {value!r}")
+    if isinstance(value, (bytes, bytearray)) and name not in BINARY_ATTRIBUTES:
+        raise TypeError(f"binary attribute {name!r} is not one of {BINARY_ATTRIBUTES}")
+    if isinstance(value, dict):
+        for inner in value.values():
+            _refuse_unstorable(inner, name)
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            _refuse_unstorable(inner, name)
+
+
+def _upgrade_from_version_1(conn: sqlite3.Connection, path: Path) -> None:
+    """Rewrite a version-1 table (keys, index keys and binaries apart from the attribute JSON) as version 2."""
+    conn.execute(_TABLE.format(table="items_v2"))
+    for pk, sk, attrs, encrypted, nonce, *index_keys in conn.execute(
+        f"SELECT pk, sk, attrs, content_encrypted, content_nonce, {', '.join(INDEX_COLUMNS)} FROM items"
+    ).fetchall():
+        try:
+            item = {**orjson.loads(attrs), "pk": pk, "sk": sk}
+            item.update((column, key) for column, key in zip(INDEX_COLUMNS, index_keys) if key is not None)
+            item.update((name, value) for name, value in zip(BINARY_ATTRIBUTES, (encrypted, nonce)) if value is not None)
+            _write_item(conn, item, "items_v2")
+        except (ValueError, TypeError) as exc:  # only an edit outside Concord leaves such a row
+            raise SchemaVersionError(
+                f"cannot upgrade {path} from schema version 1: item {pk} / {sk} holds attributes Concord does "
+                f"not write ({exc}); the file is unchanged"
+            ) from exc
+    conn.execute("DROP TABLE items")
+    conn.execute("ALTER TABLE items_v2 RENAME TO items")
+    conn.execute("UPDATE concord_schema SET version = ?", (SCHEMA_VERSION,))
 
 
 def _current(conn: sqlite3.Connection, pk: str, sk: str) -> Item | None:

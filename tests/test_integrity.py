@@ -129,8 +129,9 @@ def sqlite_path(store: DialogueStore) -> Path:
 async def test_sqlite_attributes_no_concord_writes_are_reported_not_crashed_on(store: DialogueStore) -> None:
     did = await history(store)
     with sqlite3.connect(sqlite_path(store)) as connection:
-        connection.execute("UPDATE items SET attrs = replace(attrs, '\"seq\":1', '\"seq\":NaN') "
-                           "WHERE pk = ? AND sk = 'tension#00#01'", (f"dialogue#{did}",))
+        # SQLite itself refuses malformed JSON there (the index keys are read from it); a list it takes
+        connection.execute("UPDATE items SET attrs = '[' || attrs || ']' WHERE pk = ? AND sk = 'tension#00#01'",
+                           (f"dialogue#{did}",))
     await signature_fails_on_load(store, did, "tension#00#01")
     assert "tension#00#01" in (await store.verify_audit(did)).problem
 
@@ -147,6 +148,15 @@ async def test_sqlite_keys_inside_the_attributes_cannot_move_an_item(store: Dial
     with pytest.raises(IntegrityError, match="ref#P0002#oppose#P0001"):
         await store.get_refs(did, source="P0002")
     assert not (await store.verify_audit(did)).ok
+
+
+async def test_sqlite_edited_index_key_is_detected_where_the_index_is_read(stores: Stores) -> None:
+    did = await history(stores.dialogues)
+    with sqlite3.connect(sqlite_path(stores.dialogues)) as connection:  # the index columns follow the JSON
+        connection.execute("UPDATE items SET attrs = json_set(attrs, '$.gsi1sk', '0000') WHERE pk = ? AND sk = 'meta'",
+                           (f"dialogue#{did}",))
+    with pytest.raises(IntegrityError, match="meta: its attributes do not match their signature"):
+        await stores.analytics.list_dialogues("open")
 
 
 async def test_deleted_item_is_detected_through_the_audit_keys(store: DialogueStore) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from store.analytics import AnalyticsStore
 from store.backend import ABSENT, Put
+from store.dialogue_store import DialogueStore
 from store.errors import BackendUnavailable, SchemaVersionError
-from store.sqlite_backend import SCHEMA_VERSION, SQLiteBackend
+from store.keys import LocalKeyProvider
+from store.sqlite_backend import INDEX_COLUMNS, SCHEMA_VERSION, SQLiteBackend
+from tests.contract.helpers import panel_batch, perspective, tension
 
 
 async def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
@@ -49,3 +54,73 @@ async def test_locked_database_fails_cleanly_and_writes_nothing(tmp_path: Path) 
     await backend.transact([Put({"pk": "dialogue#x", "sk": "meta", "status": "open"}, ABSENT)])
     assert (await backend.get("dialogue#x", "meta"))["status"] == "open"
     await backend.close()
+
+
+async def test_non_finite_numbers_are_refused_and_nothing_is_written(sqlite_backend: SQLiteBackend) -> None:
+    for value in (float("nan"), float("inf"), [1.0, float("-inf")], {"deep": float("nan")}):
+        with pytest.raises(ValueError, match="cannot store the number"):
+            await sqlite_backend.transact([Put({"pk": "dialogue#x", "sk": "meta"}, ABSENT),
+                                           Put({"pk": "dialogue#x", "sk": "round#00", "n": value}, ABSENT)])
+    assert await sqlite_backend.query("dialogue#x") == []
+
+
+# The version-1 layout: keys, index keys and binaries in columns; every other attribute, MAC included, as JSON.
+VERSION_1_ITEMS = f"""
+CREATE TABLE items (
+    pk TEXT NOT NULL, sk TEXT NOT NULL, attrs TEXT NOT NULL, content_encrypted BLOB, content_nonce BLOB,
+    {", ".join(f"{c} TEXT" for c in INDEX_COLUMNS)}, PRIMARY KEY (pk, sk)
+) WITHOUT ROWID
+"""
+
+
+def rewrite_as_version_1(path: Path) -> int:
+    """Turn a current database into the version-1 layout; returns how many items it holds."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT pk, sk, attrs, mac, content_encrypted, content_nonce FROM items").fetchall()
+        db.execute("DROP TABLE items")
+        db.execute(VERSION_1_ITEMS)
+        for pk, sk, attrs, mac, encrypted, nonce in rows:
+            clear = {k: v for k, v in json.loads(attrs).items() if k not in ("pk", "sk", *INDEX_COLUMNS)}
+            index_keys = [json.loads(attrs).get(c) for c in INDEX_COLUMNS]
+            db.execute(f"INSERT INTO items VALUES ({', '.join('?' * (5 + len(INDEX_COLUMNS)))})",
+                       [pk, sk, json.dumps({**clear, "mac": mac}, sort_keys=True), encrypted, nonce, *index_keys])
+        db.execute("UPDATE concord_schema SET version = 1")
+    return len(rows)
+
+
+async def test_version_1_database_is_upgraded_in_place_and_still_verifies(tmp_path: Path, key_file: Path) -> None:
+    path = tmp_path / "concord.db"
+    keys = LocalKeyProvider(key_file)
+    backend = await SQLiteBackend(path).open()
+    store = DialogueStore(backend, keys, principal="tester")
+    did = await store.create_dialogue("Upgrade", "Does an old file still open?")
+    await store.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first"), tension("MUFFIN-T0001")]))
+    before = await store.load_partition(did)
+    await backend.close()
+    count = rewrite_as_version_1(path)
+
+    backend = await SQLiteBackend(path).open()
+    store = DialogueStore(backend, keys, principal="tester")
+    assert await store.load_partition(did) == before
+    assert (await store.verify_audit(did)).ok
+    page = await AnalyticsStore(backend, keys, store).list_dialogues("open")  # read through an index
+    assert [d.id for d in page.dialogues] == [did]
+    assert len(await backend.query(f"dialogue#{did}")) == count
+    await backend.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM concord_schema").fetchone() == (SCHEMA_VERSION,)
+
+
+async def test_version_1_row_concord_never_wrote_stops_the_upgrade_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "concord.db"
+    backend = await SQLiteBackend(path).open()
+    await backend.transact([Put({"pk": "dialogue#x", "sk": "meta", "status": "open"}, ABSENT)])
+    await backend.close()
+    rewrite_as_version_1(path)
+    with sqlite3.connect(path) as db:
+        db.execute("""UPDATE items SET attrs = '{"status": NaN}'""")
+    with pytest.raises(SchemaVersionError, match="item dialogue#x / meta holds attributes Concord does not write"):
+        await SQLiteBackend(path).open()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM concord_schema").fetchone() == (1,)
+        assert db.execute("SELECT attrs FROM items").fetchall() == [('{"status": NaN}',)]
