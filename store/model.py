@@ -150,7 +150,7 @@ class Signal:
     signaled_at: str = ""
 
 
-@dataclass(slots=True)
+@dataclass
 class Entity:
     """A contribution (P, R, T, E or C) with a global display id."""
 
@@ -178,27 +178,22 @@ class Entity:
 
 
 class Perspective(Entity):
-    __slots__ = ()
     KIND = "perspective"
 
 
 class Tension(Entity):
-    __slots__ = ()
     KIND = "tension"
 
 
 class Recommendation(Entity):
-    __slots__ = ()
     KIND = "recommendation"
 
 
 class Evidence(Entity):
-    __slots__ = ()
     KIND = "evidence"
 
 
 class Claim(Entity):
-    __slots__ = ()
     KIND = "claim"
 
 
@@ -207,7 +202,7 @@ ENTITY_CLASSES: dict[str, type[Entity]] = {
 }
 
 
-@dataclass(slots=True)
+@dataclass
 class Ref:
     """A typed edge between two entities."""
 
@@ -217,7 +212,7 @@ class Ref:
     created_at: str = ""
 
 
-@dataclass(slots=True)
+@dataclass
 class Event:
     """One lifecycle event of an entity."""
 

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import math
 from collections import Counter
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .backend import (
     BINARY_ATTRIBUTES,
@@ -59,21 +59,14 @@ def mac_input(item: Item) -> bytes:
     The JSON is the same whichever backend returned the item. Bytes anywhere else, or anything but
     bytes in a binary attribute, make it raise TypeError.
     """
-    parts: list[bytes] = []
-    _feed(parts.append, item)
-    return b"".join(parts)
-
-
-def _feed(write: Callable[[bytes], object], item: Item) -> None:
-    """Pass `mac_input(item)` to `write` piece by piece, so a hash takes it without a copy."""
-    write(getattr(item, "clear_json", None) or clear_json(item))
+    parts = [getattr(item, "clear_json", None) or clear_json(item)]
     for name, header in _BINARY_HEADERS:
         if name in item:
             value = item[name]
             if type(value) is not bytes:
                 raise TypeError(f"binary attribute {name} holds {type(value).__name__}, not bytes")
-            write(b"%s%d:" % (header, len(value)))
-            write(value)
+            parts += (header, b"%d:" % len(value), value)
+    return b"".join(parts)
 
 
 class ItemSigner:
@@ -91,7 +84,7 @@ class ItemSigner:
     def mac(self, item: Item) -> str:
         """The item's MAC, in hex."""
         inner = self._inner.copy()
-        _feed(inner.update, item)
+        inner.update(mac_input(item))
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
