@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import Any, Sequence
 
-from store.backend import Backend, Item, Operation, Page
+from store.backend import Backend, Item, Operation, Page, StoredRead
 
 
 class CountingBackend:
@@ -29,6 +29,10 @@ class CountingBackend:
     ) -> list[Item]:
         self.calls["Query"] += 1
         return await self.backend.query(pk, prefix, consistent=consistent, reverse=reverse, limit=limit)
+
+    async def query_stored(self, pk: str, prefix: str = "", **options: Any) -> list[StoredRead]:
+        self.calls["Query"] += 1
+        return await self.backend.query_stored(pk, prefix, **options)
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         self.calls["Query"] += 1

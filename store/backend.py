@@ -17,6 +17,9 @@ import orjson
 #: attributes only), ints below 2**53 and floats; a whole-number float may read back as the equal int.
 Item = dict[str, Any]
 
+#: An item as read, with its `clear_json` exactly as the backend stored it (None where it keeps no such form).
+StoredRead = tuple[Item, bytes | None]
+
 #: Binary attributes; every other attribute value is JSON-compatible.
 BINARY_ATTRIBUTES = ("content_encrypted", "content_nonce")
 
@@ -137,6 +140,10 @@ class Backend(Protocol):
     ) -> list[Item]:
         """Items of one partition whose sk starts with `prefix`, in sk order, all pages."""
 
+    async def query_stored(self, pk: str, prefix: str = "", **options: Any) -> list[StoredRead]:
+        """`query` (same options), each item paired with its `clear_json` as stored, so a signature check
+        need not rebuild it."""
+
     async def query_index(
         self, index: str, key: str, *, limit: int, cursor: str | None = None
     ) -> Page:
@@ -162,48 +169,6 @@ def clear_json(item: Item) -> bytes:
     Bytes among these attributes make it raise TypeError.
     """
     return orjson.dumps({k: v for k, v in item.items() if k not in _NOT_IN_CLEAR_JSON}, option=orjson.OPT_SORT_KEYS)
-
-
-class StoredItem(dict[str, Any]):
-    """An item as a backend read it, carrying the stored `clear_json` of its attributes until it is changed.
-
-    A backend sets `clear_json` right after building the item.
-    """
-
-    __slots__ = ("clear_json",)
-
-    # Every change drops the stored form, so it can never stand for attributes it does not hold.
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.clear_json = None
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        self.clear_json = None
-        super().__delitem__(key)
-
-    def __ior__(self, other: Any) -> "StoredItem":  # type: ignore[override,misc]
-        self.clear_json = None
-        return super().__ior__(other)  # type: ignore[no-any-return]
-
-    def clear(self) -> None:
-        self.clear_json = None
-        super().clear()
-
-    def pop(self, *args: Any) -> Any:
-        self.clear_json = None
-        return super().pop(*args)
-
-    def popitem(self) -> tuple[str, Any]:
-        self.clear_json = None
-        return super().popitem()
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        self.clear_json = None
-        return super().setdefault(key, default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self.clear_json = None
-        super().update(*args, **kwargs)
 
 
 def item_size(item: Item) -> int:

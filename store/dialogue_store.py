@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from . import codec
 from .audit import AuditReport, entry_hash, envelopes_digest, verify_chain
-from .backend import ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, equals
+from .backend import ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, StoredRead, equals
 from .codec import Record, round_key
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -183,11 +183,11 @@ class DialogueStore:
     async def load_partition(self, dialogue_id: str) -> Snapshot:
         """AP2: the whole partition in one consistent (paginated) query, decrypted."""
         check_dialogue_id(dialogue_id)
-        items = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
-        return await self._snapshot(dialogue_id, items)
+        return await self._snapshot(dialogue_id, await self.items.query_raw(partition_key(dialogue_id), consistent=True))
 
-    async def _snapshot(self, dialogue_id: str, items: list[Item]) -> Snapshot:
+    async def _snapshot(self, dialogue_id: str, reads: list[StoredRead]) -> Snapshot:
         """The snapshot of a partition's items, each used item checked against its signature first."""
+        items = [item for item, _ in reads]
         meta = self._check_tenant(dialogue_id, next((i for i in items if i["sk"] == "meta"), None))
         deks = {int(i["sk"].split("#")[1]): i for i in items if i["sk"].startswith("dek#")}
         ciphers = {}
@@ -198,18 +198,18 @@ class DialogueStore:
 
         await add_cipher(meta)  # first, so a missing key is reported as such before any signature check
         signer = await self.items.signer(self.tenant)
-        if not signer.holds(meta):
+        if not signer.holds(meta, next(stored for item, stored in reads if item is meta)):
             await self._authentic(meta, meta, deks)
         committed = int(meta.get("total_rounds", 0))
         snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[meta["key_id"]], meta)), version=_version(meta))
-        for item in items:
+        for item, stored in reads:
             kind = item["sk"].partition("#")[0]
             if kind == "rin" or item is meta:  # mirrors of `ref#` items are for AP6 only; that read checks them
                 continue
             if item.get("tenant") != self.tenant:
                 await self._authentic(item, meta, deks)  # an edited tenant fails here, a copied item does not
                 raise IntegrityError(f"dialogue {dialogue_id}, item {item['sk']}: belongs to another tenant")
-            if not signer.holds(item):
+            if not signer.holds(item, stored):
                 await self._authentic(item, meta, deks)
             if kind == "dek" or not _visible(item, committed):
                 continue
@@ -650,10 +650,12 @@ class DialogueStore:
         batch_hash = hashlib.sha256(canonical_json(asdict(batch))).hexdigest()
         async with self._locks[dialogue_id]:
             for attempt in range(MAX_ATTEMPTS):
-                items = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
-                snap = await self._snapshot(dialogue_id, items)
-                for mirror in (i for i in items if i["sk"].startswith("rin#")):  # a retry may adopt these too
-                    await self.items.check(mirror)
+                reads = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
+                snap = await self._snapshot(dialogue_id, reads)
+                items = [item for item, _ in reads]
+                for mirror, stored in reads:  # a retry may adopt leftover mirrors too
+                    if mirror["sk"].startswith("rin#"):
+                        await self.items.check(mirror, stored)
                 meta = next(i for i in items if i["sk"] == "meta")
                 done = snap.rounds.get(batch.round)
                 if done is not None:
@@ -786,14 +788,15 @@ class DialogueStore:
         With `checkpoint` (seq, head) from a signed checkpoint, also check the chain still extends it.
         """
         check_dialogue_id(dialogue_id)
-        raw = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
+        reads = await self.items.query_raw(partition_key(dialogue_id), consistent=True)
+        raw = [item for item, _ in reads]
         meta = self._check_tenant(dialogue_id, next((i for i in raw if i["sk"] == "meta"), None))
         entries = [codec.decode_audit(i) for i in raw if i["sk"].startswith("audit#")]
         head = (int(meta.get("audit_seq", 0)), str(meta.get("audit_head", GENESIS)))
         report = verify_chain(dialogue_id, entries, recorded_head=head, files_root=files_root)
         if not report.ok:
             return report
-        forged = [i["sk"] for i in raw if not await self.items.is_authentic(i)]
+        forged = [i["sk"] for i, stored in reads if not await self.items.is_authentic(i, stored)]
         if forged:
             return _broken(report, None, f"item {forged[0]}: attributes do not match their signature "
                                          f"(changed, inserted or replaced outside Concord; {len(forged)} item(s) in all)")

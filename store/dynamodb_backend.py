@@ -45,6 +45,7 @@ from store.backend import (
     Operation,
     Page,
     Put,
+    StoredRead,
     Update,
     item_size,
 )
@@ -189,6 +190,10 @@ class DynamoDBBackend:
                 break
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return items if limit is None else items[:limit]
+
+    async def query_stored(self, pk: str, prefix: str = "", **options: Any) -> list[StoredRead]:
+        """`query`; DynamoDB keeps no serialised form, so none is given."""
+        return [(item, None) for item in await self.query(pk, prefix, **options)]
 
     async def query_index(
         self, index: str, key: str, *, limit: int, cursor: str | None = None

@@ -24,6 +24,7 @@ from .backend import (
     Operation,
     Page,
     Put,
+    StoredRead,
     Update,
     clear_json,
 )
@@ -52,14 +53,14 @@ def canonical_value(value: Any) -> Any:
     return value
 
 
-def mac_input(item: Item) -> bytes:
-    """What the MAC covers: `clear_json` of the item (as stored, when a backend read it so), then for each
-    binary attribute present a newline, `{len(name)}:{name}{len(value)}:` and the value's bytes.
+def mac_input(item: Item, stored_json: bytes | None = None) -> bytes:
+    """What the MAC covers: `clear_json` of the item (`stored_json`, when the backend kept it), then for
+    each binary attribute present a newline, `{len(name)}:{name}{len(value)}:` and the value's bytes.
 
     The JSON is the same whichever backend returned the item. Bytes anywhere else, or anything but
     bytes in a binary attribute, make it raise TypeError.
     """
-    parts = [getattr(item, "clear_json", None) or clear_json(item)]
+    parts = [stored_json or clear_json(item)]
     for name, header in _BINARY_HEADERS:
         if name in item:
             value = item[name]
@@ -81,21 +82,22 @@ class ItemSigner:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def mac(self, item: Item) -> str:
+    def mac(self, item: Item, stored_json: bytes | None = None) -> str:
         """The item's MAC, in hex."""
         inner = self._inner.copy()
-        inner.update(mac_input(item))
+        inner.update(mac_input(item, stored_json))
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
 
-    def holds(self, item: Item) -> bool:
-        """True when the item carries a MAC that verifies."""
+    def holds(self, item: Item, stored_json: bytes | None = None) -> bool:
+        """True when the item carries a MAC that verifies. `stored_json`, when given, is the form the item
+        was read from (`Backend.query_stored`): that, not a re-serialisation, is what gets checked."""
         stored = item.get(MAC_ATTRIBUTE)
         if type(stored) is not str:
             return False
         try:
-            return hmac.compare_digest(stored, self.mac(item))
+            return hmac.compare_digest(stored, self.mac(item, stored_json))
         except TypeError:  # bytes where text belongs, or the reverse
             return False
 
@@ -131,9 +133,9 @@ class SignedBackend:
         signed[MAC_ATTRIBUTE] = (await self.signer(str(item.get("tenant", "")))).mac(signed)
         return signed
 
-    async def check(self, item: Item) -> Item:
+    async def check(self, item: Item, stored_json: bytes | None = None) -> Item:
         """The item itself, or IntegrityError when its attributes were changed outside Concord."""
-        if not await self.is_authentic(item):
+        if not await self.is_authentic(item, stored_json):
             dialogue = str(item.get("pk", "?")).removeprefix("dialogue#")
             raise IntegrityError(
                 f"dialogue {dialogue}, item {item.get('sk')}: its attributes do not match their signature "
@@ -141,24 +143,24 @@ class SignedBackend:
             )
         return item
 
-    async def is_authentic(self, item: Item) -> bool:
+    async def is_authentic(self, item: Item, stored_json: bytes | None = None) -> bool:
         """True when the item carries a MAC that verifies under its tenant's key."""
-        return (await self.signer(str(item.get("tenant", "")))).holds(item)
+        return (await self.signer(str(item.get("tenant", "")))).holds(item, stored_json)
 
     async def get(self, pk: str, sk: str) -> Item | None:
         item = await self.inner.get(pk, sk)
         return None if item is None else await self.check(item)
 
     async def query(self, pk: str, prefix: str = "", **options: Any) -> list[Item]:
-        return [await self.check(item) for item in await self.inner.query(pk, prefix, **options)]
+        return [await self.check(item, stored) for item, stored in await self.inner.query_stored(pk, prefix, **options)]
 
     async def get_raw(self, pk: str, sk: str) -> Item | None:
         """One item as stored, unchecked."""
         return await self.inner.get(pk, sk)
 
-    async def query_raw(self, pk: str, prefix: str = "", **options: Any) -> list[Item]:
-        """Items as stored, unchecked (for verification reports that must name every bad item)."""
-        return await self.inner.query(pk, prefix, **options)
+    async def query_raw(self, pk: str, prefix: str = "", **options: Any) -> list[StoredRead]:
+        """Items as stored, unchecked, each with its stored JSON (for the caller to check, naming every bad item)."""
+        return await self.inner.query_stored(pk, prefix, **options)
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         page = await self.inner.query_index(index, key, limit=limit, cursor=cursor)

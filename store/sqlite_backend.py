@@ -29,7 +29,7 @@ from .backend import (
     Operation,
     Page,
     Put,
-    StoredItem,
+    StoredRead,
     Update,
     clear_json,
     item_size,
@@ -154,9 +154,12 @@ class SQLiteBackend:
             return conn.execute(f"SELECT {_COLUMNS} FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
 
         row = await self._run("GetItem", work)
-        return _row_to_item(row) if row else None
+        return _row_to_read(row)[0] if row else None
 
-    async def query(
+    async def query(self, pk: str, prefix: str = "", **options: Any) -> list[Item]:
+        return [item for item, _ in await self.query_stored(pk, prefix, **options)]
+
+    async def query_stored(
         self,
         pk: str,
         prefix: str = "",
@@ -164,7 +167,7 @@ class SQLiteBackend:
         consistent: bool = False,
         reverse: bool = False,
         limit: int | None = None,
-    ) -> list[Item]:
+    ) -> list[StoredRead]:
         order = "DESC" if reverse else "ASC"
         sql = f"SELECT {_COLUMNS} FROM items WHERE pk = ?"
         params: list[Any] = [pk]
@@ -179,7 +182,7 @@ class SQLiteBackend:
         def work(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(sql, params).fetchall()
 
-        return [_row_to_item(row) for row in await self._run("Query", work)]
+        return [_row_to_read(row) for row in await self._run("Query", work)]
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         pk_col, sk_col = INDEXES[index]
@@ -196,7 +199,7 @@ class SQLiteBackend:
             return conn.execute(sql, params).fetchall()
 
         rows = await self._run("Query", work)
-        items = [_row_to_item(row) for row in rows[:limit]]
+        items = [_row_to_read(row)[0] for row in rows[:limit]]
         cursors = [
             base64.urlsafe_b64encode(json.dumps([item[sk_col], item["pk"], item["sk"]]).encode()).decode() for item in items
         ]
@@ -233,29 +236,27 @@ _COLUMNS = "pk, sk, CAST(attrs AS BLOB), mac, content_encrypted, content_nonce"
 UNREADABLE_ATTRIBUTE = "unreadable_attrs"
 
 
-def _row_to_item(row: tuple[Any, ...]) -> Item:
-    """The item of a row. Attributes that are not a JSON object (only an edit outside Concord leaves
-    that) become one attribute no signature covers; keys in them that disagree with the row's win
-    nothing: the row's keys are kept and the stored form dropped, so the signature check fails."""
+def _row_to_read(row: tuple[Any, ...]) -> StoredRead:
+    """The item of a row, with its stored JSON. Attributes that are not a JSON object (only an edit outside
+    Concord leaves that) become one attribute no signature covers; keys in them that disagree with the
+    row's win nothing: the row's keys are kept and no stored form is given, so the signature check fails."""
     pk, sk, stored, mac, encrypted, nonce = row
     try:
-        attributes = orjson.loads(stored)
+        item = orjson.loads(stored)
     except orjson.JSONDecodeError:
-        attributes = None
-    if not isinstance(attributes, dict):
-        attributes = {UNREADABLE_ATTRIBUTE: stored.decode(errors="replace")}
+        item = None
+    if type(item) is not dict:
+        item = {UNREADABLE_ATTRIBUTE: stored.decode(errors="replace")}
     if mac is not None:
-        attributes[MAC_ATTRIBUTE] = mac
+        item[MAC_ATTRIBUTE] = mac
     if encrypted is not None:
-        attributes["content_encrypted"] = encrypted
+        item["content_encrypted"] = encrypted
     if nonce is not None:
-        attributes["content_nonce"] = nonce
-    if attributes.get("pk") == pk and attributes.get("sk") == sk:
-        item = StoredItem(attributes)
-        item.clear_json = stored
-        return item
-    attributes["pk"], attributes["sk"] = pk, sk
-    return attributes
+        item["content_nonce"] = nonce
+    if item.get("pk") == pk and item.get("sk") == sk:
+        return item, stored
+    item["pk"], item["sk"] = pk, sk
+    return item, None
 
 
 def _write_item(conn: sqlite3.Connection, item: Item, table: str = "items") -> None:
@@ -312,7 +313,7 @@ def _upgrade_from_version_1(conn: sqlite3.Connection, path: Path) -> None:
 
 def _current(conn: sqlite3.Connection, pk: str, sk: str) -> Item | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
-    return _row_to_item(row) if row else None
+    return _row_to_read(row)[0] if row else None
 
 
 def _holds(condition: Condition | None, current: Item | None) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, Sequence
 import pytest
 
 from store.analytics import AnalyticsStore
-from store.backend import Backend, Item, Operation, Page, Put
+from store.backend import Backend, Item, Operation, Page, Put, StoredRead
 from store.config import Settings
 from store.dialogue_store import DialogueStore
 from store.errors import IntegrityError, KeyMaterialError
@@ -201,11 +201,14 @@ class Meddling:
         return await self.inner.get(pk, sk)
 
     async def query(self, pk: str, prefix: str = "", **kwargs: Any) -> list[Item]:
-        items = await self.inner.query(pk, prefix, **kwargs)
+        return [item for item, _ in await self.query_stored(pk, prefix, **kwargs)]
+
+    async def query_stored(self, pk: str, prefix: str = "", **kwargs: Any) -> list[StoredRead]:
+        reads = await self.inner.query_stored(pk, prefix, **kwargs)
         if self.after_query is not None and not prefix:
             hook, self.after_query = self.after_query, None
             await hook()
-        return items
+        return reads
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         return await self.inner.query_index(index, key, limit=limit, cursor=cursor)

@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 
+from store.backend import clear_json
 from store.dialogue_store import DialogueStore
 from store.errors import AlreadyExists, ConvergenceBlocked, NotFound, ValidationFailed
 from store.factory import Stores
 from store.graph import DialogueGraph
 from store.model import RefDraft, StatusChange, Verdict
+from store.sqlite_backend import SQLiteBackend
 from tests.contract.helpers import CrashingBackend, entity, panel_batch, perspective, tension
 
 
@@ -246,3 +248,16 @@ async def test_other_tenant_sees_nothing(stores: Stores) -> None:
             await call
     with pytest.raises(NotFound):
         await stranger.get_dialogue("no-such-dialogue")
+
+
+async def test_stored_reads_pair_each_item_with_the_json_its_signature_covers(stores: Stores) -> None:
+    did = await stores.dialogues.create_dialogue("Stored", "What does a read hand over?")
+    await stores.dialogues.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first")]))
+    reads = await stores.backend.query_stored(f"dialogue#{did}")
+    assert [item for item, _ in reads] == await stores.backend.query(f"dialogue#{did}")
+    keeps_json = isinstance(stores.backend, SQLiteBackend)
+    for item, stored in reads:
+        assert stored == (clear_json(item) if keeps_json else None)
+        assert await stores.dialogues.items.is_authentic(item, stored)
+        moved = (item, stored.replace(item["sk"].encode(), b"moved")) if stored else ({**item, "sk": "moved"}, None)
+        assert not await stores.dialogues.items.is_authentic(*moved)
