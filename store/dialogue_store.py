@@ -187,9 +187,9 @@ class DialogueStore:
 
     async def _snapshot(self, dialogue_id: str, reads: list[StoredRead]) -> Snapshot:
         """The snapshot of a partition's items, each used item checked against its signature first."""
-        items = [item for item, _ in reads]
-        meta = self._check_tenant(dialogue_id, next((i for i in items if i["sk"] == "meta"), None))
-        deks = {int(i["sk"].split("#")[1]): i for i in items if i["sk"].startswith("dek#")}
+        meta, meta_json = next(((i, stored) for i, stored in reads if i["sk"] == "meta"), (None, None))
+        meta = self._check_tenant(dialogue_id, meta)
+        deks = {int(i["sk"].split("#")[1]): i for i, _ in reads if i["sk"].startswith("dek#")}
         ciphers = {}
 
         async def add_cipher(sealed: Item) -> None:
@@ -198,7 +198,7 @@ class DialogueStore:
 
         await add_cipher(meta)  # first, so a missing key is reported as such before any signature check
         signer = await self.items.signer(self.tenant)
-        if not signer.holds(meta, next(stored for item, stored in reads if item is meta)):
+        if not signer.holds(meta, meta_json):
             await self._authentic(meta, meta, deks)
         committed = int(meta.get("total_rounds", 0))
         snap = Snapshot(codec.decode_dialogue(meta, open_item(ciphers[meta["key_id"]], meta)), version=_version(meta))
