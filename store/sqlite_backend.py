@@ -150,11 +150,7 @@ class SQLiteBackend:
     # --- reads -------------------------------------------------------------------------
 
     async def get(self, pk: str, sk: str) -> Item | None:
-        def work(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            return conn.execute(f"SELECT {_COLUMNS} FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
-
-        row = await self._run("GetItem", work)
-        return _row_to_read(row)[0] if row else None
+        return await self._run("GetItem", lambda conn: _current(conn, pk, sk))
 
     async def query(self, pk: str, prefix: str = "", **options: Any) -> list[Item]:
         return [item for item, _ in await self.query_stored(pk, prefix, **options)]
