@@ -94,31 +94,15 @@ class SQLiteBackend:
             raise BackendUnavailable(f"cannot create the database: directory {self.path.parent} does not exist")
         try:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA.strip().split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                row = conn.execute("SELECT version FROM concord_schema").fetchone()
-                if row is None:
-                    conn.execute("INSERT INTO concord_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-                elif row[0] == 1:
-                    _upgrade_from_version_1(conn, self.path)
-                elif row[0] != SCHEMA_VERSION:
-                    raise SchemaVersionError(
-                        f"{self.path} has schema version {row[0]}; this Concord reads version {SCHEMA_VERSION}"
-                    )
-                for statement in _INDEXES.strip().splitlines():
-                    conn.execute(statement)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.DatabaseError as exc:
             raise BackendUnavailable(f"cannot open {self.path} as a Concord database: {exc}") from exc
+        try:
+            _prepare(conn, self.path)
+        except BaseException as exc:
+            conn.close()  # a refused file is released now, not when the connection is collected
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise BackendUnavailable(f"cannot open {self.path} as a Concord database: {exc}") from exc
+            raise
         self._conn = conn
 
     async def close(self) -> None:
@@ -284,6 +268,31 @@ def _refuse_unstorable(value: Any, name: str) -> None:
     elif isinstance(value, (list, tuple)):
         for inner in value:
             _refuse_unstorable(inner, name)
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Set up WAL and, in one transaction, create or upgrade the schema; refuse a newer version."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.strip().split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        row = conn.execute("SELECT version FROM concord_schema").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO concord_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] == 1:
+            _upgrade_from_version_1(conn, path)
+        elif row[0] != SCHEMA_VERSION:
+            raise SchemaVersionError(f"{path} has schema version {row[0]}; this Concord reads version {SCHEMA_VERSION}")
+        for statement in _INDEXES.strip().splitlines():
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _upgrade_from_version_1(conn: sqlite3.Connection, path: Path) -> None:

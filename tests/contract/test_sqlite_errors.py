@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -37,6 +38,27 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("UPDATE concord_schema SET version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1}"):
         await SQLiteBackend(path).open()
+
+
+def open_handles(path: Path) -> int:
+    """How many of this process's file descriptors point at the database file or its WAL companions."""
+    names = {str(path), f"{path}-wal", f"{path}-shm"}
+    return sum(1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) in names)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts file descriptors through /proc (Linux)")
+async def test_refused_file_is_not_left_open(tmp_path: Path) -> None:
+    path = tmp_path / "concord.db"
+    await (await SQLiteBackend(path).open()).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE concord_schema SET version = ?", (SCHEMA_VERSION + 1,))
+    db.close()
+    assert open_handles(path) == 0
+    refused = SQLiteBackend(path)
+    with pytest.raises(SchemaVersionError):
+        await refused.open()
+    assert open_handles(path) == 0
+    await refused.close()
 
 
 async def test_locked_database_fails_cleanly_and_writes_nothing(tmp_path: Path) -> None:
