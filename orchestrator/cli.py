@@ -15,6 +15,7 @@ from store.errors import StoreError
 from store.factory import Stores, open_stores
 
 from .events import ProgressBus
+from .peers import PeerLink
 from .pools import PoolError, load_pool
 from .progress import ProgressView
 from .providers import make_provider
@@ -93,10 +94,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     provider, judge = provider_for(args.provider, settings), judge_provider_for(settings)
 
     async def action(stores: Stores) -> int:
-        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus(), judge_provider=judge)
+        bus = ProgressBus()
+        orchestrator = Orchestrator(stores.dialogues, provider, bus=bus, judge_provider=judge)
         try:
-            dialogue_id = await orchestrator.create(args.question, pool, settings, Path(args.out), title=args.title)
-            result = await follow_run(orchestrator, dialogue_id, args.quiet or args.json)
+            async with PeerLink(bus, stores.settings.home):  # `concord serve` subscribers see this run too
+                dialogue_id = await orchestrator.create(args.question, pool, settings, Path(args.out), title=args.title)
+                result = await follow_run(orchestrator, dialogue_id, args.quiet or args.json)
         finally:
             await provider.aclose()
             if judge is not None:
@@ -124,9 +127,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         dialogue = await stores.dialogues.get_dialogue(args.dialogue_id)
         settings = RunSettings.from_json(dialogue.settings)
         provider, judge = provider_for(settings.provider, settings), judge_provider_for(settings)
-        orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus(), judge_provider=judge)
+        bus = ProgressBus()
+        orchestrator = Orchestrator(stores.dialogues, provider, bus=bus, judge_provider=judge)
         try:
-            result = await follow_run(orchestrator, args.dialogue_id, args.quiet or args.json)
+            async with PeerLink(bus, stores.settings.home):
+                result = await follow_run(orchestrator, args.dialogue_id, args.quiet or args.json)
         finally:
             await provider.aclose()
             if judge is not None:

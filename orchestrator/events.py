@@ -1,4 +1,4 @@
-"""In-process progress events of running dialogues, fanned out to any number of subscribers."""
+"""Progress events of running dialogues, fanned out to any number of subscribers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 #: Event kinds a run publishes, in the order they usually happen.
 KINDS = (
@@ -44,9 +44,20 @@ class ProgressBus:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self._subscribers: dict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
+        self._relays: list[Callable[[ProgressEvent], None]] = []
+
+    def relay_to(self, send: Callable[[ProgressEvent], None]) -> None:
+        """Also hand every event published here to `send` (which takes it to other processes)."""
+        self._relays.append(send)
 
     def publish(self, event: ProgressEvent) -> None:
-        """Deliver an event to every current subscriber of its dialogue."""
+        """Deliver an event to this process's subscribers of its dialogue, and to every relay."""
+        self.deliver(event)
+        for send in self._relays:
+            send(event)
+
+    def deliver(self, event: ProgressEvent) -> None:
+        """Deliver an event to every current subscriber of its dialogue in this process."""
         for queue in list(self._subscribers.get(event.dialogue_id, ())):
             if queue.full():
                 queue.get_nowait()

@@ -13,6 +13,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.events import ProgressBus
+from orchestrator.peers import PeerLink
 from store.config import Settings
 from store.factory import Stores, open_stores
 
@@ -57,8 +58,8 @@ def app_from_environment() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with await open_stores(settings, principal="concord-api") as stores:
-            bus = ProgressBus()
+        bus = ProgressBus()
+        async with await open_stores(settings, principal="concord-api") as stores, PeerLink(bus, settings.home):
             factory = _starter_factory(os.environ.get(_STARTER, ""))
             served.app = create_app(stores, bus=bus, starter=factory(stores, bus) if factory else None,
                                     dev=bool(os.environ.get(_DEV)), tokens_file=settings.tokens_file)

@@ -406,11 +406,11 @@ READ_BACK = """query($d: ID!, $id: ID!) {
 
 
 @contextmanager
-def served(home: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def served(home: Path, port: int, workers: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     """`concord serve` on 127.0.0.1:`port` until the block ends (stopped by PID), once /healthz answers."""
     env = environment(home, "http://127.0.0.1:9")
-    process = subprocess.Popen(concord("serve", "--host", HOST, "--port", str(port)), env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = concord("serve", "--host", HOST, "--port", str(port), "--workers", str(workers))
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + WAIT
         while True:
