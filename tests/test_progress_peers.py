@@ -204,6 +204,7 @@ def test_every_serve_worker_delivers_events_published_by_another_process(tmp_pat
 
     with served(home, port, workers=2):
         received = asyncio.run(watch())
+    assert list((home / "progress").iterdir()) == []  # stopped workers take their sockets with them
     for kinds in received:
         assert kinds[-1] == "verdict" and set(kinds[:-1]) == {"round_started"}, kinds
 
