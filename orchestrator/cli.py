@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         bus = ProgressBus()
         orchestrator = Orchestrator(stores.dialogues, provider, bus=bus, judge_provider=judge)
         try:
-            async with PeerLink(bus, stores.settings.home):  # `concord serve` subscribers see this run too
+            async with PeerLink(bus, stores.settings):  # `concord serve` subscribers see this run too
                 dialogue_id = await orchestrator.create(args.question, pool, settings, Path(args.out), title=args.title)
                 result = await follow_run(orchestrator, dialogue_id, args.quiet or args.json)
         finally:
@@ -130,7 +130,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         bus = ProgressBus()
         orchestrator = Orchestrator(stores.dialogues, provider, bus=bus, judge_provider=judge)
         try:
-            async with PeerLink(bus, stores.settings.home):
+            async with PeerLink(bus, stores.settings):
                 result = await follow_run(orchestrator, args.dialogue_id, args.quiet or args.json)
         finally:
             await provider.aclose()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable
+from typing import Any
+
+log = logging.getLogger("concord.progress")
 
 #: Event kinds a run publishes, in the order they usually happen.
 KINDS = (
@@ -46,15 +50,19 @@ class ProgressBus:
         self._subscribers: dict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
         self._relays: list[Callable[[ProgressEvent], None]] = []
 
-    def relay_to(self, send: Callable[[ProgressEvent], None]) -> None:
-        """Also hand every event published here to `send` (which takes it to other processes)."""
+    def relay_to(self, send: Callable[[ProgressEvent], None]) -> Callable[[], None]:
+        """Also hand every event published here to `send`; returns what stops that."""
         self._relays.append(send)
+        return lambda: self._relays.remove(send)
 
     def publish(self, event: ProgressEvent) -> None:
-        """Deliver an event to this process's subscribers of its dialogue, and to every relay."""
+        """Deliver an event to this process's subscribers of its dialogue, and to every relay; never raises."""
         self.deliver(event)
         for send in self._relays:
-            send(event)
+            try:
+                send(event)
+            except Exception:  # progress reporting must never stop the run it reports on
+                log.exception("progress event %s of %s not relayed", event.kind, event.dialogue_id)
 
     def deliver(self, event: ProgressEvent) -> None:
         """Deliver an event to every current subscriber of its dialogue in this process."""

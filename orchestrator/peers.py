@@ -1,14 +1,14 @@
-"""Progress events shared by the Concord processes of one CONCORD_HOME: API workers and CLI runs.
+"""Progress events shared by the Concord processes (API workers, CLI runs) that use one store.
 
-Each linked process binds a Unix datagram socket in `$CONCORD_HOME/progress/`. What one process
-publishes is sent to every other socket there and delivered to that process's subscribers, so a
-subscription sees a run whichever worker (or terminal) started it.
+Each linked process binds a Unix datagram socket in a directory under `$CONCORD_HOME/progress/`
+named after its store, and sends what it publishes to every other socket there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -16,8 +16,12 @@ import secrets
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
+
+from store.config import Settings
 
 from .events import ProgressBus, ProgressEvent
 
@@ -27,21 +31,31 @@ log = logging.getLogger("concord.progress")
 MAX_SOCKET_PATH = 107
 #: Events kept for a peer that is not reading; past this its oldest are dropped, as a slow subscriber's are.
 BACKLOG = 1000
-#: Pause before sending again to a peer whose datagram queue was full.
-RETRY_SECONDS = 0.005
+#: First and longest pause before sending again to a peer that could not take an event.
+RETRY_SECONDS = (0.005, 0.1)
 #: How long closing a link waits for busy peers to take the events still kept for them.
 DRAIN_SECONDS = 2.0
 
 
-class PeerLink:
-    """Joins a bus to the buses of every other linked process under `home`, while open."""
+def store_scope(settings: Settings) -> str:
+    """What a dialogue id is unique within: the SQLite file, or the DynamoDB table at its endpoint."""
+    if settings.store == "dynamodb":
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL", "")
+        return f"dynamodb:{endpoint}:{os.environ.get('AWS_REGION', '')}:{settings.table}"
+    return f"sqlite:{settings.database.resolve()}"
 
-    def __init__(self, bus: ProgressBus, home: Path) -> None:
+
+class PeerLink:
+    """Joins a bus to the buses of the other linked processes of the same store, while open."""
+
+    def __init__(self, bus: ProgressBus, settings: Settings) -> None:
         self.bus = bus
-        self.directory = home / "progress"
-        self.path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}.sock"
+        scope = hashlib.sha256(store_scope(settings).encode()).hexdigest()[:8]
+        self.directory = settings.home / "progress" / scope
+        self.path = self.directory / f"{os.getpid()}-{secrets.token_hex(3)}.sock"
         self._transport: asyncio.BaseTransport | None = None
         self._sender: socket.socket | None = None
+        self._unrelay: Callable[[], None] | None = None
         self._backlogs: dict[Path, deque[bytes]] = {}
 
     @property
@@ -49,7 +63,7 @@ class PeerLink:
         """True while events cross to and from other processes."""
         return self._sender is not None
 
-    async def __aenter__(self) -> PeerLink:
+    async def __aenter__(self) -> Self:
         if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
             log.warning("progress events stay in this process: %s is too long for a socket path", self.path)
             return self
@@ -69,16 +83,26 @@ class PeerLink:
             return self
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender.setblocking(False)
-        self.bus.relay_to(self.send)
+        self._unrelay = self.bus.relay_to(self.send)
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while self._backlogs and time.monotonic() < deadline:  # the last events of a run are the ones that matter
-            await asyncio.sleep(RETRY_SECONDS)
-        for peer, backlog in self._backlogs.items():
-            log.warning("%d progress events not delivered to %s: it is not reading", len(backlog), peer.name)
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while self._backlogs and time.monotonic() < deadline:  # a run's last events are the ones that matter
+                await asyncio.sleep(RETRY_SECONDS[0])
+            for peer, backlog in self._backlogs.items():
+                log.warning("%d progress events not delivered to %s: it is not reading", len(backlog), peer.name)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         self._backlogs.clear()
+        if self._unrelay is not None:
+            self._unrelay()
+            self._unrelay = None
         if self._sender is not None:
             self._sender.close()
             self._sender = None
@@ -88,34 +112,56 @@ class PeerLink:
             self.path.unlink(missing_ok=True)
 
     def send(self, event: ProgressEvent) -> None:
-        """Send an event to every other linked process, in order; a busy one gets it a little later."""
+        """Send an event to every other linked process, in the order published."""
         if self._sender is None:
             return
-        datagram = json.dumps(dataclasses.asdict(event)).encode()
+        datagram = json.dumps(dataclasses.asdict(event), default=str).encode()
         for peer in self.directory.glob("*.sock"):
             if peer == self.path:
                 continue
             waiting = peer in self._backlogs  # then this event queues behind what waits, to keep the order
             self._backlogs.setdefault(peer, deque(maxlen=BACKLOG)).append(datagram)
             if not waiting:
-                self._flush(peer)
+                self._flush(peer, RETRY_SECONDS[0])
 
-    def _flush(self, peer: Path) -> None:
-        """Send what waits for a peer until its queue is full (then retry shortly) or the peer is gone."""
+    def _flush(self, peer: Path, pause: float) -> None:
+        """Send what waits for one peer; retry later if it cannot take it now; forget a peer that is gone."""
         backlog = self._backlogs.get(peer)
         while backlog and self._sender is not None:
             try:
                 self._sender.sendto(backlog[0], str(peer))
-            except BlockingIOError:  # the peer's datagram queue is full until it reads
-                asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush, peer)
+            except (BlockingIOError, ConnectionRefusedError) as exc:
+                # A full queue, or a socket still being bound: wait. A refusal from a dead process: forget it.
+                if isinstance(exc, ConnectionRefusedError) and not _alive(peer):
+                    _remove(peer)
+                    break
+                asyncio.get_running_loop().call_later(pause, self._flush, peer, min(pause * 2, RETRY_SECONDS[1]))
                 return
-            except (ConnectionRefusedError, FileNotFoundError):  # its process ended, cleanly or not
-                peer.unlink(missing_ok=True)
+            except FileNotFoundError:  # its process closed the link
                 break
-            except OSError as exc:  # an event too large for one datagram
+            except OSError as exc:  # an event too large for one datagram, or not a socket
                 log.warning("progress event not sent to %s: %s", peer.name, exc)
             backlog.popleft()
         self._backlogs.pop(peer, None)
+
+
+def _alive(peer: Path) -> bool:
+    """Whether the process named by a peer's socket file (`{pid}-{suffix}.sock`) still runs."""
+    try:
+        os.kill(int(peer.name.split("-", 1)[0]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
+def _remove(peer: Path) -> None:
+    """Delete the socket file a process left behind."""
+    try:
+        peer.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot remove %s, left by a process that ended: %s", peer, exc)
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -125,13 +171,26 @@ class _Receiver(asyncio.DatagramProtocol):
         self.bus = bus
 
     def datagram_received(self, data: bytes, addr: object) -> None:
-        try:
-            fields = json.loads(data)
-            event = ProgressEvent(**fields)
-        except (ValueError, TypeError):
+        event = _event(data)
+        if event is None:
             log.warning("ignored a progress datagram of %d bytes that is not an event", len(data))
             return
-        if not isinstance(event.dialogue_id, str) or not isinstance(event.kind, str):
-            log.warning("ignored a progress datagram without a dialogue id and kind")
-            return
         self.bus.deliver(event)
+
+
+def _event(data: bytes) -> ProgressEvent | None:
+    """The event a datagram holds, or None when it holds something else."""
+    try:
+        fields: Any = json.loads(data)
+        event = ProgressEvent(**fields)
+    except (ValueError, TypeError):
+        return None
+    well_formed = (
+        isinstance(event.dialogue_id, str)
+        and isinstance(event.kind, str)
+        and isinstance(event.round, (int, type(None)))
+        and isinstance(event.expert, (str, type(None)))
+        and isinstance(event.data, dict)
+        and isinstance(event.at, str)
+    )
+    return event if well_formed else None

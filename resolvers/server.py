@@ -59,7 +59,7 @@ def app_from_environment() -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         bus = ProgressBus()
-        async with await open_stores(settings, principal="concord-api") as stores, PeerLink(bus, settings.home):
+        async with await open_stores(settings, principal="concord-api") as stores, PeerLink(bus, settings):
             factory = _starter_factory(os.environ.get(_STARTER, ""))
             served.app = create_app(stores, bus=bus, starter=factory(stores, bus) if factory else None,
                                     dev=bool(os.environ.get(_DEV)), tokens_file=settings.tokens_file)

@@ -18,6 +18,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -75,6 +77,49 @@ def dynamodb_local_missing() -> str | None:
     if dynamodb_local_jar() is None:
         return f"DynamoDB Local is not installed under {DYNAMODB_LOCAL_LIB}: {INSTALL_HINT}"
     return None
+
+
+def concord(*args: str) -> list[str]:
+    """The argv of a `concord` command run by this interpreter."""
+    return [sys.executable, "-m", "orchestrator.cli", *args]
+
+
+def environment(home: Path, base_url: str) -> dict[str, str]:
+    """This environment without CONCORD_/ANTHROPIC_ settings, pointed at `home` and a (fake) model server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONCORD_", "ANTHROPIC_"))}
+    env.update(CONCORD_HOME=str(home), ANTHROPIC_API_KEY="sk-fake-key-for-tests", ANTHROPIC_BASE_URL=base_url)
+    return env
+
+
+@contextmanager
+def served(home: Path, port: int, workers: int = 1, timeout: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """`concord serve` on 127.0.0.1:`port` until the block ends (stopped by PID), once /healthz answers."""
+    command = concord("serve", "--host", HOST, "--port", str(port), "--workers", str(workers))
+    process = subprocess.Popen(command, env=environment(home, "http://127.0.0.1:9"), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _healthy(port):
+            assert process.poll() is None, "concord serve exited during start-up"
+            assert time.monotonic() < deadline, "concord serve did not answer /healthz"
+            time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # its workers too, not only the supervisor
+                process.wait()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 class LocalService:

@@ -6,27 +6,17 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from store.config import Settings
 from store.factory import open_stores
 from tests.fake_anthropic import fake_server_process
+from tests.services import concord, environment
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = ROOT / "orchestrator" / "demo-pool.json"
 QUESTION = "How should a small team store deliberation records?"
-
-
-def concord(*args: str) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.cli", *args]
-
-
-def environment(home: Path, base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONCORD_", "ANTHROPIC_"))}
-    env.update(CONCORD_HOME=str(home), ANTHROPIC_API_KEY="sk-fake-key-for-tests", ANTHROPIC_BASE_URL=base_url)
-    return env
 
 
 def run_args(out: Path) -> list[str]:

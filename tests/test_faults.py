@@ -10,8 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,13 @@ from tests.services import (
     HOST,
     DynamoDBLocal,
     MotoServer,
+    concord,
     dynamodb_local_missing,
+    environment,
     free_port,
+    served,
 )
-from tests.test_crash_resume import answers_on_disk, concord, environment
+from tests.test_crash_resume import answers_on_disk
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = load_pool(ROOT / "orchestrator" / "demo-pool.json")
@@ -403,32 +405,6 @@ UPDATE_STATUS = """mutation($d: ID!, $id: ID!, $status: TensionStatus!) {
   updateTensionStatus(dialogueId: $d, id: $id, status: $status, actors: ["load"]) { id status } }"""
 READ_BACK = """query($d: ID!, $id: ID!) {
   entity(dialogueId: $d, id: $id) { status refsOut { refType target { id } } history { eventType } } }"""
-
-
-@contextmanager
-def served(home: Path, port: int, workers: int = 1) -> Iterator[subprocess.Popen[bytes]]:
-    """`concord serve` on 127.0.0.1:`port` until the block ends (stopped by PID), once /healthz answers."""
-    env = environment(home, "http://127.0.0.1:9")
-    command = concord("serve", "--host", HOST, "--port", str(port), "--workers", str(workers))
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + WAIT
-        while True:
-            assert process.poll() is None, "concord serve exited during start-up"
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"http://{HOST}:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "concord serve did not answer /healthz"
-            time.sleep(0.1)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def mutate(client: httpx.AsyncClient, query: str, variables: dict[str, str]) -> None:

@@ -33,8 +33,7 @@ from store.kms import KmsKeyProvider
 from store.sqlite_backend import SQLiteBackend
 from tests.fake_anthropic import FakeAnthropic
 from tests.graphql_helpers import Api, api, build_dialogue, server  # noqa: F401 - fixtures
-from tests.services import free_port
-from tests.test_crash_resume import concord
+from tests.services import concord, free_port
 from tests.test_hostile_input import RecordingBus
 
 ROOT = Path(__file__).resolve().parents[1]
