@@ -35,6 +35,8 @@ BACKLOG = 1000
 RETRY_SECONDS = (0.005, 0.1)
 #: How long closing a link waits for busy peers to take the events still kept for them.
 DRAIN_SECONDS = 2.0
+#: A socket that refuses events for longer than this belongs to no one, whatever process has its PID now.
+STALE_SECONDS = 2.0
 
 
 def store_scope(settings: Settings) -> str:
@@ -57,6 +59,7 @@ class PeerLink:
         self._sender: socket.socket | None = None
         self._unrelay: Callable[[], None] | None = None
         self._backlogs: dict[Path, deque[bytes]] = {}
+        self._refused_since: dict[Path, float] = {}
 
     @property
     def linked(self) -> bool:
@@ -100,6 +103,7 @@ class PeerLink:
 
     def _close(self) -> None:
         self._backlogs.clear()
+        self._refused_since.clear()
         if self._unrelay is not None:
             self._unrelay()
             self._unrelay = None
@@ -131,18 +135,23 @@ class PeerLink:
             try:
                 self._sender.sendto(backlog[0], str(peer))
             except (BlockingIOError, ConnectionRefusedError) as exc:
-                # A full queue, or a socket still being bound: wait. A refusal from a dead process: forget it.
-                if isinstance(exc, ConnectionRefusedError) and not _alive(peer):
-                    _remove(peer)
-                    break
+                # A full queue, or a socket still being bound: wait. A refusal from a process that ended, or
+                # for longer than binding takes (its PID reused by another process): forget the peer.
+                if isinstance(exc, ConnectionRefusedError):
+                    refused_since = self._refused_since.setdefault(peer, time.monotonic())
+                    if not _alive(peer) or time.monotonic() - refused_since > STALE_SECONDS:
+                        _remove(peer)
+                        break
                 asyncio.get_running_loop().call_later(pause, self._flush, peer, min(pause * 2, RETRY_SECONDS[1]))
                 return
             except FileNotFoundError:  # its process closed the link
                 break
             except OSError as exc:  # an event too large for one datagram, or not a socket
                 log.warning("progress event not sent to %s: %s", peer.name, exc)
+            self._refused_since.pop(peer, None)
             backlog.popleft()
         self._backlogs.pop(peer, None)
+        self._refused_since.pop(peer, None)
 
 
 def _alive(peer: Path) -> bool:

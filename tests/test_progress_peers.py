@@ -13,8 +13,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import websockets
 
+from orchestrator import peers
 from orchestrator.events import ProgressBus, ProgressEvent
 from orchestrator.peers import PeerLink
 from store.config import Settings
@@ -141,6 +143,19 @@ async def test_a_refusing_socket_of_a_live_process_is_kept_and_served_once_it_li
             await wait_for(lambda: listener.events, "the kept event never arrived")
             transport.close()
     assert [(e["kind"], e["round"]) for e in listener.events] == [("round_started", 0)]
+
+
+async def test_a_socket_that_keeps_refusing_is_dropped_though_its_pid_runs(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PID reused by an unrelated process must not keep a dead peer's socket alive for ever."""
+    monkeypatch.setattr(peers, "STALE_SECONDS", 0.2)
+    bus = ProgressBus()
+    async with PeerLink(bus, Settings(home=tmp_path)) as link:
+        stale = link.directory / f"{os.getpid()}-stale.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as left:
+            left.bind(str(stale))
+        bus.publish(ProgressEvent("d-1", "round_started", 0))
+        await wait_for(lambda: not stale.exists(), "the stale socket was kept")
 
 
 async def test_a_peer_that_is_slow_to_read_gets_every_event_in_order_later(tmp_path: Path) -> None:
