@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol, Sequence, Union
 
 import orjson
 
+from .errors import ItemTooLarge
+
 #: An item: `pk`, `sk` and attributes. Values are str, bool, None, lists, dicts, bytes (envelope
 #: attributes only), ints below 2**53 and floats; a whole-number float may read back as the equal int.
 Item = dict[str, Any]
@@ -40,6 +42,8 @@ MAX_TRANSACTION_ACTIONS = 100
 
 #: Largest item a backend accepts, in bytes of attribute names and values (DynamoDB's limit).
 MAX_ITEM_BYTES = 400 * 1024
+#: DynamoDB's limit on the items of one TransactWriteItems together.
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,7 @@ class Backend(Protocol):
     async def transact(self, operations: Sequence[Operation]) -> None:
         """Apply every operation atomically or none; raise ConditionFailed on a failed condition.
 
-        At most MAX_TRANSACTION_ACTIONS operations, each on a different item (ValueError otherwise);
-        a Put over MAX_ITEM_BYTES raises ItemTooLarge before anything is sent.
+        See `check_transaction` for what is refused before anything is sent.
         """
 
     async def ping(self) -> None:
@@ -161,6 +164,27 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+
+def check_transaction(operations: Sequence[Operation]) -> None:
+    """Refuse, before anything is sent: more than MAX_TRANSACTION_ACTIONS operations, two on one item, or
+    more than MAX_TRANSACTION_BYTES of Put items in all (ValueError), and a Put over MAX_ITEM_BYTES (ItemTooLarge)."""
+    if len(operations) > MAX_TRANSACTION_ACTIONS:
+        raise ValueError(f"{len(operations)} operations in one transaction; at most {MAX_TRANSACTION_ACTIONS}")
+    seen: set[tuple[str, str]] = set()
+    total = 0
+    for op in operations:
+        key = (str(op.item["pk"]), str(op.item["sk"])) if isinstance(op, Put) else (op.pk, op.sk)
+        if key in seen:
+            raise ValueError(f"one transaction cannot hold two operations on item {key[0]} / {key[1]}")
+        seen.add(key)
+        if isinstance(op, Put):
+            size = item_size(op.item)
+            if size > MAX_ITEM_BYTES:
+                raise ItemTooLarge(f"item {key[0]} / {key[1]} is {size} bytes; the limit is {MAX_ITEM_BYTES}")
+            total += size
+    if total > MAX_TRANSACTION_BYTES:
+        raise ValueError(f"{total} bytes of items in one transaction; at most {MAX_TRANSACTION_BYTES}")
 
 
 def clear_json(item: Item) -> bytes:

@@ -9,11 +9,11 @@ import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from . import codec
 from .audit import AuditReport, entry_hash, envelopes_digest, verify_chain
-from .backend import ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, StoredRead, equals
+from .backend import ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, StoredRead, equals, item_size
 from .codec import Record, round_key
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -66,11 +66,14 @@ from .snapshot import Snapshot
 from .validation import ref_rule_problems, ref_shape_problems, transition_problem
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 MAX_ATTEMPTS = 8
 #: Actions per chunk of a round registration (DynamoDB allows 100 per transaction).
 CHUNK_ACTIONS = 90
 #: Prompt/answer records per audited write (each is one action; the audit adds two).
 TEXTS_PER_WRITE = 40
+#: Bytes of items per transaction the store builds: under DynamoDB's 4 MB, with room for the audit entry.
+TRANSACTION_BYTES = 3 * 1024 * 1024
 
 
 def utc_now() -> datetime:
@@ -485,7 +488,7 @@ class DialogueStore:
         return await self.record_texts(dialogue_id, [text]) == 1
 
     async def record_texts(self, dialogue_id: str, texts: list[TextRecord]) -> int:
-        """Store write-once prompts and answers, up to TEXTS_PER_WRITE per audited write; returns how many were new.
+        """Store write-once prompts and answers in audited writes that each fit one transaction; returns how many were new.
 
         A text already stored with the same content is skipped; with other content it is refused.
         """
@@ -497,8 +500,8 @@ class DialogueStore:
             digest = hashlib.sha256(text.text.encode()).hexdigest()
             prepared.append(replace(text, sha256=digest, created_at=text.created_at or iso(self.clock())))
         written = 0
-        for start in range(0, len(prepared), TEXTS_PER_WRITE):
-            chunk = [codec.encode_text(dialogue_id, text) for text in prepared[start:start + TEXTS_PER_WRITE]]
+        records = [codec.encode_text(dialogue_id, text) for text in prepared]
+        for chunk in _grouped(records, _sealed_size, TEXTS_PER_WRITE):
             new: list[Record] = []
 
             async def build(meta: Item, chunk: list[Record] = chunk, new: list[Record] = new) -> tuple[list[Operation], dict[str, str]]:
@@ -671,7 +674,7 @@ class DialogueStore:
 
     async def _commit_round(self, meta: Item, stored: list[Item], plan: RoundPlan, batch: RoundBatch, batch_hash: str) -> None:
         by_sk = {i["sk"]: i for i in stored}
-        body: list[Operation] = []
+        body: list[Put] = []
         written: list[Item] = []
         expert_records = []
         if plan.experts:
@@ -709,8 +712,8 @@ class DialogueStore:
         commit = _as_puts(commit + self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files))
         if len(commit) > CHUNK_ACTIONS:
             raise StoreError(f"round {batch.round} changes too many statuses at once ({len(commit)} actions in the commit)")
-        for start in range(0, len(body), CHUNK_ACTIONS):
-            await self.items.transact(body[start:start + CHUNK_ACTIONS])
+        for chunk in _grouped(body, lambda put: item_size(put.item), CHUNK_ACTIONS):
+            await self.items.transact(chunk)
         await self.items.transact(commit)
 
     # --- keys: rotation, sweep, erasure ------------------------------------------------
@@ -857,6 +860,24 @@ def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, An
         snap.texts.append(codec.decode_text(item, secret))
     elif kind == "audit":
         snap.audit.append(codec.decode_audit(item))
+
+
+def _grouped(things: list[T], size: Callable[[T], int], most: int) -> list[list[T]]:
+    """`things` in order, in groups of at most `most` of them and TRANSACTION_BYTES by `size`."""
+    groups: list[list[T]] = []
+    total = 0
+    for thing in things:
+        if not groups or len(groups[-1]) == most or total + size(thing) > TRANSACTION_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(thing)
+        total += size(thing)
+    return groups
+
+
+def _sealed_size(record: Record) -> int:
+    """About how many bytes a record takes once sealed: its secret fields' JSON and its clear ones."""
+    return len(canonical_json(record.secret)) + len(canonical_json(record.clear))
 
 
 def _version(meta: Item) -> tuple[int, str]:

@@ -36,8 +36,6 @@ from botocore.exceptions import (
 
 from store.backend import (
     INDEXES,
-    MAX_ITEM_BYTES,
-    MAX_TRANSACTION_ACTIONS,
     Condition,
     ConditionFailed,
     Delete,
@@ -47,9 +45,9 @@ from store.backend import (
     Put,
     StoredRead,
     Update,
-    item_size,
+    check_transaction,
 )
-from store.errors import BackendUnavailable, ConflictError, ItemTooLarge, StoreError
+from store.errors import BackendUnavailable, ConflictError, StoreError
 
 AttributeValue = dict[str, Any]
 
@@ -225,11 +223,7 @@ class DynamoDBBackend:
         """Apply every operation in one TransactWriteItems; ConditionFailed if a condition fails."""
         if not operations:
             return
-        if len(operations) > MAX_TRANSACTION_ACTIONS:
-            raise ValueError(
-                f"{len(operations)} operations: at most {MAX_TRANSACTION_ACTIONS} per transaction"
-            )
-        _check_operations(operations)
+        check_transaction(operations)
         actions = [self._action(operation) for operation in operations]
         try:
             await self._call(
@@ -318,27 +312,6 @@ def _page_size(page_limit: int | None, remaining: int | None) -> int | None:
     """The Query Limit of the next page: the smaller of the page size and what is still wanted."""
     sizes = [size for size in (page_limit, remaining) if size is not None]
     return min(sizes) if sizes else None
-
-
-def _check_operations(operations: Sequence[Operation]) -> None:
-    """Refuse oversized Put items and two operations on one item, before any request is sent."""
-    seen: set[tuple[str, str]] = set()
-    for operation in operations:
-        if isinstance(operation, Put):
-            key = (str(operation.item["pk"]), str(operation.item["sk"]))
-            size = item_size(operation.item)
-            if size > MAX_ITEM_BYTES:
-                raise ItemTooLarge(
-                    f"item {key[0]} / {key[1]} is {size} bytes, "
-                    f"over the {MAX_ITEM_BYTES}-byte limit"
-                )
-        else:
-            key = (operation.pk, operation.sk)
-        if key in seen:
-            raise ValueError(
-                f"one transaction cannot hold two operations on item {key[0]} / {key[1]}"
-            )
-        seen.add(key)
 
 
 def _with_condition(body: dict[str, Any], condition: Condition | None) -> dict[str, Any]:

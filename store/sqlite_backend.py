@@ -8,8 +8,8 @@ import json
 import math
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,8 +19,6 @@ from .backend import (
     BINARY_ATTRIBUTES,
     INDEXES,
     MAC_ATTRIBUTE,
-    MAX_ITEM_BYTES,
-    MAX_TRANSACTION_ACTIONS,
     Check,
     Condition,
     ConditionFailed,
@@ -31,10 +29,10 @@ from .backend import (
     Put,
     StoredRead,
     Update,
+    check_transaction,
     clear_json,
-    item_size,
 )
-from .errors import BackendUnavailable, ItemTooLarge, SchemaVersionError
+from .errors import BackendUnavailable, SchemaVersionError
 
 SCHEMA_VERSION = 2
 INDEX_COLUMNS = tuple(column for pair in INDEXES.values() for column in pair)
@@ -188,16 +186,7 @@ class SQLiteBackend:
     # --- writes ------------------------------------------------------------------------
 
     async def transact(self, operations: Sequence[Operation]) -> None:
-        if len(operations) > MAX_TRANSACTION_ACTIONS:
-            raise ValueError(f"{len(operations)} operations in one transaction; at most {MAX_TRANSACTION_ACTIONS}")
-        seen: set[tuple[str, str]] = set()
-        for op in operations:
-            key = (op.item["pk"], op.item["sk"]) if isinstance(op, Put) else (op.pk, op.sk)
-            if key in seen:
-                raise ValueError(f"one transaction cannot hold two operations on item {key[0]} / {key[1]}")
-            seen.add(key)
-            if isinstance(op, Put) and (size := item_size(op.item)) > MAX_ITEM_BYTES:
-                raise ItemTooLarge(f"item {op.item['pk']} / {op.item['sk']} is {size} bytes; the limit is {MAX_ITEM_BYTES}")
+        check_transaction(operations)
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from store.backend import clear_json
+from store.backend import ABSENT, Backend, Put, clear_json
 from store.dialogue_store import DialogueStore
 from store.errors import AlreadyExists, ConvergenceBlocked, NotFound, ValidationFailed
 from store.factory import Stores
 from store.graph import DialogueGraph
-from store.model import RefDraft, StatusChange, Verdict
+from store.model import EntityDraft, RefDraft, StatusChange, TextRecord, Verdict
 from store.sqlite_backend import SQLiteBackend
 from tests.contract.helpers import CrashingBackend, entity, panel_batch, perspective, tension
 
@@ -261,3 +261,31 @@ async def test_stored_reads_pair_each_item_with_the_json_its_signature_covers(st
         assert await stores.dialogues.items.is_authentic(item, stored)
         moved = (item, stored.replace(item["sk"].encode(), b"moved")) if stored else ({**item, "sk": "moved"}, None)
         assert not await stores.dialogues.items.is_authentic(*moved)
+
+
+async def test_a_transaction_over_4_mb_is_refused_before_anything_is_written(backend: Backend) -> None:
+    answer = "x" * 380_000  # each item fits; together they are over DynamoDB's 4 MB per transaction
+    puts = [Put({"pk": "dialogue#big", "sk": f"answer#01#expert{n:02d}", "text": answer}, ABSENT) for n in range(12)]
+    with pytest.raises(ValueError, match="bytes of items in one transaction"):
+        await backend.transact(puts)
+    assert await backend.query("dialogue#big") == []
+
+
+async def test_large_texts_are_stored_in_writes_that_each_fit_a_transaction(store: DialogueStore) -> None:
+    did = await new_dialogue(store)
+    texts = [TextRecord("answer", 1, f"expert{n:02d}", f"answer {n}: " + "a long argument " * 19_000) for n in range(14)]
+    assert await store.record_texts(did, texts) == 14  # about 300 KB each, 4.2 MB in all
+    assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
+    assert await store.record_texts(did, texts) == 0  # a retry writes nothing twice
+    assert (await store.verify_audit(did)).ok
+
+
+async def test_a_round_of_large_entities_is_written_in_chunks_that_each_fit_a_transaction(store: DialogueStore) -> None:
+    did = await new_dialogue(store)
+    body = "a long argument " * 16_000  # about 250 KB each, 5 MB in all
+    drafts = [EntityDraft("perspective", f"MUFFIN-P00{n:02d}", f"point {n}", f"{n}: {body}", ["muffin"])
+              for n in range(1, 21)]
+    await store.register_round(did, panel_batch(0, entities=drafts))
+    snap = await store.load_partition(did)
+    assert sorted(e.content for e in snap.entities.values()) == sorted(d.content for d in drafts)
+    assert (await store.verify_audit(did)).ok
