@@ -746,7 +746,7 @@ class DialogueStore:
                      and i["key_id"] != current]
             if not stale:
                 return rewritten
-            chunk = [i["sk"] for i in stale[:batch_size]]
+            chunk = [i["sk"] for i in _grouped(stale, item_size, batch_size)[0]]
 
             async def build(fresh_meta: Item, chunk: list[str] = chunk) -> tuple[list[Operation | Rewrite], dict[str, str]]:
                 ops: list[Operation | Rewrite] = []

@@ -277,6 +277,9 @@ async def test_large_texts_are_stored_in_writes_that_each_fit_a_transaction(stor
     assert await store.record_texts(did, texts) == 14  # about 300 KB each, 4.2 MB in all
     assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
     assert await store.record_texts(did, texts) == 0  # a retry writes nothing twice
+    await store.rotate_key(did)
+    assert await store.sweep_keys(did) >= 14  # re-sealed in writes that fit, too
+    assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
     assert (await store.verify_audit(did)).ok
 
 
