@@ -13,7 +13,9 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from . import codec
 from .audit import AuditReport, entry_hash, envelopes_digest, verify_chain
-from .backend import ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, StoredRead, equals, item_size
+from .backend import (
+    ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, StoredRead, check_transaction, equals, item_size,
+)
 from .codec import Record, round_key
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -353,6 +355,10 @@ class DialogueStore:
                     return
                 ops = _as_puts(ops + self._audit_ops(meta, operation, ops, files))
                 try:
+                    check_transaction(ops)
+                except ValueError as exc:
+                    raise StoreError(f"dialogue {dialogue_id}: {operation} is too large for one write ({exc})") from exc
+                try:
                     await self.items.transact(ops)
                     return
                 except (ConditionFailed, ConflictError):
@@ -518,13 +524,13 @@ class DialogueStore:
         return written
 
     async def _existing(self, pk: str, records: list[Record]) -> dict[str, Item]:
-        """Stored items at these records' keys: a GetItem each for a few, one prefix query per kind for many."""
+        """Stored items at these records' keys: a GetItem each for a few, one prefix query per kind and round for many."""
         if len(records) <= 2:
             found = [await self.items.get(pk, r.sk) for r in records]
             return {item["sk"]: item for item in found if item is not None}
         wanted = {r.sk for r in records}
         items: dict[str, Item] = {}
-        for prefix in sorted({r.sk.split("#", 1)[0] + "#" for r in records}):
+        for prefix in sorted({"#".join(r.sk.split("#", 2)[:2]) + "#" for r in records}):
             items.update({i["sk"]: i for i in await self.items.query(pk, prefix, consistent=True) if i["sk"] in wanted})
         return items
 
@@ -710,8 +716,16 @@ class DialogueStore:
         }))
         written += [_rewritten(op) for op in commit if isinstance(op, Rewrite) and op.base["sk"] != "meta"]
         commit = _as_puts(commit + self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files))
-        if len(commit) > CHUNK_ACTIONS:
-            raise StoreError(f"round {batch.round} changes too many statuses at once ({len(commit)} actions in the commit)")
+        commit_bytes = sum(item_size(op.item) for op in commit if isinstance(op, Put))
+        if len(commit) > CHUNK_ACTIONS or commit_bytes > TRANSACTION_BYTES:
+            raise StoreError(f"round {batch.round} changes too many statuses at once: the commit would hold "
+                             f"{len(commit)} actions and {commit_bytes} bytes (at most {CHUNK_ACTIONS} and {TRANSACTION_BYTES})")
+        # Items an interrupted attempt at another batch of this round left behind would show once it commits.
+        planned = {op.item["sk"] for op in body} | {item["sk"] for item in written}
+        abandoned = [Delete(i["pk"], i["sk"], equals("batch", i["batch"])) for i in stored
+                     if i.get("batch_round") == batch.round and i.get("batch") != batch_hash and i["sk"] not in planned]
+        for deletes in _grouped(abandoned, lambda _: 0, CHUNK_ACTIONS):
+            await self.items.transact(deletes)
         for chunk in _grouped(body, lambda put: item_size(put.item), CHUNK_ACTIONS):
             await self.items.transact(chunk)
         await self.items.transact(commit)
@@ -737,6 +751,8 @@ class DialogueStore:
 
     async def sweep_keys(self, dialogue_id: str, batch_size: int = 40) -> int:
         """Re-encrypt items still under an older key version; resumable. Returns items rewritten."""
+        if not 1 <= batch_size <= CHUNK_ACTIONS:
+            raise ValueError(f"batch_size must be between 1 and {CHUNK_ACTIONS}, not {batch_size}")
         rewritten = 0
         while True:
             meta = await self._meta_item(dialogue_id)

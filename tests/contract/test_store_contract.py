@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable
 
 import pytest
 
 from store.backend import ABSENT, Backend, Put, clear_json
 from store.dialogue_store import DialogueStore
-from store.errors import AlreadyExists, ConvergenceBlocked, NotFound, ValidationFailed
+from store.errors import AlreadyExists, ConvergenceBlocked, NotFound, StoreError, ValidationFailed
 from store.factory import Stores
 from store.graph import DialogueGraph
 from store.model import EntityDraft, RefDraft, StatusChange, TextRecord, Verdict
@@ -278,17 +278,62 @@ async def test_large_texts_are_stored_in_writes_that_each_fit_a_transaction(stor
     assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
     assert await store.record_texts(did, texts) == 0  # a retry writes nothing twice
     await store.rotate_key(did)
-    assert await store.sweep_keys(did) >= 14  # re-sealed in writes that fit, too
+    assert await store.sweep_keys(did) == 14 + 1  # the texts and the meta, in writes that fit
     assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
     assert (await store.verify_audit(did)).ok
 
 
+def large_drafts(kind: str) -> list[EntityDraft]:
+    """20 drafts of one kind for round 0, about 250 KB each: 5 MB together."""
+    prefix = {"perspective": "P", "tension": "T", "recommendation": "R"}[kind]
+    return [EntityDraft(kind, f"MUFFIN-{prefix}00{n:02d}", f"{kind} {n}", f"{n}: " + "a long argument " * 16_000,
+                        ["muffin"]) for n in range(1, 21)]
+
+
+async def refused_unchanged(store: DialogueStore, did: str, write: Awaitable[object], match: str) -> None:
+    """`write` fails with a StoreError matching `match`, and the partition is as it was."""
+    before = await store.items.query_raw(f"dialogue#{did}")
+    with pytest.raises(StoreError, match=match):
+        await write
+    assert await store.items.query_raw(f"dialogue#{did}") == before
+
+
 async def test_a_round_of_large_entities_is_written_in_chunks_that_each_fit_a_transaction(store: DialogueStore) -> None:
     did = await new_dialogue(store)
-    body = "a long argument " * 16_000  # about 250 KB each, 5 MB in all
-    drafts = [EntityDraft("perspective", f"MUFFIN-P00{n:02d}", f"point {n}", f"{n}: {body}", ["muffin"])
-              for n in range(1, 21)]
+    drafts = large_drafts("perspective")
     await store.register_round(did, panel_batch(0, entities=drafts))
     snap = await store.load_partition(did)
     assert sorted(e.content for e in snap.entities.values()) == sorted(d.content for d in drafts)
     assert (await store.verify_audit(did)).ok
+
+
+async def test_a_round_whose_commit_would_not_fit_one_transaction_is_refused_before_any_write(store: DialogueStore) -> None:
+    did = await new_dialogue(store)
+    await store.register_round(did, panel_batch(0, entities=large_drafts("tension")))
+    changes = [StatusChange(f"T00{n:02d}", "addressed", ["muffin"]) for n in range(1, 21)]
+    batch = panel_batch(1, entities=[perspective("MUFFIN-P0101", "new")], status_changes=changes)
+    await refused_unchanged(store, did, store.register_round(did, batch), "round 1 changes too many statuses at once")
+
+
+async def test_leftovers_of_an_interrupted_batch_never_show_under_the_batch_that_replaces_it(stores: Stores) -> None:
+    clean = stores.dialogues
+    did = await new_dialogue(clean)
+    crashing = DialogueStore(CrashingBackend(stores.backend, 2), clean.keys, tenant="local", principal="tester",
+                             clock=clean.clock)
+    with pytest.raises(ConnectionError):  # the entities are written, the round's commit is not
+        await crashing.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first"),
+                                                                     tension("MUFFIN-T0001", "abandoned")]))
+    assert any(i["sk"].startswith("tension#") for i in await stores.backend.query(f"dialogue#{did}"))
+    await clean.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first, rewritten")]))
+    snap = await clean.load_partition(did)
+    assert [(e.id, e.label) for e in snap.entities.values()] == [("P0001", "first, rewritten")]
+    assert not any(i["sk"].startswith("tension#") for i in await stores.backend.query(f"dialogue#{did}"))
+    assert (await clean.verify_audit(did)).ok
+
+
+async def test_a_verdict_too_large_for_one_write_is_refused_by_name_and_changes_nothing(store: DialogueStore) -> None:
+    did = await new_dialogue(store)
+    await store.register_round(did, panel_batch(0, entities=large_drafts("recommendation")))
+    adopting = Verdict("interim-1", "interim", 0, "adopt them all", adopted=[f"R00{n:02d}" for n in range(1, 21)])
+    await refused_unchanged(store, did, store.register_verdict(did, adopting),
+                            "register_verdict:interim-1 is too large for one write")
