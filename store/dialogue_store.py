@@ -721,7 +721,7 @@ class DialogueStore:
             raise StoreError(f"round {batch.round} changes too many statuses at once: the commit would hold "
                              f"{len(commit)} actions and {commit_bytes} bytes (at most {CHUNK_ACTIONS} and {TRANSACTION_BYTES})")
         # Items an interrupted attempt at another batch of this round left behind would show once it commits.
-        planned = {op.item["sk"] for op in body} | {item["sk"] for item in written}
+        planned = {item["sk"] for item in written}  # every body item is among them
         abandoned = [Delete(i["pk"], i["sk"], equals("batch", i["batch"])) for i in stored
                      if i.get("batch_round") == batch.round and i.get("batch") != batch_hash and i["sk"] not in planned]
         for deletes in _grouped(abandoned, lambda _: 0, CHUNK_ACTIONS):
