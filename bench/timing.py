@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import statistics
 import time
 from typing import Any, Callable
 
@@ -29,3 +30,8 @@ async def alternating(first: Callable[[], Any], second: Callable[[], Any], repea
             del result  # each call frees what it made inside its own time, not inside the next call's
             seen.append(time.perf_counter() - started)
     return times
+
+
+def paired_ratio(first: list[float], second: list[float]) -> float:
+    """Median over the pairs from `alternating` of first/second: each pair ran back to back, at one machine speed."""
+    return statistics.median(a / b for a, b in zip(first, second, strict=True))
