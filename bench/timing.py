@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import statistics
 import time
 from typing import Any, Callable
 
@@ -32,6 +31,15 @@ async def alternating(first: Callable[[], Any], second: Callable[[], Any], repea
     return times
 
 
-def paired_ratio(first: list[float], second: list[float]) -> float:
-    """Median over the pairs from `alternating` of first/second: each pair ran back to back, at one machine speed."""
-    return statistics.median(a / b for a, b in zip(first, second, strict=True))
+#: A call counts as run at the machine's fast speed within this factor of the fastest call (speeds here differ by ~2x).
+FAST_SLACK = 1.5
+
+
+def pair_ratios(first: list[float], second: list[float], *, fast_only: bool = False) -> list[float]:
+    """first/second for each pair `alternating` timed back to back; with `fast_only`, only pairs whose calls both ran
+    within FAST_SLACK of their fastest."""
+    fastest_first, fastest_second = min(first), min(second)
+    return [
+        a / b for a, b in zip(first, second, strict=True)
+        if not fast_only or (a <= FAST_SLACK * fastest_first and b <= FAST_SLACK * fastest_second)
+    ]

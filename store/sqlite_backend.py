@@ -65,14 +65,21 @@ def prefix_end(prefix: str) -> str:
 
 
 class SQLiteBackend:
-    """Items in a local SQLite database; every access pattern is one indexed query."""
+    """Items in a local SQLite database; every access pattern is one indexed query.
+
+    Writes run in a thread of their own: one may wait up to `busy_timeout` for another process's write lock. Reads run
+    on the caller's thread over a second, read-only connection: in WAL mode a reader does not wait for writers, and
+    handing a read to a thread and back costs more than the read itself (bench/store.py).
+    """
 
     def __init__(self, path: Path, *, busy_timeout: float = 10.0) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         self.calls: Counter[str] = Counter()
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         # One thread of its own: SQLite work is serialised anyway, and sharing the loop's default
         # pool would make it queue behind unrelated blocking work (and vice versa).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concord-sqlite")
@@ -90,38 +97,54 @@ class SQLiteBackend:
     def _open(self) -> None:
         if not self.path.parent.is_dir():
             raise BackendUnavailable(f"cannot create the database: directory {self.path.parent} does not exist")
+        conns: list[sqlite3.Connection] = []
         try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.DatabaseError as exc:
-            raise BackendUnavailable(f"cannot open {self.path} as a Concord database: {exc}") from exc
-        try:
-            _prepare(conn, self.path)
+            conns.append(self._connect())
+            _prepare(conns[0], self.path)
+            conns.append(self._connect())
+            conns[1].execute("PRAGMA query_only = ON")
         except BaseException as exc:
-            conn.close()  # a refused file is released now, not when the connection is collected
+            for conn in conns:
+                conn.close()  # a refused file is released now, not when the connection is collected
             if isinstance(exc, sqlite3.DatabaseError):
                 raise BackendUnavailable(f"cannot open {self.path} as a Concord database: {exc}") from exc
             raise
-        self._conn = conn
+        self._conn, self._reader = conns
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
 
     async def close(self) -> None:
+        if self._reader is not None:
+            with self._read_lock:
+                reader, self._reader = self._reader, None
+                reader.close()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=False)
 
     async def ping(self) -> None:
-        await self._run("Ping", lambda conn: conn.execute("SELECT 1 FROM concord_schema").fetchone())
+        self._read("Ping", lambda conn: conn.execute("SELECT 1 FROM concord_schema").fetchone())
 
     async def _run(self, operation: str, work: Any) -> Any:
+        """A write, in the database thread over the writing connection."""
         self.calls[operation] += 1
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._locked, work)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, self._conn, self._lock, work)
 
-    def _locked(self, work: Any) -> Any:
-        if self._conn is None:
+    def _read(self, operation: str, work: Any) -> Any:
+        """A read, on this thread over the read-only connection."""
+        self.calls[operation] += 1
+        return self._guarded(self._reader, self._read_lock, work)
+
+    def _guarded(self, conn: sqlite3.Connection | None, lock: threading.Lock, work: Any) -> Any:
+        """`work` over `conn`, holding its lock, with SQLite's errors as BackendUnavailable."""
+        if conn is None:
             raise BackendUnavailable(f"database {self.path} is not open")
-        with self._lock:
+        with lock:
             try:
-                return work(self._conn)
+                return work(conn)
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
                     raise BackendUnavailable(f"database {self.path} is locked by another process") from exc
@@ -132,7 +155,7 @@ class SQLiteBackend:
     # --- reads -------------------------------------------------------------------------
 
     async def get(self, pk: str, sk: str) -> Item | None:
-        return await self._run("GetItem", lambda conn: _current(conn, pk, sk))
+        return self._read("GetItem", lambda conn: _current(conn, pk, sk))
 
     async def query(self, pk: str, prefix: str = "", **options: Any) -> list[Item]:
         return [item for item, _ in await self.query_stored(pk, prefix, **options)]
@@ -157,10 +180,7 @@ class SQLiteBackend:
             sql += " LIMIT ?"
             params.append(limit)
 
-        def work(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return conn.execute(sql, params).fetchall()
-
-        return [_row_to_read(row) for row in await self._run("Query", work)]
+        return self._read("Query", lambda conn: [_row_to_read(row) for row in conn.execute(sql, params)])
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         pk_col, sk_col = INDEXES[index]
@@ -173,10 +193,7 @@ class SQLiteBackend:
         sql += f" ORDER BY {sk_col}, pk, sk LIMIT ?"
         params.append(limit + 1)
 
-        def work(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return conn.execute(sql, params).fetchall()
-
-        rows = await self._run("Query", work)
+        rows = self._read("Query", lambda conn: conn.execute(sql, params).fetchall())
         items = [_row_to_read(row)[0] for row in rows[:limit]]
         cursors = [
             base64.urlsafe_b64encode(json.dumps([item[sk_col], item["pk"], item["sk"]]).encode()).decode() for item in items

@@ -78,6 +78,25 @@ async def test_locked_database_fails_cleanly_and_writes_nothing(tmp_path: Path) 
     await backend.close()
 
 
+async def test_reads_do_not_wait_for_another_process_writing(tmp_path: Path) -> None:
+    path = tmp_path / "concord.db"
+    backend = await SQLiteBackend(path, busy_timeout=5.0).open()
+    await backend.transact([Put({"pk": "dialogue#x", "sk": "meta", "status": "open"}, ABSENT)])
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE items SET attrs = json_set(attrs, '$.status', 'closed') WHERE pk = 'dialogue#x'")
+    try:
+        # A read that waited for the writer would fail as "locked" after busy_timeout.
+        assert (await backend.get("dialogue#x", "meta"))["status"] == "open"
+        assert [i["status"] for i in await backend.query("dialogue#x")] == ["open"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    await backend.close()
+    with pytest.raises(BackendUnavailable, match="is not open"):
+        await backend.get("dialogue#x", "meta")
+
+
 async def test_non_finite_numbers_are_refused_and_nothing_is_written(sqlite_backend: SQLiteBackend) -> None:
     for value in (float("nan"), float("inf"), [1.0, float("-inf")], {"deep": float("nan")}):
         with pytest.raises(ValueError, match="cannot store the number"):
