@@ -35,6 +35,8 @@ from .backend import (
 from .errors import BackendUnavailable, SchemaVersionError
 
 SCHEMA_VERSION = 2
+#: Longest a read waits for a lock, on the caller's thread; in WAL mode readers meet one only in rare cases (crash recovery).
+READ_BUSY_TIMEOUT = 1.0
 INDEX_COLUMNS = tuple(column for pair in INDEXES.values() for column in pair)
 
 # `attrs` holds `clear_json(item)`: the very bytes the item's MAC covers, pk and sk included, so a
@@ -99,9 +101,9 @@ class SQLiteBackend:
             raise BackendUnavailable(f"cannot create the database: directory {self.path.parent} does not exist")
         conns: list[sqlite3.Connection] = []
         try:
-            conns.append(self._connect())
+            conns.append(self._connect(self.busy_timeout))
             _prepare(conns[0], self.path)
-            conns.append(self._connect())
+            conns.append(self._connect(min(self.busy_timeout, READ_BUSY_TIMEOUT)))
             conns[1].execute("PRAGMA query_only = ON")
         except BaseException as exc:
             for conn in conns:
@@ -111,8 +113,8 @@ class SQLiteBackend:
             raise
         self._conn, self._reader = conns
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+    def _connect(self, busy_timeout: float) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -125,7 +127,9 @@ class SQLiteBackend:
         self._executor.shutdown(wait=False)
 
     async def ping(self) -> None:
-        self._read("Ping", lambda conn: conn.execute("SELECT 1 FROM concord_schema").fetchone())
+        """Both connections answer; the writing one in its thread, so a stuck thread shows."""
+        await self._read("Ping", "SELECT 1 FROM concord_schema", ())
+        await self._run("Ping", lambda conn: _fetch_all(conn, "SELECT 1 FROM concord_schema", ()))
 
     async def _run(self, operation: str, work: Any) -> Any:
         """A write, in the database thread over the writing connection."""
@@ -133,10 +137,14 @@ class SQLiteBackend:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._guarded, self._conn, self._lock, work)
 
-    def _read(self, operation: str, work: Any) -> Any:
-        """A read, on this thread over the read-only connection."""
+    async def _read(self, operation: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a read, run on this thread over the read-only connection."""
         self.calls[operation] += 1
-        return self._guarded(self._reader, self._read_lock, work)
+        rows: list[tuple[Any, ...]] = self._guarded(
+            self._reader, self._read_lock, lambda conn: _fetch_all(conn, sql, params)
+        )
+        await asyncio.sleep(0)  # other tasks get a turn, as they did while reads ran in the thread
+        return rows
 
     def _guarded(self, conn: sqlite3.Connection | None, lock: threading.Lock, work: Any) -> Any:
         """`work` over `conn`, holding its lock, with SQLite's errors as BackendUnavailable."""
@@ -155,7 +163,7 @@ class SQLiteBackend:
     # --- reads -------------------------------------------------------------------------
 
     async def get(self, pk: str, sk: str) -> Item | None:
-        return self._read("GetItem", lambda conn: _current(conn, pk, sk))
+        return _only_item(await self._read("GetItem", _CURRENT, (pk, sk)))
 
     async def query(self, pk: str, prefix: str = "", **options: Any) -> list[Item]:
         return [item for item, _ in await self.query_stored(pk, prefix, **options)]
@@ -180,7 +188,7 @@ class SQLiteBackend:
             sql += " LIMIT ?"
             params.append(limit)
 
-        return self._read("Query", lambda conn: [_row_to_read(row) for row in conn.execute(sql, params)])
+        return [_row_to_read(row) for row in await self._read("Query", sql, params)]
 
     async def query_index(self, index: str, key: str, *, limit: int, cursor: str | None = None) -> Page:
         pk_col, sk_col = INDEXES[index]
@@ -193,7 +201,7 @@ class SQLiteBackend:
         sql += f" ORDER BY {sk_col}, pk, sk LIMIT ?"
         params.append(limit + 1)
 
-        rows = self._read("Query", lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read("Query", sql, params)
         items = [_row_to_read(row)[0] for row in rows[:limit]]
         cursors = [
             base64.urlsafe_b64encode(json.dumps([item[sk_col], item["pk"], item["sk"]]).encode()).decode() for item in items
@@ -322,9 +330,25 @@ def _upgrade_from_version_1(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("UPDATE concord_schema SET version = ?", (SCHEMA_VERSION,))
 
 
+_CURRENT = f"SELECT {_COLUMNS} FROM items WHERE pk = ? AND sk = ?"
+
+
+def _fetch_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """All rows of a query, its cursor closed even when a row fails (an open cursor pins its read snapshot)."""
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _only_item(rows: list[tuple[Any, ...]]) -> Item | None:
+    """The item of a key lookup's row, if there is one."""
+    return _row_to_read(rows[0])[0] if rows else None
+
+
 def _current(conn: sqlite3.Connection, pk: str, sk: str) -> Item | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM items WHERE pk = ? AND sk = ?", (pk, sk)).fetchone()
-    return _row_to_read(row)[0] if row else None
+    return _only_item(_fetch_all(conn, _CURRENT, (pk, sk)))
 
 
 def _holds(condition: Condition | None, current: Item | None) -> bool:

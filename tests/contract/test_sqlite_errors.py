@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -95,6 +96,41 @@ async def test_reads_do_not_wait_for_another_process_writing(tmp_path: Path) -> 
     await backend.close()
     with pytest.raises(BackendUnavailable, match="is not open"):
         await backend.get("dialogue#x", "meta")
+
+
+async def test_a_failed_read_leaves_no_old_snapshot_behind(tmp_path: Path) -> None:
+    path = tmp_path / "concord.db"
+    backend = await SQLiteBackend(path).open()
+    await backend.transact([Put({"pk": "dialogue#x", "sk": "meta"}, ABSENT)])
+    outside = sqlite3.connect(path, isolation_level=None)
+    outside.execute("INSERT INTO items (pk, sk, attrs) VALUES ('dialogue#x', CAST(x'7a7aff' AS TEXT), '{}')")  # not UTF-8
+    with pytest.raises(BackendUnavailable) as failed:
+        await backend.query("dialogue#x")
+    await backend.transact([Put({"pk": "dialogue#y", "sk": "meta"}, ABSENT)])
+    assert failed.value is not None  # the error (and whatever it holds) is still alive here
+    assert await backend.get("dialogue#y", "meta") is not None
+    assert outside.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # no reader pins the log
+    outside.close()
+    await backend.close()
+
+
+async def test_reads_give_other_tasks_a_turn(sqlite_backend: SQLiteBackend) -> None:
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    before = turns
+    for _ in range(10):
+        await sqlite_backend.get("dialogue#x", "meta")
+        await sqlite_backend.query("dialogue#x")
+    task.cancel()
+    assert turns - before >= 20
 
 
 async def test_non_finite_numbers_are_refused_and_nothing_is_written(sqlite_backend: SQLiteBackend) -> None:
