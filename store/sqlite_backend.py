@@ -35,7 +35,8 @@ from .backend import (
 from .errors import BackendUnavailable, SchemaVersionError
 
 SCHEMA_VERSION = 2
-#: Longest a read waits for a lock, on the caller's thread; in WAL mode readers meet one only in rare cases (crash recovery).
+#: Longest a read waits for a lock, on the caller's thread (in WAL mode readers meet one only in rare
+#: cases, such as another process's crash recovery).
 READ_BUSY_TIMEOUT = 1.0
 INDEX_COLUMNS = tuple(column for pair in INDEXES.values() for column in pair)
 
@@ -128,8 +129,9 @@ class SQLiteBackend:
 
     async def ping(self) -> None:
         """Both connections answer; the writing one in its thread, so a stuck thread shows."""
-        await self._read("Ping", "SELECT 1 FROM concord_schema", ())
-        await self._run("Ping", lambda conn: _fetch_all(conn, "SELECT 1 FROM concord_schema", ()))
+        probe = "SELECT 1 FROM concord_schema"
+        await self._read("Ping", probe, ())
+        await self._run("Ping", lambda conn: _fetch_all(conn, probe, ()))
 
     async def _run(self, operation: str, work: Any) -> Any:
         """A write, in the database thread over the writing connection."""
@@ -143,7 +145,7 @@ class SQLiteBackend:
         rows: list[tuple[Any, ...]] = self._guarded(
             self._reader, self._read_lock, lambda conn: _fetch_all(conn, sql, params)
         )
-        await asyncio.sleep(0)  # other tasks get a turn, as they did while reads ran in the thread
+        await asyncio.sleep(0)  # other tasks get a turn between reads, so a scan page after page does not hold the loop
         return rows
 
     def _guarded(self, conn: sqlite3.Connection | None, lock: threading.Lock, work: Any) -> Any:
