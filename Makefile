@@ -16,7 +16,7 @@ node_modules/.installed: package.json
 install: $(VENV_STAMP) node_modules/.installed
 
 run: $(VENV_STAMP)
-	$(PY) -m orchestrator.cli demo
+	.venv/bin/concord demo
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc

@@ -23,18 +23,24 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import store.dialogue_store as dialogue_store_module  # noqa: E402
-from store.dialogue_store import DialogueStore  # noqa: E402
-from store.envelope import ENCRYPTION_VERSION, Envelope, canonical_json  # noqa: E402
-from store.ids import partition_key  # noqa: E402
-from store.keys import LocalKeyProvider  # noqa: E402
-from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score  # noqa: E402
-from store.sqlite_backend import SQLiteBackend  # noqa: E402
+import concord.store.dialogue_store as dialogue_store_module  # noqa: E402
+from concord.store.backends.sqlite import SQLiteBackend  # noqa: E402
+from concord.store.crypto.envelope import ENCRYPTION_VERSION, Envelope, canonical_json  # noqa: E402
+from concord.store.crypto.keys import LocalKeyProvider  # noqa: E402
+from concord.store.dialogue_store import DialogueStore  # noqa: E402
+from concord.store.ids import partition_key  # noqa: E402
+from concord.store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score  # noqa: E402
 
 WARMUP = 3
 PAIRS = 40
 EXPERTS = ("muffin", "cupcake", "scone", "eclair", "donut")
-KINDS = (("perspective", "P", 40), ("tension", "T", 20), ("recommendation", "R", 15), ("evidence", "E", 15), ("claim", "C", 10))
+KINDS = (
+    ("perspective", "P", 40),
+    ("tension", "T", 20),
+    ("recommendation", "R", 15),
+    ("evidence", "E", 15),
+    ("claim", "C", 10),
+)
 TARGET = 0.7
 
 
@@ -47,20 +53,36 @@ def hundred_entity_round() -> RoundBatch:
     entities = []
     for kind, letter, count in KINDS:
         for n in range(1, count + 1):
-            refs = {"perspective": [RefDraft("support", local("P", n - 1))] if n > 1 else [],
-                    "recommendation": [RefDraft("address", local("T", n))]}.get(kind, [RefDraft("depend", local("P", n))])
-            entities.append(EntityDraft(kind, local(letter, n), f"{kind} {n}: a short label",
-                                        f"the {kind}'s argument, a paragraph of text. " * 12, [EXPERTS[n % len(EXPERTS)]], refs))
+            refs = {
+                "perspective": [RefDraft("support", local("P", n - 1))] if n > 1 else [],
+                "recommendation": [RefDraft("address", local("T", n))],
+            }.get(kind, [RefDraft("depend", local("P", n))])
+            entities.append(
+                EntityDraft(
+                    kind,
+                    local(letter, n),
+                    f"{kind} {n}: a short label",
+                    f"the {kind}'s argument, a paragraph of text. " * 12,
+                    [EXPERTS[n % len(EXPERTS)]],
+                    refs,
+                )
+            )
     return RoundBatch(
-        round=0, entities=entities,
+        round=0,
+        entities=entities,
         panel=[PanelSeat(name.capitalize(), f"role of {name}", "Core", "pool", 0.8) for name in EXPERTS],
         experts=[Expert(name, f"role of {name}", "Core", "pool", 0.8) for name in EXPERTS],
-        scores={name: Score(3, 2, 2, 1) for name in EXPERTS}, answered=list(EXPERTS), signals=["muffin"],
-        title="round zero", summary="what the panel said " * 20,
+        scores={name: Score(3, 2, 2, 1) for name in EXPERTS},
+        answered=list(EXPERTS),
+        signals=["muffin"],
+        title="round zero",
+        summary="what the panel said " * 20,
     )
 
 
-def _identity_seal(key: bytes, key_id: str, pk: str, sk: str, fields: dict[str, Any], nonce: bytes | None = None) -> Envelope:
+def _identity_seal(
+    key: bytes, key_id: str, pk: str, sk: str, fields: dict[str, Any], nonce: bytes | None = None
+) -> Envelope:
     return Envelope(canonical_json(fields), b"", key_id, "", ENCRYPTION_VERSION)
 
 
@@ -101,8 +123,10 @@ async def self_check(store: DialogueStore, plaintext_expected: bool) -> None:
     except (ValueError, UnicodeDecodeError, KeyError):
         is_plaintext = False
     if is_plaintext != plaintext_expected:
-        raise SystemExit(f"self-check failed: the {'baseline' if plaintext_expected else 'encrypted'} variant did not store "
-                         f"{'plaintext' if plaintext_expected else 'ciphertext'}; the identity swap no longer matches the store")
+        raise SystemExit(
+            f"self-check failed: the {'baseline' if plaintext_expected else 'encrypted'} variant did not store "
+            f"{'plaintext' if plaintext_expected else 'ciphertext'}; the identity swap no longer matches the store"
+        )
 
 
 async def main() -> None:
@@ -130,19 +154,25 @@ async def main() -> None:
         finally:
             await encrypted_backend.close()
             await baseline_backend.close()
-    median = {name: statistics.median(r + l for r, l in runs) for name, runs in times.items()}
+    median = {name: statistics.median(r + load for r, load in runs) for name, runs in times.items()}
     register = {name: statistics.median(r for r, _ in runs) for name, runs in times.items()}
-    load = {name: statistics.median(l for _, l in runs) for name, runs in times.items()}
+    load = {name: statistics.median(load for _, load in runs) for name, runs in times.items()}
     throughput = {name: 1 / seconds for name, seconds in median.items()}
     ratio = throughput["encrypted"] / throughput["baseline"]
     for name in ("encrypted", "baseline"):
-        print(f"{name:9s}  register_round {register[name] * 1000:7.2f} ms  load_partition {load[name] * 1000:7.2f} ms  "
-              f"together {median[name] * 1000:7.2f} ms  = {throughput[name]:6.1f} dialogues/s (median of {PAIRS})")
-    print(f"encryption costs {(median['encrypted'] - median['baseline']) * 1000:.2f} ms per 100-entity register+load "
-          f"({'meets' if ratio >= TARGET else 'MISSES'} the target)")
-    print(f"BENCH crypto ratio={ratio:.3f} target=>={TARGET} encrypted_per_s={throughput['encrypted']:.1f} "
-          f"baseline_per_s={throughput['baseline']:.1f} register_ms={register['encrypted'] * 1000:.2f} "
-          f"load_ms={load['encrypted'] * 1000:.2f} entities=100 pairs={PAIRS}")
+        print(
+            f"{name:9s}  register_round {register[name] * 1000:7.2f} ms  load_partition {load[name] * 1000:7.2f} ms  "
+            f"together {median[name] * 1000:7.2f} ms  = {throughput[name]:6.1f} dialogues/s (median of {PAIRS})"
+        )
+    print(
+        f"encryption costs {(median['encrypted'] - median['baseline']) * 1000:.2f} ms per 100-entity register+load "
+        f"({'meets' if ratio >= TARGET else 'MISSES'} the target)"
+    )
+    print(
+        f"BENCH crypto ratio={ratio:.3f} target=>={TARGET} encrypted_per_s={throughput['encrypted']:.1f} "
+        f"baseline_per_s={throughput['baseline']:.1f} register_ms={register['encrypted'] * 1000:.2f} "
+        f"load_ms={load['encrypted'] * 1000:.2f} entities=100 pairs={PAIRS}"
+    )
 
 
 if __name__ == "__main__":

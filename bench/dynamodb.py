@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 import aioboto3  # noqa: E402
 
 from bench.timing import alternating  # noqa: E402
-from store.dialogue_store import DialogueStore  # noqa: E402
-from store.dynamodb_backend import DynamoDBBackend  # noqa: E402
-from store.keys import LocalKeyProvider  # noqa: E402
+from concord.store.backends.dynamodb import DynamoDBBackend  # noqa: E402
+from concord.store.crypto.keys import LocalKeyProvider  # noqa: E402
+from concord.store.dialogue_store import DialogueStore  # noqa: E402
 from tests.services import AWS_TEST_ENV, DynamoDBLocal  # noqa: E402
 
 REPEATS = 20
@@ -40,8 +40,13 @@ async def raw_query(client: object, pk: str) -> list[dict]:
     """The same items with a bare aioboto3 Query (paginated, consistent), no decoding at all."""
     items, start = [], None
     while True:
-        page = await client.query(TableName=TABLE, KeyConditionExpression="pk = :pk", ConsistentRead=True,  # type: ignore[attr-defined]
-                                  ExpressionAttributeValues={":pk": {"S": pk}}, **({"ExclusiveStartKey": start} if start else {}))
+        page = await client.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk",
+            ConsistentRead=True,  # type: ignore[attr-defined]
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
         items += page["Items"]
         start = page.get("LastEvaluatedKey")
         if not start:
@@ -77,12 +82,16 @@ async def main() -> None:
         await backend.close()
     concord_ms, raw_ms = statistics.median(store_times) * 1000, statistics.median(raw_times) * 1000
     ratio = raw_ms / concord_ms
-    print(f"partition: {len(raw)} items, {len(snap.entities)} entities, {len(snap.refs)} refs, {len(snap.events)} events")
+    print(
+        f"partition: {len(raw)} items, {len(snap.entities)} entities, {len(snap.refs)} refs, {len(snap.events)} events"
+    )
     print(f"load_partition through the store  {concord_ms:8.2f} ms  (calls {load_calls})")
     print(f"raw aioboto3 Query                {raw_ms:8.2f} ms")
     print(f"register_round of 100 entities    {register_ms:8.2f} ms  (calls {register_calls})")
-    print(f"BENCH dynamodb ratio={ratio:.2f} target=>=0.6 load_ms={concord_ms:.2f} raw_ms={raw_ms:.2f} "
-          f"register_ms={register_ms:.0f} register_calls={sum(register_calls.values())}")
+    print(
+        f"BENCH dynamodb ratio={ratio:.2f} target=>=0.6 load_ms={concord_ms:.2f} raw_ms={raw_ms:.2f} "
+        f"register_ms={register_ms:.0f} register_calls={sum(register_calls.values())}"
+    )
 
 
 if __name__ == "__main__":

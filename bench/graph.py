@@ -9,11 +9,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from store.graph import DialogueGraph  # noqa: E402
-from store.model import Dialogue, Perspective, Ref  # noqa: E402
-from store.rules import REF_TYPES  # noqa: E402
-from store.snapshot import Snapshot  # noqa: E402
 from bench.timing import best_of  # noqa: E402
+from concord.store.graph import DialogueGraph  # noqa: E402
+from concord.store.model import Dialogue, Perspective, Ref  # noqa: E402
+from concord.store.rules import REF_TYPES  # noqa: E402
+from concord.store.snapshot import Snapshot  # noqa: E402
 
 ENTITIES = 10_000
 REFS = 50_000
@@ -65,8 +65,10 @@ def main() -> None:
     print(f"links(both, unbounded)  {concord * 1000:8.2f} ms")
     print(f"bare dict-of-lists BFS  {baseline * 1000:8.2f} ms")
     print(f"graph build + links     {cold * 1000:8.2f} ms (first traversal of a fresh graph)")
-    print(f"BENCH graph ratio={ratio:.2f} target=<=3 links_ms={concord * 1000:.2f} bfs_ms={baseline * 1000:.2f} "
-          f"cold_ratio={cold / baseline:.2f}")
+    print(
+        f"BENCH graph ratio={ratio:.2f} target=<=3 links_ms={concord * 1000:.2f} bfs_ms={baseline * 1000:.2f} "
+        f"cold_ratio={cold / baseline:.2f}"
+    )
 
 
 if __name__ == "__main__":

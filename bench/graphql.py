@@ -46,10 +46,10 @@ KINDS = ["perspective", "tension", "recommendation", "evidence", "claim"] * 5
 
 async def build(home: Path) -> tuple[str, str]:
     """Create the database, a token and a 100-entity dialogue with refs; returns (dialogue id, token)."""
-    from resolvers.tokens import add_token
-    from store.config import Settings
-    from store.factory import open_stores
-    from store.model import EntityDraft, Expert, PanelSeat, RoundBatch, Score
+    from concord.resolvers.tokens import add_token
+    from concord.store.config import Settings
+    from concord.store.factory import open_stores
+    from concord.store.model import EntityDraft, Expert, PanelSeat, RoundBatch, Score
 
     settings = Settings(home=home)
     token = add_token(settings.tokens_file, "local", ["read"], "bench")
@@ -62,26 +62,46 @@ async def build(home: Path) -> tuple[str, str]:
             for kind in KINDS:
                 seqs[kind] = seqs.get(kind, 0) + 1
                 local = f"MUFFIN-{PREFIX[kind]}{round_:02d}{seqs[kind]:02d}"
-                drafts.append(EntityDraft(kind, local, f"{kind} {round_}.{seqs[kind]}", f"content {round_}.{seqs[kind]} " * 20,
-                                          ["muffin"], _refs(kind, latest, previous, len(perspectives))))
+                drafts.append(
+                    EntityDraft(
+                        kind,
+                        local,
+                        f"{kind} {round_}.{seqs[kind]}",
+                        f"content {round_}.{seqs[kind]} " * 20,
+                        ["muffin"],
+                        _refs(kind, latest, previous, len(perspectives)),
+                    )
+                )
                 latest[kind] = local
                 if kind == "perspective":
                     perspectives.append(f"P{round_:02d}{seqs[kind]:02d}")
-            await store.register_round(dialogue_id, RoundBatch(
-                round=round_, entities=drafts, panel=[PanelSeat("Muffin", "Architect", "Core")], answered=["muffin"],
-                experts=[Expert("muffin", "Architect", "Core")] if round_ == 0 else [], scores={"muffin": Score(3, 2, 2, 1)}))
+            await store.register_round(
+                dialogue_id,
+                RoundBatch(
+                    round=round_,
+                    entities=drafts,
+                    panel=[PanelSeat("Muffin", "Architect", "Core")],
+                    answered=["muffin"],
+                    experts=[Expert("muffin", "Architect", "Core")] if round_ == 0 else [],
+                    scores={"muffin": Score(3, 2, 2, 1)},
+                ),
+            )
             previous = perspectives
     return dialogue_id, token
 
 
 def _refs(kind: str, latest: dict[str, str], previous: list[str], position: int) -> list[Any]:
-    from store.model import RefDraft
+    from concord.store.model import RefDraft
 
     if kind == "perspective":
         refs = [RefDraft("refine", previous[position])] if position < len(previous) else []
         return refs + ([RefDraft("support", latest["perspective"])] if "perspective" in latest else [])
-    target, ref_type = {"tension": ("perspective", "question"), "recommendation": ("tension", "address"),
-                        "evidence": ("recommendation", "support"), "claim": ("evidence", "depend")}[kind]
+    target, ref_type = {
+        "tension": ("perspective", "question"),
+        "recommendation": ("tension", "address"),
+        "evidence": ("recommendation", "support"),
+        "claim": ("evidence", "depend"),
+    }[kind]
     return [RefDraft(ref_type, latest[target])]
 
 
@@ -124,8 +144,10 @@ class BarePerspective:
 
     @strawberry.field
     def refs_out(self) -> list[BareRef]:
-        return [BareRef(ref_type=t, target=BareEntity(id=target, label=self.memory.labels[target]))
-                for t, target in self.memory.out.get(self.id, [])]
+        return [
+            BareRef(ref_type=t, target=BareEntity(id=target, label=self.memory.labels[target]))
+            for t, target in self.memory.out.get(self.id, [])
+        ]
 
     @strawberry.field
     def links(self, max_depth: int | None = None) -> list[BareLink]:
@@ -147,8 +169,13 @@ class BarePerspective:
             while step is not None:
                 path.append(step)
                 step = parent[step]
-            links.append(BareLink(entity=BareEntity(id=node, label=self.memory.labels[node]), depth=depth[node],
-                                  path=list(reversed(path))))
+            links.append(
+                BareLink(
+                    entity=BareEntity(id=node, label=self.memory.labels[node]),
+                    depth=depth[node],
+                    path=list(reversed(path)),
+                )
+            )
         return links
 
 
@@ -158,7 +185,9 @@ class BareDialogue:
 
     @strawberry.field
     def perspectives(self) -> list[BarePerspective]:
-        return [BarePerspective(id=p, label=self.memory.labels[p], memory=self.memory) for p in self.memory.perspectives]
+        return [
+            BarePerspective(id=p, label=self.memory.labels[p], memory=self.memory) for p in self.memory.perspectives
+        ]
 
 
 def bare_app(memory: Memory, *, cached: bool) -> Any:
@@ -179,16 +208,19 @@ def bare_app(memory: Memory, *, cached: bool) -> Any:
 
 async def load_memory(home: Path, dialogue_id: str) -> Memory:
     """Read the dialogue once through the store into plain dictionaries."""
-    from store.config import Settings
-    from store.factory import open_stores
+    from concord.store.config import Settings
+    from concord.store.factory import open_stores
 
     async with await open_stores(Settings(home=home), principal="bench") as stores:
         snap = await stores.dialogues.load_partition(dialogue_id)
     out: dict[str, list[tuple[str, str]]] = {}
     for ref in snap.refs:
         out.setdefault(ref.source, []).append((ref.ref_type, ref.target))
-    return Memory({i: e.label for i, e in snap.entities.items()},
-                  [e.id for e in snap.entities.values() if e.kind == "perspective"], out)
+    return Memory(
+        {i: e.label for i, e in snap.entities.items()},
+        [e.id for e in snap.entities.values() if e.kind == "perspective"],
+        out,
+    )
 
 
 # --- servers and load --------------------------------------------------------------------------------
@@ -198,10 +230,10 @@ def serve(kind: str, home: str, dialogue_id: str, port: int) -> None:
     """Child process: uvicorn serving Concord or the bare schema on 127.0.0.1:port."""
 
     async def main() -> None:
-        from orchestrator.events import ProgressBus
-        from resolvers.app import create_app
-        from store.config import Settings
-        from store.factory import open_stores
+        from concord.orchestrator.progress.bus import ProgressBus
+        from concord.resolvers.app import create_app
+        from concord.store.config import Settings
+        from concord.store.factory import open_stores
 
         settings = Settings(home=Path(home))
         if kind == "concord":
@@ -295,11 +327,15 @@ def main() -> int:
     concord_rps, concord_ms = results["concord"]
     ratio = concord_rps / results["bare"][0]
     for name, (rps, ms) in results.items():
-        print(f"{name:12} {rps:8.1f} req/s  p50 {percentile(ms, 0.5):6.2f} ms  p99 {percentile(ms, 0.99):6.2f} ms  "
-              f"mean {statistics.fmean(ms):6.2f} ms  ({len(ms)} requests in {WINDOWS} windows, {CLIENTS} clients, "
-              f"{ENTITIES} entities)")
-    print(f"BENCH graphql ratio={ratio:.2f} target=>={TARGET} p50_ms={percentile(concord_ms, 0.5):.2f} "
-          f"p99_ms={percentile(concord_ms, 0.99):.2f} cached_bare_ratio={concord_rps / results['bare-cached'][0]:.2f}")
+        print(
+            f"{name:12} {rps:8.1f} req/s  p50 {percentile(ms, 0.5):6.2f} ms  p99 {percentile(ms, 0.99):6.2f} ms  "
+            f"mean {statistics.fmean(ms):6.2f} ms  ({len(ms)} requests in {WINDOWS} windows, {CLIENTS} clients, "
+            f"{ENTITIES} entities)"
+        )
+    print(
+        f"BENCH graphql ratio={ratio:.2f} target=>={TARGET} p50_ms={percentile(concord_ms, 0.5):.2f} "
+        f"p99_ms={percentile(concord_ms, 0.99):.2f} cached_bare_ratio={concord_rps / results['bare-cached'][0]:.2f}"
+    )
     return 0
 
 

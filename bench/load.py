@@ -39,9 +39,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # bench/graphql.py would shadow the graphql-core package strawberry imports: drop bench/ from the path; put the
 # project root on it instead, for `tests.services` (DynamoDB Local) beside the packages.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (Path(__file__).resolve().parent, ROOT)]
+sys.path[:] = [str(ROOT)] + [
+    p for p in sys.path if Path(p or ".").resolve() not in (Path(__file__).resolve().parent, ROOT)
+]
 
-import aiohttp
+import aiohttp  # noqa: E402 - after the path fix above
 
 CLIENTS = 32
 SECONDS = 40.0
@@ -62,12 +64,22 @@ SEEDED_ROUNDS = 3
 ROUND_KINDS = ["perspective", "tension", "recommendation", "evidence", "claim"] * 3
 PREFIX = {"perspective": "P", "tension": "T", "recommendation": "R", "evidence": "E", "claim": "C"}
 POOL = ROOT / "orchestrator" / "demo-pool.json"
-TRANSITIONS = {"open": ("addressed", "resolved"), "addressed": ("resolved", "open"), "resolved": ("reopened",),
-               "reopened": ("addressed", "resolved")}
+TRANSITIONS = {
+    "open": ("addressed", "resolved"),
+    "addressed": ("resolved", "open"),
+    "resolved": ("reopened",),
+    "reopened": ("addressed", "resolved"),
+}
 STOPPED = {"CONVERGED", "ABANDONED", "BUDGET_EXCEEDED", "FAILED"}
 #: Share of each request kind a client sends (they sum to 1).
-MIX = {"read_full": 0.25, "read_links": 0.20, "read_page": 0.10, "write_ref": 0.22, "write_status": 0.18,
-       "provoked": 0.05}
+MIX = {
+    "read_full": 0.25,
+    "read_links": 0.20,
+    "read_page": 0.10,
+    "write_ref": 0.22,
+    "write_status": 0.18,
+    "provoked": 0.05,
+}
 #: Refusals that are legitimate outcomes of racing clients, per kind.
 EXPECTED = {"write_status": {"VALIDATION:invalid_status_transition", "CONFLICT"}, "write_ref": {"CONFLICT"}}
 
@@ -108,13 +120,13 @@ def serve_api(environment: dict[str, str], sim_latency: float, gate: Connection,
     os.environ.update(environment)
     import uvicorn
 
-    from orchestrator.api_starter import BackgroundStarter
-    from orchestrator.events import ProgressBus
-    from orchestrator.providers import SimProvider
-    from orchestrator.run import Orchestrator, RunSettings
-    from resolvers.app import create_app
-    from store.config import Settings
-    from store.factory import open_stores
+    from concord.orchestrator.engine.providers import SimProvider
+    from concord.orchestrator.engine.run import Orchestrator, RunSettings
+    from concord.orchestrator.progress.bus import ProgressBus
+    from concord.orchestrator.serving.starter import BackgroundStarter
+    from concord.resolvers.app import create_app
+    from concord.store.config import Settings
+    from concord.store.factory import open_stores
 
     if not gate.poll(GATE_TIMEOUT_S):
         return  # the bench never got this far
@@ -127,17 +139,26 @@ def serve_api(environment: dict[str, str], sim_latency: float, gate: Connection,
             try:
                 await orchestrator.run(dialogue_id)
             except Exception:  # noqa: BLE001 - reported, and the bench sees the run stall
-                print(f"[server] sim dialogue {dialogue_id} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+                print(
+                    f"[server] sim dialogue {dialogue_id} failed:\n{traceback.format_exc()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     async def main() -> None:
         settings = Settings.from_env()
         stores = await open_stores(settings, principal="bench-api")
         bus = ProgressBus()
-        starter = LoudStarter(SimProvider(seed=7, latency=sim_latency), bus, settings.home / "dialogues",
-                              RunSettings(provider="sim", max_rounds=SIM_MAX_ROUNDS, panel_size=SIM_PANEL))
+        starter = LoudStarter(
+            SimProvider(seed=7, latency=sim_latency),
+            bus,
+            settings.home / "dialogues",
+            RunSettings(provider="sim", max_rounds=SIM_MAX_ROUNDS, panel_size=SIM_PANEL),
+        )
         app = create_app(stores, bus=bus, starter=starter, dev=False, tokens_file=settings.tokens_file)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning",
-                                               access_log=False))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", access_log=False)
+        )
         server.capture_signals = nullcontext  # type: ignore[method-assign] - our own handler below
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: setattr(server, "should_exit", True))
         task = asyncio.create_task(server.serve())
@@ -202,8 +223,8 @@ class ApiProcess:
 
 async def seed(settings: Any) -> dict[str, dict[str, str]]:
     """SEEDED_DIALOGUES dialogues of SEEDED_ROUNDS rounds; returns dialogue id -> {entity id: kind}."""
-    from store.factory import open_stores
-    from store.model import (
+    from concord.store.factory import open_stores
+    from concord.store.model import (
         EntityDraft,
         Expert,
         PanelSeat,
@@ -213,10 +234,17 @@ async def seed(settings: Any) -> dict[str, dict[str, str]]:
         StatusChange,
     )
 
-    panel = [("Muffin", "Relational Database Architect"), ("Cupcake", "Key-Value Store Specialist"),
-             ("Scone", "Site Reliability Engineer")]
-    targets = {"tension": ("perspective", "question"), "recommendation": ("tension", "address"),
-               "evidence": ("recommendation", "support"), "claim": ("evidence", "depend")}
+    panel = [
+        ("Muffin", "Relational Database Architect"),
+        ("Cupcake", "Key-Value Store Specialist"),
+        ("Scone", "Site Reliability Engineer"),
+    ]
+    targets = {
+        "tension": ("perspective", "question"),
+        "recommendation": ("tension", "address"),
+        "evidence": ("recommendation", "support"),
+        "claim": ("evidence", "depend"),
+    }
     seeded: dict[str, dict[str, str]] = {}
     async with await open_stores(settings, principal="bench-seed") as stores:
         store = stores.dialogues
@@ -237,16 +265,35 @@ async def seed(settings: Any) -> dict[str, dict[str, str]]:
                     else:
                         target_kind, ref_type = targets[kind]
                         refs = [RefDraft(ref_type, latest[target_kind])]
-                    drafts.append(EntityDraft(kind, local, f"{kind} {round_}.{seqs[kind]}",
-                                              f"content of {kind} {round_}.{seqs[kind]}", ["muffin"], refs))
+                    drafts.append(
+                        EntityDraft(
+                            kind,
+                            local,
+                            f"{kind} {round_}.{seqs[kind]}",
+                            f"content of {kind} {round_}.{seqs[kind]}",
+                            ["muffin"],
+                            refs,
+                        )
+                    )
                     latest[kind] = local
                     entities[f"{PREFIX[kind]}{round_:02d}{seqs[kind]:02d}"] = kind
-                changes = [StatusChange(f"T{round_ - 1:02d}01", "resolved", ["muffin"], reason="settled")] if round_ else []
-                await store.register_round(dialogue_id, RoundBatch(
-                    round=round_, entities=drafts, status_changes=changes,
-                    panel=[PanelSeat(name, role, "Core", "pool", 0.9) for name, role in panel],
-                    experts=[Expert(name.lower(), role, "Core", "pool", 0.9) for name, role in panel] if round_ == 0 else [],
-                    answered=[name.lower() for name, _ in panel], scores={name.lower(): Score(3, 2, 2, 1) for name, _ in panel}))
+                changes = (
+                    [StatusChange(f"T{round_ - 1:02d}01", "resolved", ["muffin"], reason="settled")] if round_ else []
+                )
+                await store.register_round(
+                    dialogue_id,
+                    RoundBatch(
+                        round=round_,
+                        entities=drafts,
+                        status_changes=changes,
+                        panel=[PanelSeat(name, role, "Core", "pool", 0.9) for name, role in panel],
+                        experts=[Expert(name.lower(), role, "Core", "pool", 0.9) for name, role in panel]
+                        if round_ == 0
+                        else [],
+                        answered=[name.lower() for name, _ in panel],
+                        scores={name.lower(): Score(3, 2, 2, 1) for name, _ in panel},
+                    ),
+                )
                 previous = perspectives
             seeded[dialogue_id] = entities
 
@@ -283,7 +330,9 @@ class Shared:
 class Client:
     """One GraphQL client with its own random stream."""
 
-    def __init__(self, number: int, session: aiohttp.ClientSession, url: str, token: str, shared: Shared, tag: str) -> None:
+    def __init__(
+        self, number: int, session: aiohttp.ClientSession, url: str, token: str, shared: Shared, tag: str
+    ) -> None:
         self.random = random.Random(number * 7919 + 1)
         self.session = session
         self.url = url
@@ -297,8 +346,9 @@ class Client:
         """(latency ms, JSON body or None, unexpected-error code or "")."""
         started = time.perf_counter()
         try:
-            async with self.session.post(self.url, json={"query": query, "variables": variables},
-                                         headers=self.headers) as response:
+            async with self.session.post(
+                self.url, json={"query": query, "variables": variables}, headers=self.headers
+            ) as response:
                 text = await response.text()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -320,7 +370,7 @@ class Client:
             self.shared.samples[code] = json.dumps(body)[:600] if body is not None else ""
 
     async def run(self, stop_at: float) -> None:
-        kinds, weights = zip(*MIX.items())
+        kinds, weights = zip(*MIX.items(), strict=False)
         while time.monotonic() < stop_at and self.sent < MAX_REQUESTS_PER_CLIENT:
             self.sent += 1
             kind = self.random.choices(kinds, weights)[0]
@@ -348,8 +398,13 @@ class Client:
         if dialogue is None:
             return self.record("read_full", ms, "error", "missing_dialogue", body)
         known = self.shared.entities[dialogue_id]
-        for kind, name in (("perspective", "perspectives"), ("tension", "tensions"), ("recommendation", "recommendations"),
-                           ("evidence", "evidence"), ("claim", "claims")):
+        for kind, name in (
+            ("perspective", "perspectives"),
+            ("tension", "tensions"),
+            ("recommendation", "recommendations"),
+            ("evidence", "evidence"),
+            ("claim", "claims"),
+        ):
             for entity in dialogue[name]:
                 known.setdefault(entity["id"], kind)
                 for link in entity.get("links", ()):
@@ -367,7 +422,11 @@ class Client:
         if entity is None or entity["id"] != start:
             return self.record("read_links", ms, "error", "wrong_entity", body)
         for link in entity["links"]:
-            if link["depth"] != len(link["path"]) - 1 or link["path"][0] != start or link["path"][-1] != link["entity"]["id"]:
+            if (
+                link["depth"] != len(link["path"]) - 1
+                or link["path"][0] != start
+                or link["path"][-1] != link["entity"]["id"]
+            ):
                 return self.record("read_links", ms, "error", "inconsistent_link", body)
         self.record("read_links", ms, "ok")
 
@@ -429,16 +488,32 @@ class Client:
         case = self.random.randrange(4)
         if case == 0:  # a ref from an entity to itself
             entity = self.random.choice(sorted(known))
-            query, variables, want = REF, {"id": dialogue_id, "s": entity, "t": "SUPPORT", "g": entity}, "VALIDATION:invalid_ref_target"
+            query, variables, want = (
+                REF,
+                {"id": dialogue_id, "s": entity, "t": "SUPPORT", "g": entity},
+                "VALIDATION:invalid_ref_target",
+            )
         elif case == 1:  # refine across kinds
             source = self.random.choice(sorted(e for e, k in known.items() if k == "perspective"))
             target = self.random.choice(sorted(e for e, k in known.items() if k == "claim"))
-            query, variables, want = REF, {"id": dialogue_id, "s": source, "t": "REFINE", "g": target}, "VALIDATION:invalid_ref_target"
+            query, variables, want = (
+                REF,
+                {"id": dialogue_id, "s": source, "t": "REFINE", "g": target},
+                "VALIDATION:invalid_ref_target",
+            )
         elif case == 2:  # a ref to an entity that does not exist
             source = self.random.choice(sorted(known))
-            query, variables, want = REF, {"id": dialogue_id, "s": source, "t": "SUPPORT", "g": "E9999"}, "VALIDATION:target_not_found"
+            query, variables, want = (
+                REF,
+                {"id": dialogue_id, "s": source, "t": "SUPPORT", "g": "E9999"},
+                "VALIDATION:target_not_found",
+            )
         else:  # a status change of a tension that does not exist
-            query, variables, want = STATUS, {"id": dialogue_id, "t": "T9999", "s": "RESOLVED", "r": "provoked"}, "NOT_FOUND"
+            query, variables, want = (
+                STATUS,
+                {"id": dialogue_id, "t": "T9999", "s": "RESOLVED", "r": "provoked"},
+                "NOT_FOUND",
+            )
         ms, body, error = await self.post(query, variables)
         if error:
             return self.record("provoked", ms, "error", error, body)
@@ -447,8 +522,9 @@ class Client:
             return self.record("provoked", ms, "provoked", code)
         self.record("provoked", ms, "error", f"provoked_answered:{code or 'ok'}", body)
 
-    def failed(self, kind: str, ms: float, body: dict[str, Any] | None, error: str,
-               tension: tuple[str, str] | None = None) -> bool:
+    def failed(
+        self, kind: str, ms: float, body: dict[str, Any] | None, error: str, tension: tuple[str, str] | None = None
+    ) -> bool:
         """Record a failed request (True) or let the caller check the data (False)."""
         if error:
             self.record(kind, ms, "error", error, body)
@@ -467,7 +543,7 @@ class Client:
 
 
 def error_code(body: dict[str, Any] | None) -> str:
-    """"" for an answer without errors, else CODE or CODE:problem of its first error ("INTERNAL" when masked)."""
+    """ "" for an answer without errors, else CODE or CODE:problem of its first error ("INTERNAL" when masked)."""
     errors = (body or {}).get("errors")
     if not errors:
         return ""
@@ -492,8 +568,18 @@ async def run_sims(session: aiohttp.ClientSession, url: str, token: str, shared:
         if time.monotonic() >= stop_at:
             return
         try:
-            body = await ask(START, {"input": {"title": f"Load sim {number}", "question": pool["question"], "pool": pool,
-                                               "maxRounds": SIM_MAX_ROUNDS, "seed": number}})
+            body = await ask(
+                START,
+                {
+                    "input": {
+                        "title": f"Load sim {number}",
+                        "question": pool["question"],
+                        "pool": pool,
+                        "maxRounds": SIM_MAX_ROUNDS,
+                        "seed": number,
+                    }
+                },
+            )
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             shared.sims[f"start-{number}"] = f"not started: {type(exc).__name__}"
             return
@@ -514,12 +600,16 @@ async def run_sims(session: aiohttp.ClientSession, url: str, token: str, shared:
             if time.monotonic() < stop_at:
                 rounds_under_load = dialogue["totalRounds"]
             if dialogue["status"] in STOPPED:
-                shared.sims[dialogue_id] = (f"{dialogue['status'].lower()} after {dialogue['totalRounds']} rounds "
-                                            f"({rounds_under_load} under load)")
+                shared.sims[dialogue_id] = (
+                    f"{dialogue['status'].lower()} after {dialogue['totalRounds']} rounds "
+                    f"({rounds_under_load} under load)"
+                )
                 break
             if time.monotonic() > give_up:
-                shared.sims[dialogue_id] = (f"unfinished: {dialogue['status'].lower()} at {dialogue['totalRounds']} rounds "
-                                            f"{SIM_FINISH_S:.0f}s after the load ({rounds_under_load} under load)")
+                shared.sims[dialogue_id] = (
+                    f"unfinished: {dialogue['status'].lower()} at {dialogue['totalRounds']} rounds "
+                    f"{SIM_FINISH_S:.0f}s after the load ({rounds_under_load} under load)"
+                )
                 return
 
 
@@ -562,9 +652,12 @@ async def verify(session: aiohttp.ClientSession, url: str, token: str, shared: S
         except (RuntimeError, TimeoutError, aiohttp.ClientError, ValueError) as exc:
             result.problems.append(f"{dialogue_id}: cannot be verified: {exc}")
             continue
-        refs = {(e["id"], r["refType"].lower(), r["targetId"])
-                for name in ("perspectives", "tensions", "recommendations", "evidence", "claims")
-                for e in dialogue[name] for r in e["refsOut"]}
+        refs = {
+            (e["id"], r["refType"].lower(), r["targetId"])
+            for name in ("perspectives", "tensions", "recommendations", "evidence", "claims")
+            for e in dialogue[name]
+            for r in e["refsOut"]
+        }
         for ref in sorted(shared.refs_acked.get(dialogue_id, ())):
             result.refs += 1
             result.sim_refs += dialogue_id not in shared.seeded
@@ -588,7 +681,9 @@ async def verify(session: aiohttp.ClientSession, url: str, token: str, shared: S
                     break
             else:
                 if state != tension["status"]:
-                    result.problems.append(f"{dialogue_id} {tension['id']}: history ends {state}, status is {tension['status']}")
+                    result.problems.append(
+                        f"{dialogue_id} {tension['id']}: history ends {state}, status is {tension['status']}"
+                    )
         result.audits += 1
         if not audit["ok"]:
             result.problems.append(f"{dialogue_id}: audit chain broken at {audit['firstBroken']}: {audit['problem']}")
@@ -615,8 +710,11 @@ class Outcome:
 
     @property
     def errors(self) -> int:
-        return (sum(1 for r in self.records if r.outcome == "error") + len(self.verification.problems)
-                + len(self.failed_sims))
+        return (
+            sum(1 for r in self.records if r.outcome == "error")
+            + len(self.verification.problems)
+            + len(self.failed_sims)
+        )
 
 
 async def load(url: str, token: str, seeded: dict[str, dict[str, str]], seconds: float, backend: str) -> Outcome:
@@ -629,13 +727,17 @@ async def load(url: str, token: str, seeded: dict[str, dict[str, str]], seconds:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.monotonic()
         stop_at = started + seconds
-        clients = [Client(n, session, graphql, token, shared, f"{backend}-{uuid.uuid4().hex[:6]}") for n in range(CLIENTS)]
+        clients = [
+            Client(n, session, graphql, token, shared, f"{backend}-{uuid.uuid4().hex[:6]}") for n in range(CLIENTS)
+        ]
         sims = asyncio.create_task(run_sims(session, graphql, token, shared, stop_at))
         await asyncio.gather(*(client.run(stop_at) for client in clients))
         elapsed = time.monotonic() - started
         await sims  # bounded: it gives up SIM_FINISH_S after the load
-        print(f"[{backend}] load over; the last sim dialogue ended {time.monotonic() - started - elapsed:.1f}s later",
-              flush=True)
+        print(
+            f"[{backend}] load over; the last sim dialogue ended {time.monotonic() - started - elapsed:.1f}s later",
+            flush=True,
+        )
         verifying = time.monotonic()
         verification = await verify(session, graphql, token, shared)
         print(f"[{backend}] verified in {time.monotonic() - verifying:.1f}s", flush=True)
@@ -655,10 +757,10 @@ class Plan:
 
 def plan(kind: str, home: Path, service: Any) -> Plan:
     """Settings under `home`, a key file, a read+write token, and the API process, launched (it imports and waits)."""
-    from resolvers.server import settings_environment
-    from resolvers.tokens import add_token
-    from store.config import Settings
-    from store.keys import LocalKeyProvider
+    from concord.orchestrator.serving.server import settings_environment
+    from concord.resolvers.tokens import add_token
+    from concord.store.config import Settings
+    from concord.store.crypto.keys import LocalKeyProvider
     from tests.services import AWS_TEST_ENV
 
     if kind == "dynamodb":
@@ -684,8 +786,11 @@ def run_backend(plan: Plan, seconds: float, service: Any = None) -> Outcome:
             asyncio.run(create_table(plan.settings.table, service.endpoint))
         seeding = time.monotonic()
         seeded = asyncio.run(seed(plan.settings))
-        print(f"[{kind}] seeded {len(seeded)} dialogues of {SEEDED_ROUNDS * len(ROUND_KINDS)} entities "
-              f"in {time.monotonic() - seeding:.1f}s", flush=True)
+        print(
+            f"[{kind}] seeded {len(seeded)} dialogues of {SEEDED_ROUNDS * len(ROUND_KINDS)} entities "
+            f"in {time.monotonic() - seeding:.1f}s",
+            flush=True,
+        )
         url = plan.api.serve()
         print(f"[{kind}] API pid {plan.api.process.pid} at {url}; {CLIENTS} clients for {seconds:.0f}s", flush=True)
         return asyncio.run(load(url, plan.token, seeded, seconds, kind))
@@ -701,12 +806,14 @@ def start_dynamodb_local(service: Any) -> None:
     """Start DynamoDB Local (in memory, on the free port of 127.0.0.1 chosen when it was made) and wait until it answers."""
     starting = time.monotonic()
     service.start()
-    print(f"[dynamodb] DynamoDB Local pid {service.pid} at {service.endpoint} (up in {time.monotonic() - starting:.1f}s)",
-          flush=True)
+    print(
+        f"[dynamodb] DynamoDB Local pid {service.pid} at {service.endpoint} (up in {time.monotonic() - starting:.1f}s)",
+        flush=True,
+    )
 
 
 async def create_table(table: str, endpoint: str) -> None:
-    from store.dynamodb_backend import DynamoDBBackend
+    from concord.store.backends.dynamodb import DynamoDBBackend
 
     backend = DynamoDBBackend(table, endpoint_url=endpoint)
     await backend.open()
@@ -730,21 +837,31 @@ def report(outcome: Outcome) -> None:
     records = outcome.records
     v = outcome.verification
     latencies = [r.ms for r in records]
-    print(f"\n== {outcome.backend}: {len(records)} requests in {outcome.seconds:.1f}s "
-          f"({len(records) / outcome.seconds:.0f}/s), {CLIENTS} clients, {outcome.dialogues} dialogues")
-    print(f"   {'kind':<13}{'requests':>9}{'ok':>8}{'expected':>9}{'provoked':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}")
+    print(
+        f"\n== {outcome.backend}: {len(records)} requests in {outcome.seconds:.1f}s "
+        f"({len(records) / outcome.seconds:.0f}/s), {CLIENTS} clients, {outcome.dialogues} dialogues"
+    )
+    print(
+        f"   {'kind':<13}{'requests':>9}{'ok':>8}{'expected':>9}{'provoked':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}"
+    )
     for kind in MIX:
         mine = [r for r in records if r.kind == kind]
         count = Counter(r.outcome for r in mine)
         ms = [r.ms for r in mine]
-        print(f"   {kind:<13}{len(mine):>9}{count['ok']:>8}{count['expected']:>9}{count['provoked']:>9}{count['error']:>7}"
-              f"{percentile(ms, 0.5):>9.1f}{percentile(ms, 0.99):>9.1f}")
-    print(f"   all          {len(records):>9}{'':>42}{percentile(latencies, 0.5):>9.1f}{percentile(latencies, 0.99):>9.1f}")
+        print(
+            f"   {kind:<13}{len(mine):>9}{count['ok']:>8}{count['expected']:>9}{count['provoked']:>9}{count['error']:>7}"
+            f"{percentile(ms, 0.5):>9.1f}{percentile(ms, 0.99):>9.1f}"
+        )
+    print(
+        f"   all          {len(records):>9}{'':>42}{percentile(latencies, 0.5):>9.1f}{percentile(latencies, 0.99):>9.1f}"
+    )
     full = sorted((r for r in records if r.kind == "read_full" and r.outcome == "ok"), key=lambda r: r.at)
     if len(full) >= 8:
         quarter = len(full) // 4
-        print(f"   read_full p50 in the first quarter of the run {percentile([r.ms for r in full[:quarter]], 0.5):.0f} ms, "
-              f"in the last {percentile([r.ms for r in full[-quarter:]], 0.5):.0f} ms")
+        print(
+            f"   read_full p50 in the first quarter of the run {percentile([r.ms for r in full[:quarter]], 0.5):.0f} ms, "
+            f"in the last {percentile([r.ms for r in full[-quarter:]], 0.5):.0f} ms"
+        )
     errors = Counter(f"{r.kind} {r.code}" for r in records if r.outcome == "error")
     print(f"   unexpected errors by kind: {dict(errors) if errors else 'none'}")
     for code, sample in outcome.samples.items():
@@ -756,9 +873,11 @@ def report(outcome: Outcome) -> None:
     print(f"   sim dialogues: {outcome.sims or 'none'}")
     for failed in outcome.failed_sims:
         print(f"     sim did not finish (an error): {failed}")
-    print(f"   acknowledged writes checked: {v.refs} refs (via refsOut; {v.sim_refs} on sim dialogues), "
-          f"{v.statuses} status changes (via history); "
-          f"lost {v.lost}; audit chains verified {v.audits}")
+    print(
+        f"   acknowledged writes checked: {v.refs} refs (via refsOut; {v.sim_refs} on sim dialogues), "
+        f"{v.statuses} status changes (via history); "
+        f"lost {v.lost}; audit chains verified {v.audits}"
+    )
     for lost in (v.lost_refs + v.lost_statuses)[:10]:
         print(f"     lost: {lost}")
     for problem in v.problems[:10]:
@@ -769,7 +888,9 @@ def main(argv: list[str] | None = None) -> int:
     from tests.services import DynamoDBLocal, dynamodb_local_missing
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=SECONDS, help=f"load duration per backend (default {SECONDS:.0f})")
+    parser.add_argument(
+        "--seconds", type=float, default=SECONDS, help=f"load duration per backend (default {SECONDS:.0f})"
+    )
     parser.add_argument("--backend", choices=["sqlite", "dynamodb", "both"], default="both")
     args = parser.parse_args(argv)
     seconds = max(1.0, min(args.seconds, 600.0))
@@ -815,9 +936,11 @@ def main(argv: list[str] | None = None) -> int:
     refused = sum(1 for o in outcomes for r in o.records if r.outcome == "expected")
     provoked = sum(1 for o in outcomes for r in o.records if r.outcome == "provoked")
     print(f"\ntotal {time.monotonic() - started:.0f}s")
-    print(f"BENCH load requests={requests} errors={errors} lost={lost} p99_ms={p99:.1f} "
-          f"ratio={(errors + lost) / max(requests, 1):.4f} target=<=0 refused={refused} conflicts={conflicts} "
-          f"provoked={provoked}" + (f" skipped={skipped}" if skipped else ""))
+    print(
+        f"BENCH load requests={requests} errors={errors} lost={lost} p99_ms={p99:.1f} "
+        f"ratio={(errors + lost) / max(requests, 1):.4f} target=<=0 refused={refused} conflicts={conflicts} "
+        f"provoked={provoked}" + (f" skipped={skipped}" if skipped else "")
+    )
     return 0
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.events import ProgressBus  # noqa: E402
-from orchestrator.pools import parse_pool  # noqa: E402
-from orchestrator.providers import AnthropicProvider, Call, SimProvider  # noqa: E402
-from orchestrator.run import Orchestrator, RunSettings  # noqa: E402
-from store.config import Settings  # noqa: E402
-from store.factory import open_stores  # noqa: E402
+from concord.orchestrator.engine.providers import AnthropicProvider, Call, SimProvider  # noqa: E402
+from concord.orchestrator.engine.run import Orchestrator, RunSettings  # noqa: E402
+from concord.orchestrator.panel.pools import parse_pool  # noqa: E402
+from concord.orchestrator.progress.bus import ProgressBus  # noqa: E402
+from concord.store.config import Settings  # noqa: E402
+from concord.store.factory import open_stores  # noqa: E402
 from tests.fake_anthropic import fake_server_process  # noqa: E402
 
 LATENCY = 1.0
@@ -29,11 +29,15 @@ QUESTION = "How should a small team store deliberation records?"
 def pool(size: int) -> object:
     """A synthetic pool with `size` distinct roles over all three tiers."""
     tiers = ["core", "adjacent", "adjacent", "wildcard"]
-    return parse_pool({
-        "domain": "bench",
-        "experts": [{"role": f"Specialist {n}", "tier": tiers[n % 4], "relevance": round(0.3 + 0.6 * (n % 7) / 6, 2)}
-                    for n in range(size)],
-    })
+    return parse_pool(
+        {
+            "domain": "bench",
+            "experts": [
+                {"role": f"Specialist {n}", "tier": tiers[n % 4], "relevance": round(0.3 + 0.6 * (n % 7) / 6, 2)}
+                for n in range(size)
+            ],
+        }
+    )
 
 
 async def one_round(provider: object, experts: int, concurrency: int, home: Path) -> tuple[float, float]:
@@ -89,11 +93,15 @@ async def main() -> None:
             sim = SimProvider(seed=1)
             wall_sim, waiting = await one_round(sim, experts, experts, root / f"sim{experts}")
             own[experts] = wall_sim
-            print(f"{experts:>2} experts: orchestrator's own time per round {wall_sim * 1000:.0f} ms "
-                  f"(provider time {waiting * 1000:.0f} ms, summed over concurrent calls)")
+            print(
+                f"{experts:>2} experts: orchestrator's own time per round {wall_sim * 1000:.0f} ms "
+                f"(provider time {waiting * 1000:.0f} ms, summed over concurrent calls)"
+            )
     ratio = wall / LATENCY
-    print(f"BENCH orchestrate ratio={ratio:.2f} target=<=1.25 own_ms_6={own[6] * 1000:.0f} "
-          f"own_ms_12={own[12] * 1000:.0f} own_ms_24={own[24] * 1000:.0f}")
+    print(
+        f"BENCH orchestrate ratio={ratio:.2f} target=<=1.25 own_ms_6={own[6] * 1000:.0f} "
+        f"own_ms_12={own[12] * 1000:.0f} own_ms_24={own[24] * 1000:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.importer import import_dialogue  # noqa: E402
-from orchestrator.layout import read_dialogue_dir  # noqa: E402
-from orchestrator.markers import parse_answer  # noqa: E402
-from store.dialogue_store import DialogueStore  # noqa: E402
-from store.keys import LocalKeyProvider  # noqa: E402
-from store.sqlite_backend import SQLiteBackend  # noqa: E402
 from bench.timing import best_of  # noqa: E402
+from concord.orchestrator.blue.importer import import_dialogue  # noqa: E402
+from concord.orchestrator.blue.layout import read_dialogue_dir  # noqa: E402
+from concord.orchestrator.judging.markers import parse_answer  # noqa: E402
+from concord.store.backends.sqlite import SQLiteBackend  # noqa: E402
+from concord.store.crypto.keys import LocalKeyProvider  # noqa: E402
+from concord.store.dialogue_store import DialogueStore  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 REPEATS = 5
@@ -65,25 +65,31 @@ def main() -> None:
     print(f"{'file':<70} {'bytes':>7} {'parse ms':>9}")
     parse_total = 0.0
     for path, text in texts.items():
-        seconds = best_of(lambda: parse_answer(text))
+        seconds = best_of(lambda text=text: parse_answer(text))
         parse_total += seconds
         print(f"{str(path.relative_to(CORPUS))[-70:]:<70} {len(text.encode()):>7} {seconds * 1000:>9.3f}")
     read_answers = best_of(lambda: [f.read_bytes() for f in answers])
-    print(f"\nparse all {len(answers)} answers   {parse_total * 1000:9.2f} ms   read them {read_answers * 1000:7.2f} ms"
-          f"   ratio {parse_total / read_answers:.1f}")
+    print(
+        f"\nparse all {len(answers)} answers   {parse_total * 1000:9.2f} ms   read them {read_answers * 1000:7.2f} ms"
+        f"   ratio {parse_total / read_answers:.1f}"
+    )
     print(f"\n{'dialogue':<70} {'files':>5} {'import ms':>10} {'read ms':>8} {'ratio':>7}")
     import_total = read_total = 0.0
     for directory in dialogues:
         files = files_of(directory)
         seconds = min(asyncio.run(time_import(directory)) for _ in range(3))
-        read = best_of(lambda: [f.read_bytes() for f in files])
+        read = best_of(lambda files=files: [f.read_bytes() for f in files])
         import_total += seconds
         read_total += read
-        print(f"{directory.name[-70:]:<70} {len(files):>5} {seconds * 1000:>10.1f} {read * 1000:>8.2f} {seconds / read:>7.1f}")
+        print(
+            f"{directory.name[-70:]:<70} {len(files):>5} {seconds * 1000:>10.1f} {read * 1000:>8.2f} {seconds / read:>7.1f}"
+        )
     ratio = (parse_total + import_total) / (read_answers + read_total)
-    print(f"BENCH parse ratio={ratio:.1f} target=<={TARGET} parse_only_ratio={parse_total / read_answers:.1f} "
-          f"parse_ms={parse_total * 1000:.2f} "
-          f"import_ms={import_total * 1000:.1f} read_ms={(read_answers + read_total) * 1000:.2f}")
+    print(
+        f"BENCH parse ratio={ratio:.1f} target=<={TARGET} parse_only_ratio={parse_total / read_answers:.1f} "
+        f"parse_ms={parse_total * 1000:.2f} "
+        f"import_ms={import_total * 1000:.1f} read_ms={(read_answers + read_total) * 1000:.2f}"
+    )
 
 
 if __name__ == "__main__":

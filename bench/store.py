@@ -18,10 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.timing import alternating, pair_ratios  # noqa: E402
-from store.dialogue_store import DialogueStore  # noqa: E402
-from store.keys import LocalKeyProvider  # noqa: E402
-from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score, StatusChange  # noqa: E402
-from store.sqlite_backend import SQLiteBackend  # noqa: E402
+from concord.store.backends.sqlite import SQLiteBackend  # noqa: E402
+from concord.store.crypto.keys import LocalKeyProvider  # noqa: E402
+from concord.store.dialogue_store import DialogueStore  # noqa: E402
+from concord.store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score, StatusChange  # noqa: E402
 
 REPEATS = 1000
 EXPERTS = ("muffin", "cupcake", "scone", "eclair", "donut")
@@ -33,17 +33,40 @@ def round_batch(number: int, per_kind: int) -> RoundBatch:
     for n in range(1, per_kind + 1):
         author = EXPERTS[n % len(EXPERTS)]
         refs = [RefDraft("support", f"P{number - 1:02d}{n:02d}")] if number and n <= 12 else []
-        entities.append(EntityDraft("perspective", f"{author.upper()}-P{number:02d}{n:02d}", f"point {number}.{n}",
-                                    "a paragraph of argument " * 12, [author], refs))
+        entities.append(
+            EntityDraft(
+                "perspective",
+                f"{author.upper()}-P{number:02d}{n:02d}",
+                f"point {number}.{n}",
+                "a paragraph of argument " * 12,
+                [author],
+                refs,
+            )
+        )
         refs = [RefDraft("depend", f"T{number - 1:02d}{n:02d}")] if number and n <= 12 else []
-        entities.append(EntityDraft("tension", f"{author.upper()}-T{number:02d}{n:02d}", f"tension {number}.{n}",
-                                    "why these disagree " * 10, [author], refs))
-    changes = [StatusChange(f"T{number - 1:02d}{n:02d}", "addressed", ["muffin"]) for n in range(1, min(per_kind, 12) + 1)] if number else []
+        entities.append(
+            EntityDraft(
+                "tension",
+                f"{author.upper()}-T{number:02d}{n:02d}",
+                f"tension {number}.{n}",
+                "why these disagree " * 10,
+                [author],
+                refs,
+            )
+        )
+    changes = (
+        [StatusChange(f"T{number - 1:02d}{n:02d}", "addressed", ["muffin"]) for n in range(1, min(per_kind, 12) + 1)]
+        if number
+        else []
+    )
     return RoundBatch(
-        round=number, entities=entities, status_changes=changes,
+        round=number,
+        entities=entities,
+        status_changes=changes,
         panel=[PanelSeat(name.capitalize(), f"role of {name}") for name in EXPERTS],
         experts=[Expert(name, f"role of {name}") for name in EXPERTS] if number == 0 else [],
-        scores={name: Score(3, 2, 2, 1) for name in EXPERTS}, answered=list(EXPERTS),
+        scores={name: Score(3, 2, 2, 1) for name in EXPERTS},
+        answered=list(EXPERTS),
     )
 
 
@@ -60,7 +83,9 @@ async def build(path: Path) -> tuple[DialogueStore, str]:
 
 def raw_load(conn: sqlite3.Connection, pk: str) -> list[dict]:
     """The same rows (every stored column), read over an open connection and JSON-decoded with nothing else."""
-    rows = conn.execute("SELECT pk, sk, attrs, mac, content_encrypted, content_nonce FROM items WHERE pk = ? ORDER BY sk", (pk,))
+    rows = conn.execute(
+        "SELECT pk, sk, attrs, mac, content_encrypted, content_nonce FROM items WHERE pk = ? ORDER BY sk", (pk,)
+    )
     return [{"pk": r[0], "sk": r[1], **json.loads(r[2]), "mac": r[3], "blob": r[4], "nonce": r[5]} for r in rows]
 
 
@@ -81,13 +106,17 @@ async def main() -> None:
         conn.close()
         await store.backend.close()
     sealed = sum(1 for r in rows if r["blob"] is not None)
-    print(f"entities={len(snap.entities)} refs={len(snap.refs)} events={len(snap.events)} items={len(rows)} "
-          f"sealed={sealed}; median of {REPEATS} calls each, taken in turn")
+    print(
+        f"entities={len(snap.entities)} refs={len(snap.refs)} events={len(snap.events)} items={len(rows)} "
+        f"sealed={sealed}; median of {REPEATS} calls each, taken in turn"
+    )
     print(f"load_partition (MACs checked, envelopes opened, decoded)  {concord * 1000:8.2f} ms")
     print(f"raw SELECT + json.loads of the same rows                  {raw * 1000:8.2f} ms")
-    print(f"BENCH store ratio={statistics.median(ratios):.2f} target=<=2 load_ms={concord * 1000:.2f} "
-          f"raw_ms={raw * 1000:.2f} fast_ratio={statistics.median(fast):.2f} fast_pairs={len(fast)} "
-          f"q75={statistics.quantiles(ratios, n=4)[2]:.2f} min_ratio={min(store_times) / min(raw_times):.2f}")
+    print(
+        f"BENCH store ratio={statistics.median(ratios):.2f} target=<=2 load_ms={concord * 1000:.2f} "
+        f"raw_ms={raw * 1000:.2f} fast_ratio={statistics.median(fast):.2f} fast_pairs={len(fast)} "
+        f"q75={statistics.quantiles(ratios, n=4)[2]:.2f} min_ratio={min(store_times) / min(raw_times):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
@@ -17,11 +18,13 @@ def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
     return best
 
 
-async def alternating(first: Callable[[], Any], second: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
+async def alternating(
+    first: Callable[[], Any], second: Callable[[], Any], repeats: int
+) -> tuple[list[float], list[float]]:
     """Times in seconds of `first` and `second` called in turn, so both see the same machine weather."""
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        for fn, seen in zip((first, second), times):
+        for fn, seen in zip((first, second), times, strict=False):
             started = time.perf_counter()
             result = fn()
             if inspect.isawaitable(result):
@@ -40,6 +43,7 @@ def pair_ratios(first: list[float], second: list[float], *, fast_only: bool = Fa
     within FAST_SLACK of their fastest."""
     fastest_first, fastest_second = min(first), min(second)
     return [
-        a / b for a, b in zip(first, second, strict=True)
+        a / b
+        for a, b in zip(first, second, strict=True)
         if not fast_only or (a <= FAST_SLACK * fastest_first and b <= FAST_SLACK * fastest_second)
     ]

@@ -10,27 +10,31 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from orchestrator.events import ProgressBus
-from store.factory import Stores
-
-from .auth import BearerAuth, Tokens
-from .context import Services
-from .limits import BodyLimit
-from .loaders import PartitionCache
-from .schema import build_schema
-from .starter import DialogueStarter
-from .view import ConcordGraphQL
+from concord.resolvers.auth import BearerAuth, Tokens
+from concord.resolvers.context import Services
+from concord.resolvers.limits import BodyLimit
+from concord.resolvers.loaders import PartitionCache
+from concord.resolvers.ports import DialogueStarter, ProgressSource
+from concord.resolvers.schema import build_schema
+from concord.resolvers.view import ConcordGraphQL
+from concord.store.factory import Stores
 
 log = logging.getLogger("concord.api")
 
 
 def create_app(
-    stores: Stores, *, bus: ProgressBus, starter: DialogueStarter | None, dev: bool = False, tokens_file: Path
+    stores: Stores, *, bus: ProgressSource, starter: DialogueStarter | None, dev: bool = False, tokens_file: Path
 ) -> Starlette:
     """Serve the stores' backend and keys over GraphQL; each request gets stores of its token's tenant."""
     services = Services(
-        backend=stores.backend, keys=stores.keys, deks=stores.dialogues.deks, epoch=stores.dialogues.epoch,
-        clock=stores.dialogues.clock, bus=bus, starter=starter, partitions=PartitionCache(),
+        backend=stores.backend,
+        keys=stores.keys,
+        deks=stores.dialogues.deks,
+        epoch=stores.dialogues.epoch,
+        clock=stores.dialogues.clock,
+        bus=bus,
+        starter=starter,
+        partitions=PartitionCache(),
     )
     tokens = Tokens(tokens_file)
     graphql = BearerAuth(BodyLimit(ConcordGraphQL(build_schema(dev=dev), services, tokens, dev=dev)), tokens, ide=dev)
@@ -46,9 +50,11 @@ def create_app(
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    return Starlette(routes=[
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-    ])
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+    )

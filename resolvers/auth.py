@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.permission import BasePermission
 
-from .tokens import Caller, TokensError, read_tokens, token_hash
+from concord.resolvers.tokens import Caller, TokensError, read_tokens, token_hash
 
 log = logging.getLogger("concord.api")
 

@@ -9,17 +9,15 @@ from typing import Any
 import strawberry
 from strawberry.extensions import SchemaExtension
 
-from orchestrator.events import ProgressBus
-from store.analytics import AnalyticsStore
-from store.backend import Backend
-from store.dialogue_store import Clock, DialogueStore, WriteLocks
-from store.keys import DekCache, KeyProvider
-
-from .counting import CountingBackend
-from .loaders import Loaders, PartitionCache
-from .reader import StoreReader
-from .starter import DialogueStarter
-from .tokens import Caller
+from concord.resolvers.counting import CountingBackend
+from concord.resolvers.loaders import Loaders, PartitionCache
+from concord.resolvers.ports import DialogueStarter, ProgressSource
+from concord.resolvers.reader import StoreReader
+from concord.resolvers.tokens import Caller
+from concord.store.analytics import AnalyticsStore
+from concord.store.backends.base import Backend
+from concord.store.crypto.keys import DekCache, KeyProvider
+from concord.store.dialogue_store import Clock, DialogueStore, WriteLocks
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class Services:
     deks: DekCache
     epoch: int
     clock: Clock
-    bus: ProgressBus
+    bus: ProgressSource
     starter: DialogueStarter | None
     partitions: PartitionCache | None = None
     locks: WriteLocks = field(default_factory=WriteLocks)
@@ -53,9 +51,16 @@ class RequestContext:
         self.caller = caller
         self.services = services
         self.backend = CountingBackend(services.backend)
-        self.dialogues = DialogueStore(self.backend, services.keys, tenant=caller.tenant, epoch=services.epoch,
-                                       principal=caller.name, clock=services.clock, dek_cache=services.deks,
-                                       locks=services.locks)
+        self.dialogues = DialogueStore(
+            self.backend,
+            services.keys,
+            tenant=caller.tenant,
+            epoch=services.epoch,
+            principal=caller.name,
+            clock=services.clock,
+            dek_cache=services.deks,
+            locks=services.locks,
+        )
         self.analytics = AnalyticsStore(self.backend, services.keys, self.dialogues)
         self.reader = StoreReader(Loaders(self.dialogues, self.services.partitions))
 
@@ -66,8 +71,16 @@ class RequestContext:
     def store_for_background(self) -> DialogueStore:
         """A store of the caller's tenant over the shared backend, for work that outlives the request."""
         s = self.services
-        return DialogueStore(s.backend, s.keys, tenant=self.caller.tenant, epoch=s.epoch, principal=self.caller.name,
-                             clock=s.clock, dek_cache=s.deks, locks=s.locks)
+        return DialogueStore(
+            s.backend,
+            s.keys,
+            tenant=self.caller.tenant,
+            epoch=s.epoch,
+            principal=self.caller.name,
+            clock=s.clock,
+            dek_cache=s.deks,
+            locks=s.locks,
+        )
 
 
 #: What every resolver receives.

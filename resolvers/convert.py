@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from orchestrator.events import ProgressEvent as BusEvent
-from schema import dialogue as gql
-from schema import entities as gqe
-from schema import results as gqr
-from schema.enums import Confidence, DialogueStatus, EntityKind, RefType, VerdictType
-from store import model
-from store.audit import AuditReport
-from store.dialogue_store import gate
-from store.graph import Link
-from store.model import Score, sum_scores
+from concord.resolvers.ports import ProgressUpdate
+from concord.schema import dialogue as gql
+from concord.schema import entities as gqe
+from concord.schema import results as gqr
+from concord.schema.enums import Confidence, DialogueStatus, EntityKind, RefType, VerdictType
+from concord.store import model
+from concord.store.audit import AuditReport
+from concord.store.dialogue_store import gate
+from concord.store.graph import Link
+from concord.store.model import Score, sum_scores
 
 ENTITY_TYPES: dict[str, type[gqe.Entity]] = {
     "perspective": gqe.Perspective,
@@ -25,17 +25,32 @@ ENTITY_TYPES: dict[str, type[gqe.Entity]] = {
 def dialogue(d: model.Dialogue) -> gql.Dialogue:
     """A dialogue's meta."""
     return gql.Dialogue(
-        id=d.id, title=d.title, question=d.question, status=DialogueStatus(d.status), created_at=d.created_at,
-        updated_at=d.updated_at, converged_at=d.converged_at, total_rounds=d.total_rounds,
-        total_alignment=d.total_alignment, origin=d.origin,
+        id=d.id,
+        title=d.title,
+        question=d.question,
+        status=DialogueStatus(d.status),
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+        converged_at=d.converged_at,
+        total_rounds=d.total_rounds,
+        total_alignment=d.total_alignment,
+        origin=d.origin,
     )
 
 
 def entity(dialogue_id: str, e: model.Entity) -> gqe.Entity:
     """An entity as the schema type of its kind."""
     fields = dict(
-        id=e.id, dialogue_id=dialogue_id, kind=EntityKind(e.kind), round=e.round, label=e.label, content=e.content,
-        status=e.status, contributors=e.contributors, created_at=e.created_at, updated_at=e.updated_at,
+        id=e.id,
+        dialogue_id=dialogue_id,
+        kind=EntityKind(e.kind),
+        round=e.round,
+        label=e.label,
+        content=e.content,
+        status=e.status,
+        contributors=e.contributors,
+        created_at=e.created_at,
+        updated_at=e.updated_at,
     )
     if e.kind == "recommendation":
         return gqe.Recommendation(**fields, adopted_in_verdict=e.adopted_in_verdict)
@@ -44,8 +59,13 @@ def entity(dialogue_id: str, e: model.Entity) -> gqe.Entity:
 
 def ref(dialogue_id: str, r: model.Ref) -> gqe.Ref:
     """A ref."""
-    return gqe.Ref(dialogue_id=dialogue_id, source_id=r.source, ref_type=RefType(r.ref_type), target_id=r.target,
-                   created_at=r.created_at)
+    return gqe.Ref(
+        dialogue_id=dialogue_id,
+        source_id=r.source,
+        ref_type=RefType(r.ref_type),
+        target_id=r.target,
+        created_at=r.created_at,
+    )
 
 
 def link(dialogue_id: str, found: Link, target: model.Entity) -> gqe.Link:
@@ -56,8 +76,15 @@ def link(dialogue_id: str, found: Link, target: model.Entity) -> gqe.Link:
 def event(e: model.Event) -> gqe.Event:
     """A lifecycle event."""
     return gqe.Event(
-        entity_id=e.entity_id, entity_kind=EntityKind(e.entity_type), event_type=e.event_type, round=e.round,
-        created_at=e.created_at, actors=e.actors, reason=e.reason, reference=e.reference, result_id=e.result_id,
+        entity_id=e.entity_id,
+        entity_kind=EntityKind(e.entity_type),
+        event_type=e.event_type,
+        round=e.round,
+        created_at=e.created_at,
+        actors=e.actors,
+        reason=e.reason,
+        reference=e.reference,
+        result_id=e.result_id,
     )
 
 
@@ -74,28 +101,60 @@ def expert_scores(scores: dict[str, Score]) -> list[gql.ExpertScore]:
 def round_(r: model.Round) -> gql.Round:
     """A round with its panel and stored metrics."""
     return gql.Round(
-        number=r.number, status=r.status, created_at=r.created_at, title=r.title, summary=r.summary,
-        open_tensions=r.open_tensions, new_perspectives=r.new_perspectives, answered=r.answered, signals=r.signals,
-        panel_size=r.panel_size, velocity=r.velocity, converge_percent=r.converge_percent, totals=score(r.totals),
-        scores=expert_scores(r.scores), absent=r.absent,
-        panel=[gql.PanelSeat(name=s.name, role=s.role, tier=s.tier, source=s.source, relevance=s.relevance, focus=s.focus)
-               for s in r.panel],
+        number=r.number,
+        status=r.status,
+        created_at=r.created_at,
+        title=r.title,
+        summary=r.summary,
+        open_tensions=r.open_tensions,
+        new_perspectives=r.new_perspectives,
+        answered=r.answered,
+        signals=r.signals,
+        panel_size=r.panel_size,
+        velocity=r.velocity,
+        converge_percent=r.converge_percent,
+        totals=score(r.totals),
+        scores=expert_scores(r.scores),
+        absent=r.absent,
+        panel=[
+            gql.PanelSeat(name=s.name, role=s.role, tier=s.tier, source=s.source, relevance=s.relevance, focus=s.focus)
+            for s in r.panel
+        ],
     )
 
 
 def expert(e: model.Expert) -> gql.Expert:
     """An expert."""
-    return gql.Expert(slug=e.slug, role=e.role, tier=e.tier, source=e.source, relevance=e.relevance,
-                      first_round=e.first_round, description=e.description, focus=e.focus)
+    return gql.Expert(
+        slug=e.slug,
+        role=e.role,
+        tier=e.tier,
+        source=e.source,
+        relevance=e.relevance,
+        first_round=e.first_round,
+        description=e.description,
+        focus=e.focus,
+    )
 
 
 def verdict(dialogue_id: str, v: model.Verdict) -> gql.Verdict:
     """A verdict."""
     return gql.Verdict(
-        id=v.id, dialogue_id=dialogue_id, verdict_type=VerdictType(v.verdict_type), round=v.round,
-        recommendation=v.recommendation, confidence=Confidence(v.confidence), description=v.description,
-        author_expert=v.author_expert, conditions=v.conditions, vote=v.vote, supporting_experts=v.supporting_experts,
-        tensions_accepted=v.tensions_accepted, adopted=v.adopted, forced=v.forced, warning=v.warning,
+        id=v.id,
+        dialogue_id=dialogue_id,
+        verdict_type=VerdictType(v.verdict_type),
+        round=v.round,
+        recommendation=v.recommendation,
+        confidence=Confidence(v.confidence),
+        description=v.description,
+        author_expert=v.author_expert,
+        conditions=v.conditions,
+        vote=v.vote,
+        supporting_experts=v.supporting_experts,
+        tensions_accepted=v.tensions_accepted,
+        adopted=v.adopted,
+        forced=v.forced,
+        warning=v.warning,
         created_at=v.created_at,
     )
 
@@ -109,8 +168,12 @@ def scoreboard(dialogue_id: str, rounds: list[model.Round]) -> gql.Scoreboard:
     converged, blockers, _ = gate(rounds[-1]) if rounds else (False, ["no rounds registered"], {})
     return gql.Scoreboard(
         dialogue_id=dialogue_id,
-        rounds=[gql.ScoreboardRound(round=r.number, totals=score(r.totals), velocity=r.velocity,
-                                    converge_percent=r.converge_percent) for r in rounds],
+        rounds=[
+            gql.ScoreboardRound(
+                round=r.number, totals=score(r.totals), velocity=r.velocity, converge_percent=r.converge_percent
+            )
+            for r in rounds
+        ],
         experts=expert_scores({name: sum_scores(scores) for name, scores in by_expert.items()}),
         total=sum(r.totals.total for r in rounds),
         converged=converged,
@@ -120,10 +183,18 @@ def scoreboard(dialogue_id: str, rounds: list[model.Round]) -> gql.Scoreboard:
 
 def audit_report(report: AuditReport) -> gqr.AuditReport:
     """An audit chain check."""
-    return gqr.AuditReport(dialogue_id=report.dialogue_id, ok=report.ok, entries=report.entries, head=report.head,
-                           first_broken=report.first_broken, problem=report.problem)
+    return gqr.AuditReport(
+        dialogue_id=report.dialogue_id,
+        ok=report.ok,
+        entries=report.entries,
+        head=report.head,
+        first_broken=report.first_broken,
+        problem=report.problem,
+    )
 
 
-def progress(e: BusEvent) -> gqr.ProgressEvent:
+def progress(e: ProgressUpdate) -> gqr.ProgressEvent:
     """A progress event of a run."""
-    return gqr.ProgressEvent(dialogue_id=e.dialogue_id, kind=e.kind, round=e.round, expert=e.expert, data=e.data, at=e.at)
+    return gqr.ProgressEvent(
+        dialogue_id=e.dialogue_id, kind=e.kind, round=e.round, expert=e.expert, data=dict(e.data), at=e.at
+    )

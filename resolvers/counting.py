@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from store.backend import Backend, Item, Operation, Page, StoredRead
+from concord.store.backends.base import Backend, Item, Operation, Page, StoredRead
 
 
 class CountingBackend:

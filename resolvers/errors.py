@@ -7,7 +7,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from store.errors import AlreadyExists, ConflictError, ConvergenceBlocked, NotFound, ValidationFailed
+from concord.store.errors import AlreadyExists, ConflictError, ConvergenceBlocked, NotFound, ValidationFailed
 
 MASKED = "internal error"
 
@@ -49,5 +49,11 @@ class ClientErrors(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         extensions = domain_extensions(error.original_error)
         message = MASKED if extensions is None else str(error.original_error)
-        return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions, path=error.path,
-                            extensions=extensions or {"code": "INTERNAL"})
+        return GraphQLError(
+            message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=extensions or {"code": "INTERNAL"},
+        )

@@ -39,10 +39,15 @@ class NoNestedLinks(ValidationRule):
     """`links` inside `links` multiplies the result by the dialogue's size at each level: refuse it."""
 
     def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-        fragments = {d.name.value: d for d in self.context.document.definitions if isinstance(d, FragmentDefinitionNode)}
+        fragments = {
+            d.name.value: d for d in self.context.document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
         if _links_nesting(node, fragments, frozenset()) > 1:
-            self.report_error(GraphQLError("`links` may not be selected inside `links`; query the reached entity by id instead",
-                                           [node]))
+            self.report_error(
+                GraphQLError(
+                    "`links` may not be selected inside `links`; query the reached entity by id instead", [node]
+                )
+            )
 
 
 def _links_nesting(
@@ -108,8 +113,12 @@ class BodyLimit:
                 return
             dropped += len(message.get("body", b""))
             drain = message.get("more_body", False)
-        body = {"data": None, "errors": [{"message": f"request body exceeds {self.max_bytes} bytes",
-                                          "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
+        body = {
+            "data": None,
+            "errors": [
+                {"message": f"request body exceeds {self.max_bytes} bytes", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}
+            ],
+        }
         await JSONResponse(body, status_code=413, headers={"Connection": "close"})(scope, receive, send)
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from store.dialogue_store import DialogueStore
-from store.graph import DialogueGraph
-from store.model import Dialogue, Entity, Event, Expert, Ref, Round, Verdict
-from store.snapshot import Snapshot
+from concord.store.dialogue_store import DialogueStore
+from concord.store.graph import DialogueGraph
+from concord.store.model import Dialogue, Entity, Event, Expert, Ref, Round, Verdict
+from concord.store.snapshot import Snapshot
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -35,7 +36,7 @@ class Partition:
     verdicts: list[Verdict] = field(default_factory=list)
 
     @classmethod
-    def of(cls, snapshot: Snapshot) -> "Partition":
+    def of(cls, snapshot: Snapshot) -> Partition:
         """Index a snapshot once so each nested field is a dictionary lookup."""
         part = cls(snapshot, DialogueGraph(snapshot))
         for ref in snapshot.refs:
@@ -131,4 +132,3 @@ class Loaders:
 
     async def _history(self, key: EntityKey) -> list[Event]:
         return await self._store.get_events(*key)
-

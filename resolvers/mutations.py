@@ -6,21 +6,22 @@ from typing import Annotated
 
 import strawberry
 
-from schema.dialogue import Verdict
-from schema.entities import Ref, Tension
-from schema.enums import RefType, TensionStatus
-from schema.inputs import StartDialogueInput, VerdictInput
-
-from . import convert, inputs
-from .auth import CanWrite
-from .context import Info
-from .errors import unavailable
+from concord.resolvers import convert, inputs
+from concord.resolvers.auth import CanWrite
+from concord.resolvers.context import Info
+from concord.resolvers.errors import unavailable
+from concord.schema.dialogue import Verdict
+from concord.schema.entities import Ref, Tension
+from concord.schema.enums import RefType, TensionStatus
+from concord.schema.inputs import StartDialogueInput, VerdictInput
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[CanWrite],
-                         description="Validate, start the panel in the background and return the new dialogue's id at once.")
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description="Validate, start the panel in the background and return the new dialogue's id at once.",
+    )
     async def start_dialogue(self, info: Info, input: StartDialogueInput) -> strawberry.ID:
         starter = info.context.services.starter
         if starter is None:
@@ -58,8 +59,10 @@ class Mutation:
         info.context.wrote()
         return convert.entity(checked, updated)  # type: ignore[return-value]
 
-    @strawberry.mutation(permission_classes=[CanWrite],
-                         description="Register a verdict; a final one is refused until the panel converged, unless forced.")
+    @strawberry.mutation(
+        permission_classes=[CanWrite],
+        description="Register a verdict; a final one is refused until the panel converged, unless forced.",
+    )
     async def register_verdict(
         self, info: Info, dialogue_id: strawberry.ID, input: VerdictInput, force: bool = False
     ) -> Verdict:

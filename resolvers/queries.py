@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.dialogue import Dialogue, Scoreboard
-from schema.entities import Entity
-from schema.enums import DialogueStatus
-from schema.results import (
+from concord.resolvers import convert, inputs
+from concord.resolvers.context import Info
+from concord.resolvers.planning import (
+    below,
+    below_nodes,
+    dialogue_needs_partition,
+    entities_need_partition,
+    entity_needs_partition,
+)
+from concord.schema.dialogue import Dialogue, Scoreboard
+from concord.schema.entities import Entity
+from concord.schema.enums import DialogueStatus
+from concord.schema.results import (
     AuditReport,
     DialogueConnection,
     DialogueEdge,
@@ -16,10 +25,6 @@ from schema.results import (
     TensionConnection,
     TensionEdge,
 )
-
-from . import convert, inputs
-from .context import Info
-from .planning import below, below_nodes, dialogue_needs_partition, entities_need_partition, entity_needs_partition
 
 
 @strawberry.type
@@ -46,8 +51,11 @@ class Query:
         for d in page.dialogues:
             info.context.reader.plan(d.id, whole=whole)
         nodes = [convert.dialogue(d) for d in page.dialogues]
-        return DialogueConnection(edges=[DialogueEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes)],
-                                  nodes=nodes, page_info=page_info(page.cursors, page.cursor))
+        return DialogueConnection(
+            edges=[DialogueEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=False)],
+            nodes=nodes,
+            page_info=page_info(page.cursors, page.cursor),
+        )
 
     @strawberry.field(description="One entity by display id; refs and history by their own patterns (AP5-AP7).")
     def entity(self, info: Info, dialogue_id: strawberry.ID, id: strawberry.ID) -> Entity | None:
@@ -70,7 +78,7 @@ class Query:
             info.context.reader.plan(dialogue_id, whole=whole)
         nodes = [convert.entity(dialogue_id, t) for dialogue_id, t in page.tensions]
         return TensionConnection(
-            edges=[TensionEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes)],  # type: ignore[arg-type]
+            edges=[TensionEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=False)],  # type: ignore[arg-type]
             nodes=nodes,  # type: ignore[arg-type]
             page_info=page_info(page.cursors, page.cursor),
         )
@@ -91,5 +99,9 @@ class Query:
 
 def page_info(cursors: list[str], next_page: str | None) -> PageInfo:
     """Relay paging state of a forward page: its first and last cursors, and whether a next page exists."""
-    return PageInfo(has_next_page=next_page is not None, has_previous_page=False,
-                    start_cursor=cursors[0] if cursors else None, end_cursor=cursors[-1] if cursors else None)
+    return PageInfo(
+        has_next_page=next_page is not None,
+        has_previous_page=False,
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )

@@ -6,18 +6,18 @@ once, without a coroutine: the fields nested under a list then cost graphql-core
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from schema import dialogue as gql
-from schema import entities as gqe
-from schema.reader import MaybeAwaitable
-from store.errors import NotFound, Problem, ValidationFailed
-from store.model import Entity, Ref
-
-from . import convert
-from .loaders import EntityKey, Loaders, Partition
+from concord.resolvers import convert
+from concord.resolvers.loaders import EntityKey, Loaders, Partition
+from concord.schema import dialogue as gql
+from concord.schema import entities as gqe
+from concord.schema.reader import MaybeAwaitable
+from concord.store.errors import NotFound, Problem, ValidationFailed
+from concord.store.model import Entity, Ref
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,12 +58,16 @@ class StoreReader:
 
     def dialogue(self, dialogue_id: str) -> MaybeAwaitable[gql.Dialogue]:
         """The dialogue's meta: AP1, or the partition when planned."""
-        return self._read(dialogue_id, lambda part: convert.dialogue(part.snapshot.dialogue),
-                          lambda: _then(self.loaders.meta.load(dialogue_id), convert.dialogue))
+        return self._read(
+            dialogue_id,
+            lambda part: convert.dialogue(part.snapshot.dialogue),
+            lambda: _then(self.loaders.meta.load(dialogue_id), convert.dialogue),
+        )
 
     def entity(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[gqe.Entity]:
         return self._read(
-            dialogue_id, lambda part: convert.entity(dialogue_id, _known(part, dialogue_id, entity_id)),
+            dialogue_id,
+            lambda part: convert.entity(dialogue_id, _known(part, dialogue_id, entity_id)),
             lambda: _then(self.loaders.entity.load((dialogue_id, entity_id)), lambda e: convert.entity(dialogue_id, e)),
         )
 
@@ -71,8 +75,11 @@ class StoreReader:
         def listed(found: list[Entity]) -> list[gqe.Entity]:
             return [convert.entity(dialogue_id, e) for e in found]
 
-        return self._read(dialogue_id, lambda part: listed(part.snapshot.of_kind(kind, round)),
-                          lambda: _then(self.loaders.kind.load((dialogue_id, kind, round)), listed))
+        return self._read(
+            dialogue_id,
+            lambda part: listed(part.snapshot.of_kind(kind, round)),
+            lambda: _then(self.loaders.kind.load((dialogue_id, kind, round)), listed),
+        )
 
     def refs_out(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[gqe.Ref]]:
         return self._refs(dialogue_id, entity_id, lambda part: part.refs_out, self.loaders.refs_out)
@@ -81,35 +88,47 @@ class StoreReader:
         return self._refs(dialogue_id, entity_id, lambda part: part.refs_in, self.loaders.refs_in)
 
     def _refs(
-        self, dialogue_id: str, entity_id: str, index: Callable[[Partition], dict[str, list[Ref]]],
+        self,
+        dialogue_id: str,
+        entity_id: str,
+        index: Callable[[Partition], dict[str, list[Ref]]],
         loader: DataLoader[EntityKey, list[Ref]],
     ) -> MaybeAwaitable[list[gqe.Ref]]:
         def listed(refs: list[Ref]) -> list[gqe.Ref]:
             return [convert.ref(dialogue_id, r) for r in refs]
 
-        return self._read(dialogue_id, lambda part: listed(index(part).get(entity_id, [])),
-                          lambda: _then(loader.load((dialogue_id, entity_id)), listed))
+        return self._read(
+            dialogue_id,
+            lambda part: listed(index(part).get(entity_id, [])),
+            lambda: _then(loader.load((dialogue_id, entity_id)), listed),
+        )
 
     def history(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[gqe.Event]]:
         def listed(events: list) -> list[gqe.Event]:
             return [convert.event(e) for e in events]
 
-        return self._read(dialogue_id, lambda part: listed(part.events.get(entity_id, [])),
-                          lambda: _then(self.loaders.history.load((dialogue_id, entity_id)), listed))
+        return self._read(
+            dialogue_id,
+            lambda part: listed(part.events.get(entity_id, [])),
+            lambda: _then(self.loaders.history.load((dialogue_id, entity_id)), listed),
+        )
 
     def links(
         self, dialogue_id: str, entity_id: str, direction: str, ref_types: list[str] | None, max_depth: int | None
     ) -> MaybeAwaitable[list[gqe.Link]]:
         if max_depth is not None and max_depth < 1:
-            raise ValidationFailed([Problem("invalid_argument", "maxDepth must be 1 or more", "maxDepth",
-                                            "omit it to follow every ref")])
+            raise ValidationFailed(
+                [Problem("invalid_argument", "maxDepth must be 1 or more", "maxDepth", "omit it to follow every ref")]
+            )
 
         def serve(part: Partition) -> list[gqe.Link]:
             _known(part, dialogue_id, entity_id)
             entities = part.snapshot.entities
-            return [convert.link(dialogue_id, found, entities[found.entity_id])
-                    for found in part.graph.links(entity_id, direction, ref_types, max_depth)  # type: ignore[arg-type]
-                    if found.entity_id in entities]
+            return [
+                convert.link(dialogue_id, found, entities[found.entity_id])
+                for found in part.graph.links(entity_id, direction, ref_types, max_depth)  # type: ignore[arg-type]
+                if found.entity_id in entities
+            ]
 
         return self._read(dialogue_id, serve)
 
@@ -124,22 +143,31 @@ class StoreReader:
         return self._rounds(dialogue_id, lambda rounds: [convert.round_(r) for r in rounds])
 
     def _rounds(self, dialogue_id: str, then: Callable[[list], R]) -> MaybeAwaitable[R]:
-        return self._read(dialogue_id, lambda part: then(sorted(part.snapshot.rounds.values(), key=lambda r: r.number)),
-                          lambda: _then(self.loaders.rounds.load(dialogue_id), then))
+        return self._read(
+            dialogue_id,
+            lambda part: then(sorted(part.snapshot.rounds.values(), key=lambda r: r.number)),
+            lambda: _then(self.loaders.rounds.load(dialogue_id), then),
+        )
 
     def experts(self, dialogue_id: str) -> MaybeAwaitable[list[gql.Expert]]:
         def listed(experts: list) -> list[gql.Expert]:
             return [convert.expert(e) for e in experts]
 
-        return self._read(dialogue_id, lambda part: listed(list(part.snapshot.experts.values())),
-                          lambda: _then(self.loaders.experts.load(dialogue_id), listed))
+        return self._read(
+            dialogue_id,
+            lambda part: listed(list(part.snapshot.experts.values())),
+            lambda: _then(self.loaders.experts.load(dialogue_id), listed),
+        )
 
     def verdicts(self, dialogue_id: str) -> MaybeAwaitable[list[gql.Verdict]]:
         def listed(verdicts: list) -> list[gql.Verdict]:
             return [convert.verdict(dialogue_id, v) for v in verdicts]
 
-        return self._read(dialogue_id, lambda part: listed(part.verdicts),
-                          lambda: _then(self.loaders.verdicts.load(dialogue_id), listed))
+        return self._read(
+            dialogue_id,
+            lambda part: listed(part.verdicts),
+            lambda: _then(self.loaders.verdicts.load(dialogue_id), listed),
+        )
 
     def verdict_context(self, dialogue_id: str, verdict_id: str) -> MaybeAwaitable[gql.VerdictContext]:
         def serve(part: Partition) -> gql.VerdictContext:

@@ -10,15 +10,14 @@ from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
-import schema as schema_package
-from schema.entities import Claim, Evidence, Perspective, Recommendation, Tension
-
-from .context import PerOperation
-from .errors import ClientErrors, unexpected
-from .limits import limit_extensions
-from .mutations import Mutation
-from .queries import Query
-from .subscriptions import Subscription
+import concord.schema as schema_package
+from concord.resolvers.context import PerOperation
+from concord.resolvers.errors import ClientErrors, unexpected
+from concord.resolvers.limits import limit_extensions
+from concord.resolvers.mutations import Mutation
+from concord.resolvers.queries import Query
+from concord.resolvers.subscriptions import Subscription
+from concord.schema.entities import Claim, Evidence, Perspective, Recommendation, Tension
 
 SDL_PATH = Path(schema_package.__file__).with_name("schema.graphql")
 

@@ -9,7 +9,7 @@ import re
 import secrets
 import stat
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SCOPES = ("read", "write")
@@ -59,7 +59,9 @@ def _entries(path: Path) -> dict[str, dict[str, object]]:
             f"no tokens file at {path}: create a token with `concord tokens add --tenant T --scopes read,write`"
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise TokensError(f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`")
+        raise TokensError(
+            f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
+        )
     try:
         entries = json.loads(path.read_text())["tokens"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -73,7 +75,9 @@ def add_token(path: Path, tenant: str, scopes: list[str] | tuple[str, ...], name
     """Create a token for a tenant with scopes, store only its hash, and return it (shown this once)."""
     wanted = frozenset(scopes)
     if not wanted or not wanted <= set(SCOPES):
-        raise TokensError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}, not {', '.join(sorted(scopes)) or 'none'}")
+        raise TokensError(
+            f"scopes must be a non-empty subset of {', '.join(SCOPES)}, not {', '.join(sorted(scopes)) or 'none'}"
+        )
     if not _TENANT.match(tenant):
         raise TokensError(f"tenant {tenant!r} must be lowercase letters, digits, '-' or '_' (at most 64)")
     if not _NAME.match(name):
@@ -86,7 +90,7 @@ def add_token(path: Path, tenant: str, scopes: list[str] | tuple[str, ...], name
         "name": name,
         "tenant": tenant,
         "scopes": sorted(wanted),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     _write_private(path, json.dumps({"version": 1, "tokens": entries}, indent=2, sort_keys=True) + "\n")
     return token

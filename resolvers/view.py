@@ -12,8 +12,8 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from .auth import Tokens
-from .context import Connection, Services
+from concord.resolvers.auth import Tokens
+from concord.resolvers.context import Connection, Services
 
 
 class ConcordGraphQL(GraphQL[Connection, None]):
@@ -36,7 +36,9 @@ class ConcordGraphQL(GraphQL[Connection, None]):
     async def on_ws_connect(self, context: Connection) -> None:
         """Accept a websocket whose handshake or connection_init payload names a known token."""
         if context.caller is None:
-            authorization = context.connection_params.get("Authorization") or context.connection_params.get("authorization")
+            authorization = context.connection_params.get("Authorization") or context.connection_params.get(
+                "authorization"
+            )
             context.caller = self.tokens.caller(authorization if isinstance(authorization, str) else None)
         if context.caller is None:
             raise ConnectionRejectionError({"message": "missing or unknown bearer token"})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
-from .entities import Claim, Event, Evidence, Perspective, Recommendation, Tension
-from .enums import Confidence, DialogueStatus, VerdictType
-from .reader import reader
+from concord.schema.entities import Claim, Event, Evidence, Perspective, Recommendation, Tension
+from concord.schema.enums import Confidence, DialogueStatus, VerdictType
+from concord.schema.reader import reader
 
 
 @strawberry.type(description="Wisdom, consistency, truth and relationships points.")

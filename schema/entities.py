@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Callable
+from collections.abc import Callable
+from typing import Annotated
 
 import strawberry
 
-from .enums import Direction, EntityKind, RefType
-from .reader import reader
+from concord.schema.enums import Direction, EntityKind, RefType
+from concord.schema.reader import reader
 
 
 @strawberry.type(description="A lifecycle event of an entity: created, addressed, resolved, adopted, …")
@@ -48,7 +49,9 @@ class Entity:
     def history(self, info: strawberry.Info) -> list[Event]:
         return reader(info).history(self.dialogue_id, self.id)
 
-    @strawberry.field(description="Every entity reachable through refs, once each, at its least depth; cycles end the walk.")
+    @strawberry.field(
+        description="Every entity reachable through refs, once each, at its least depth; cycles end the walk."
+    )
     def links(
         self,
         info: strawberry.Info,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from .enums import Confidence, VerdictType
+from concord.schema.enums import Confidence, VerdictType
 
 
 @strawberry.input(description="A question for a new panel, run in the background.")

@@ -7,16 +7,17 @@ graphql-core takes either from a resolver, so nested fields are plain functions 
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Awaitable, Protocol, TypeVar, Union
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
 
 import strawberry
 
 T = TypeVar("T")
-MaybeAwaitable = Union[T, Awaitable[T]]
+MaybeAwaitable: TypeAlias = T | Awaitable[T]
 
 if TYPE_CHECKING:
-    from .dialogue import Expert, Round, Scoreboard, Verdict, VerdictContext
-    from .entities import Entity, Event, Link, Ref
+    from concord.schema.dialogue import Expert, Round, Scoreboard, Verdict, VerdictContext
+    from concord.schema.entities import Entity, Event, Link, Ref
 
 
 class Reader(Protocol):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from .dialogue import Dialogue
-from .entities import Tension
+from concord.schema.dialogue import Dialogue
+from concord.schema.entities import Tension
 
 
 @strawberry.type(description="Relay paging state; pass endCursor as `after` for the next page.")
@@ -60,7 +60,9 @@ class AuditReport:
     problem: str | None
 
 
-@strawberry.type(description="One step of a running dialogue: round started, expert answered or absent, round closed, verdict.")
+@strawberry.type(
+    description="One step of a running dialogue: round started, expert answered or absent, round closed, verdict."
+)
 class ProgressEvent:
     dialogue_id: strawberry.ID
     kind: str

@@ -1,0 +1,1 @@
+"""Domain model and the encrypted dialogue store over SQLite or DynamoDB; imports nothing else of Concord's."""

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import Backend, Item, Page
-from .codec import decode_dialogue, decode_entity
-from .dialogue_store import DialogueStore
-from .envelope import open_item
-from .errors import NotFound
-from .keys import KeyProvider, blind_index, wrapped_from_item
-from .model import DIALOGUE_STATUSES, Dialogue, Entity
+from concord.store.backends.base import Backend, Item, Page
+from concord.store.codec import decode_dialogue, decode_entity
+from concord.store.crypto.envelope import open_item
+from concord.store.crypto.keys import KeyProvider, blind_index, wrapped_from_item
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import NotFound
+from concord.store.model import DIALOGUE_STATUSES, Dialogue, Entity
 
 MAX_PAGE = 100
 
@@ -63,14 +63,20 @@ class AnalyticsStore:
             dek_item = await self.items.get(item["pk"], f"dek#{version}")
             if dek_item is None:
                 raise NotFound(f"dialogue {dialogue_id}: content erased (no data key v{version})")
-            dek = await self.keys.unwrap(self.tenant, int(item.get("epoch", self._store.epoch)), dialogue_id, version, wrapped_from_item(dek_item))
+            dek = await self.keys.unwrap(
+                self.tenant,
+                int(item.get("epoch", self._store.epoch)),
+                dialogue_id,
+                version,
+                wrapped_from_item(dek_item),
+            )
             self._store.deks.put(dialogue_id, version, dek)
         return open_item(dek, item)
 
     async def _opened(self, page: Page) -> list[tuple[Item, dict[str, Any], str]]:
         """Each item of an index page with its decrypted fields and cursor; items whose content was erased are left out."""
         opened = []
-        for item, cursor in zip(page.items, page.cursors):
+        for item, cursor in zip(page.items, page.cursors, strict=False):
             try:
                 opened.append((item, await self._secret_fields(item), cursor))
             except NotFound:
@@ -81,10 +87,15 @@ class AnalyticsStore:
         """AP9: dialogues of this tenant with a status, oldest update first."""
         if status not in DIALOGUE_STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(DIALOGUE_STATUSES)}")
-        page = await self.items.query_index("gsi1", f"status#{self.tenant}#{status}", limit=min(limit, MAX_PAGE), cursor=cursor)
+        page = await self.items.query_index(
+            "gsi1", f"status#{self.tenant}#{status}", limit=min(limit, MAX_PAGE), cursor=cursor
+        )
         opened = await self._opened(page)
-        return DialoguePage([decode_dialogue(item, secret) for item, secret, _ in opened], page.cursor,
-                            [cursor for _, _, cursor in opened])
+        return DialoguePage(
+            [decode_dialogue(item, secret) for item, secret, _ in opened],
+            page.cursor,
+            [cursor for _, _, cursor in opened],
+        )
 
     async def _all_meta(self, status: str) -> AsyncIterator[Item]:
         """Every meta item (signature-checked, not decrypted) of this tenant with a status, all pages."""
@@ -99,7 +110,11 @@ class AnalyticsStore:
 
     async def dialogue_ids(self) -> list[str]:
         """Every dialogue id of this tenant, whatever its status."""
-        return [item["pk"].removeprefix("dialogue#") for status in DIALOGUE_STATUSES async for item in self._all_meta(status)]
+        return [
+            item["pk"].removeprefix("dialogue#")
+            for status in DIALOGUE_STATUSES
+            async for item in self._all_meta(status)
+        ]
 
     async def count_by_status(self) -> dict[str, int]:
         """Number of this tenant's dialogues in each status (keys only, nothing decrypted)."""
@@ -113,23 +128,35 @@ class AnalyticsStore:
         heads: dict[str, tuple[int, str]] = {}
         for status in DIALOGUE_STATUSES:
             async for item in self._all_meta(status):
-                heads[item["pk"].removeprefix("dialogue#")] = (int(item.get("audit_seq", 0)), str(item.get("audit_head", "")))
+                heads[item["pk"].removeprefix("dialogue#")] = (
+                    int(item.get("audit_seq", 0)),
+                    str(item.get("audit_head", "")),
+                )
         return heads
 
     async def open_tensions(self, *, limit: int = 20, cursor: str | None = None) -> TensionPage:
         """AP10: tensions not yet resolved, across this tenant's dialogues."""
-        page = await self.items.query_index("gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor)
+        page = await self.items.query_index(
+            "gsi2", f"open_tension#{self.tenant}", limit=min(limit, MAX_PAGE), cursor=cursor
+        )
         opened = await self._opened(page)
-        return TensionPage([(item["pk"].removeprefix("dialogue#"), decode_entity(item, secret)) for item, secret, _ in opened],
-                           page.cursor, [cursor for _, _, cursor in opened])
+        return TensionPage(
+            [(item["pk"].removeprefix("dialogue#"), decode_entity(item, secret)) for item, secret, _ in opened],
+            page.cursor,
+            [cursor for _, _, cursor in opened],
+        )
 
-    async def expert_participation(self, role: str, *, limit: int = 100, cursor: str | None = None) -> list[Participation]:
+    async def expert_participation(
+        self, role: str, *, limit: int = 100, cursor: str | None = None
+    ) -> list[Participation]:
         """AP11: dialogues an expert role joined, found through the blind index."""
         secret = await self.keys.tenant_secret(self.tenant, self._store.epoch, "blind-index")
-        page = await self.items.query_index("gsi3", f"role#{self.tenant}#{blind_index(secret, role)}",
-                                              limit=min(limit, MAX_PAGE), cursor=cursor)
+        page = await self.items.query_index(
+            "gsi3", f"role#{self.tenant}#{blind_index(secret, role)}", limit=min(limit, MAX_PAGE), cursor=cursor
+        )
         return [
-            Participation(item["pk"].removeprefix("dialogue#"), item["sk"].removeprefix("expert#"), int(item["first_round"]))
+            Participation(
+                item["pk"].removeprefix("dialogue#"), item["sk"].removeprefix("expert#"), int(item["first_round"])
+            )
             for item in page.items
         ]
-

@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .envelope import canonical_json
-from .model import AuditEntry
+from concord.store.crypto.envelope import canonical_json
+from concord.store.model import AuditEntry
 
 GENESIS = "0" * 64
 

@@ -8,7 +8,7 @@ signing key is separate from every data key and lives in its own 0600 file.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .envelope import canonical_json
-from .errors import IntegrityError, KeyMaterialError
-from .keys import check_private_file, write_private_file
+from concord.store.crypto.envelope import canonical_json
+from concord.store.crypto.keys import check_private_file, write_private_file
+from concord.store.errors import IntegrityError, KeyMaterialError
 
 FORMAT = "concord-checkpoint/1"
 
@@ -51,7 +51,7 @@ def sign_checkpoint(key: Ed25519PrivateKey, tenant: str, heads: dict[str, tuple[
     body = {
         "format": FORMAT,
         "tenant": tenant,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "heads": {dialogue: {"seq": seq, "hash": head} for dialogue, (seq, head) in sorted(heads.items())},
         "public_key": public_hex(key),
     }
@@ -68,7 +68,9 @@ def verify_checkpoint(document: dict[str, Any], key: Ed25519PrivateKey, tenant: 
             bytes.fromhex(str(document.get("signature", ""))), canonical_json(body)
         )
     except (InvalidSignature, ValueError) as exc:
-        raise IntegrityError("the checkpoint's signature does not verify with this installation's checkpoint key") from exc
+        raise IntegrityError(
+            "the checkpoint's signature does not verify with this installation's checkpoint key"
+        ) from exc
     if document.get("tenant") != tenant:
         raise IntegrityError(f"the checkpoint is for tenant {document.get('tenant')!r}, not {tenant!r}")
     return {dialogue: (int(head["seq"]), str(head["hash"])) for dialogue, head in document["heads"].items()}

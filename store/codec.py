@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .ids import KIND_BY_PREFIX, display_of_sk, entity_sk, parse_display_id, partition_key
-from .model import (
+from concord.store.ids import KIND_BY_PREFIX, display_of_sk, entity_sk, parse_display_id, partition_key
+from concord.store.model import (
     ENTITY_CLASSES,
     UNRESOLVED_TENSION,
     AuditEntry,
@@ -259,7 +259,6 @@ def ref_records(dialogue_id: str, ref: Ref) -> tuple[Record, Record]:
     out = Record(pk, f"ref#{ref.source}#{ref.ref_type}#{ref.target}", clear)
     mirror = Record(pk, f"rin#{ref.target}#{ref.ref_type}#{ref.source}", {**clear, "type": "rin"})
     return out, mirror
-
 
 
 def decode_ref(item: dict[str, Any]) -> Ref:

@@ -41,7 +41,7 @@ class Settings:
         return self.home / "tokens.json"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read CONCORD_* variables, with the embedded defaults."""
         env = os.environ if environ is None else environ
         store = env.get("CONCORD_STORE", "sqlite")

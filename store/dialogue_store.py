@@ -7,20 +7,33 @@ import getpass
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from . import codec
-from .audit import AuditReport, entry_hash, envelopes_digest, verify_chain
-from .backend import (
-    ABSENT, Backend, ConditionFailed, Delete, Item, Operation, Put, StoredRead, check_transaction, equals, item_size,
-)
-from .codec import Record, round_key
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .envelope import canonical_json, envelope_hash, open_item, seal
-from .errors import (
+from concord.store import codec
+from concord.store.audit import GENESIS, AuditReport, entry_hash, envelopes_digest, verify_chain
+from concord.store.backends.base import (
+    ABSENT,
+    Backend,
+    ConditionFailed,
+    Delete,
+    Item,
+    Operation,
+    Put,
+    StoredRead,
+    check_transaction,
+    equals,
+    item_size,
+)
+from concord.store.codec import Record, round_key
+from concord.store.crypto.envelope import canonical_json, envelope_hash, open_item, seal
+from concord.store.crypto.keys import DekCache, KeyProvider, blind_index, wrapped_from_item
+from concord.store.crypto.signing import MAC_ATTRIBUTE, SignedBackend
+from concord.store.errors import (
     AlreadyExists,
     ConflictError,
     ConvergenceBlocked,
@@ -31,7 +44,7 @@ from .errors import (
     StoreError,
     ValidationFailed,
 )
-from .ids import (
+from concord.store.ids import (
     ENTITY_KINDS,
     KIND_BY_PREFIX,
     check_dialogue_id,
@@ -43,8 +56,7 @@ from .ids import (
     parse_display_id,
     partition_key,
 )
-from .keys import DekCache, KeyProvider, blind_index, wrapped_from_item
-from .model import (
+from concord.store.model import (
     UNRESOLVED_TENSION,
     VERDICT_TYPES,
     AuditEntry,
@@ -60,12 +72,10 @@ from .model import (
     TextRecord,
     Verdict,
 )
-from .audit import GENESIS
-from .rules import transition_allowed
-from .round_plan import RoundPlan, plan_round
-from .signing import MAC_ATTRIBUTE, SignedBackend
-from .snapshot import Snapshot
-from .validation import ref_rule_problems, ref_shape_problems, transition_problem
+from concord.store.round_plan import RoundPlan, plan_round
+from concord.store.rules import transition_allowed
+from concord.store.snapshot import Snapshot
+from concord.store.validation import ref_rule_problems, ref_shape_problems, transition_problem
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -80,12 +90,12 @@ TRANSACTION_BYTES = 3 * 1024 * 1024
 
 def utc_now() -> datetime:
     """The current UTC time."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def default_principal() -> str:
@@ -137,7 +147,9 @@ class DialogueStore:
         if cached is not None:
             return cached
         if dek_item is None:
-            dek_item = await self.items.get_raw(partition_key(dialogue_id), f"dek#{version}")  # the unwrap authenticates it
+            dek_item = await self.items.get_raw(
+                partition_key(dialogue_id), f"dek#{version}"
+            )  # the unwrap authenticates it
         if dek_item is None:
             raise KeyMaterialError(f"dialogue {dialogue_id}: data key v{version} is gone (destroyed or never created)")
         dek = await self.keys.unwrap(self.tenant, epoch, dialogue_id, version, wrapped_from_item(dek_item))
@@ -188,7 +200,9 @@ class DialogueStore:
     async def load_partition(self, dialogue_id: str) -> Snapshot:
         """AP2: the whole partition in one consistent (paginated) query, decrypted."""
         check_dialogue_id(dialogue_id)
-        return await self._snapshot(dialogue_id, await self.items.query_raw(partition_key(dialogue_id), consistent=True))
+        return await self._snapshot(
+            dialogue_id, await self.items.query_raw(partition_key(dialogue_id), consistent=True)
+        )
 
     async def _snapshot(self, dialogue_id: str, reads: list[StoredRead]) -> Snapshot:
         """The snapshot of a partition's items, each used item checked against its signature first."""
@@ -322,7 +336,12 @@ class DialogueStore:
         ok, blockers, _ = gate(snap.last_round) if snap.last_round else (False, ["no rounds registered"], {})
         return {
             "rounds": [
-                {"round": r.number, "score": r.totals.total, "velocity": r.velocity, "converge_percent": r.converge_percent}
+                {
+                    "round": r.number,
+                    "score": r.totals.total,
+                    "velocity": r.velocity,
+                    "converge_percent": r.converge_percent,
+                }
                 for r in snap.rounds.values()
             ],
             "open_tensions": sum(t.status in UNRESOLVED_TENSION for t in tensions),
@@ -365,11 +384,15 @@ class DialogueStore:
                     await _backoff(attempt)  # another writer moved first: rebuild against fresh state
             raise ConflictError(f"dialogue {dialogue_id}: {operation} lost {MAX_ATTEMPTS} races with other writers")
 
-    def _audit_ops(self, meta: Item, operation: str, ops: list[Operation | Rewrite], files: dict[str, str]) -> list[Operation | Rewrite]:
+    def _audit_ops(
+        self, meta: Item, operation: str, ops: list[Operation | Rewrite], files: dict[str, str]
+    ) -> list[Operation | Rewrite]:
         deleted = [{"pk": op.pk, "sk": op.sk} for op in ops if isinstance(op, Delete)]
         return self._audit_ops_for(meta, operation, _written_items(ops) + deleted, files)
 
-    def _audit_ops_for(self, meta: Item, operation: str, written: list[Item], files: dict[str, str]) -> list[Operation | Rewrite]:
+    def _audit_ops_for(
+        self, meta: Item, operation: str, written: list[Item], files: dict[str, str]
+    ) -> list[Operation | Rewrite]:
         seq = int(meta.get("audit_seq", 0)) + 1
         now = iso(self.clock())
         entry = AuditEntry(
@@ -384,7 +407,12 @@ class DialogueStore:
             previous=meta.get("audit_head", GENESIS),
         )
         entry = replace(entry, hash=entry_hash(entry))
-        item = {"pk": meta["pk"], "sk": f"audit#{seq:08d}", "tenant": self.tenant, **codec.encode_audit(codec_dialogue_id(meta), entry).clear}
+        item = {
+            "pk": meta["pk"],
+            "sk": f"audit#{seq:08d}",
+            "tenant": self.tenant,
+            **codec.encode_audit(codec_dialogue_id(meta), entry).clear,
+        }
         return [Put(item, ABSENT), Rewrite(meta, {"audit_seq": seq, "audit_head": entry.hash})]
 
     async def create_dialogue(
@@ -401,15 +429,28 @@ class DialogueStore:
     ) -> str:
         """Allocate a fresh dialogue id by conditional put and write its meta and first data key."""
         if not title.strip():
-            raise ValidationFailed([Problem("missing_field", "a dialogue needs a title", "title", "give a short title")])
+            raise ValidationFailed(
+                [Problem("missing_field", "a dialogue needs a title", "title", "give a short title")]
+            )
         if not question.strip():
-            raise ValidationFailed([Problem("missing_field", "a dialogue needs a question", "question", "state the question")])
+            raise ValidationFailed(
+                [Problem("missing_field", "a dialogue needs a question", "question", "state the question")]
+            )
         for _ in range(3 if dialogue_id is None else 1):
             new_id = check_dialogue_id(dialogue_id or new_dialogue_id(title))
             now = iso(self.clock())
             dialogue = Dialogue(
-                id=new_id, tenant=self.tenant, title=title, question=question, created_at=now, updated_at=now,
-                epoch=self.epoch, origin=origin, output_dir=output_dir, background=background, pool=pool,
+                id=new_id,
+                tenant=self.tenant,
+                title=title,
+                question=question,
+                created_at=now,
+                updated_at=now,
+                epoch=self.epoch,
+                origin=origin,
+                output_dir=output_dir,
+                background=background,
+                pool=pool,
                 settings=settings or {},
             )
             dek, wrapped = await self.keys.new_dek(self.tenant, self.epoch, new_id, 1)
@@ -419,8 +460,14 @@ class DialogueStore:
             meta_stub = {"pk": meta_record.pk, "sk": "meta", "tenant": self.tenant, **meta_record.clear}
             meta_item = await self._seal(meta_stub, meta_record)
             dek_item = {
-                "pk": meta_record.pk, "sk": "dek#1", "tenant": self.tenant, "type": "dek", "version": 1,
-                "created_at": now, "content_encrypted": wrapped.ciphertext, "content_nonce": wrapped.nonce,
+                "pk": meta_record.pk,
+                "sk": "dek#1",
+                "tenant": self.tenant,
+                "type": "dek",
+                "version": 1,
+                "created_at": now,
+                "content_encrypted": wrapped.ciphertext,
+                "content_nonce": wrapped.nonce,
                 "key_id": wrapped.wrapping_key,
             }
             audit = self._audit_ops_for(meta_stub, "create_dialogue", [meta_item, dek_item], {})
@@ -431,16 +478,24 @@ class DialogueStore:
             except ConditionFailed:
                 self.deks.forget(new_id)
                 if dialogue_id is not None:
-                    raise AlreadyExists(f"dialogue {dialogue_id} already exists")
+                    raise AlreadyExists(f"dialogue {dialogue_id} already exists") from None
         raise ConflictError("could not allocate a fresh dialogue id")
 
     async def set_dialogue_status(self, dialogue_id: str, status: str) -> None:
         """Change the dialogue status (and its GSI1 keys)."""
-        from .model import DIALOGUE_STATUSES
+        from concord.store.model import DIALOGUE_STATUSES
 
         if status not in DIALOGUE_STATUSES:
-            raise ValidationFailed([Problem("invalid_status", f"unknown dialogue status {status!r}", "status",
-                                            f"one of {', '.join(DIALOGUE_STATUSES)}")])
+            raise ValidationFailed(
+                [
+                    Problem(
+                        "invalid_status",
+                        f"unknown dialogue status {status!r}",
+                        "status",
+                        f"one of {', '.join(DIALOGUE_STATUSES)}",
+                    )
+                ]
+            )
 
         async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
             if meta["status"] == status:
@@ -469,8 +524,12 @@ class DialogueStore:
 
     async def _expert_item(self, meta: Item, expert: Expert) -> Item:
         secret = await self.keys.tenant_secret(self.tenant, int(meta.get("epoch", 1)), "blind-index")
-        record = codec.encode_expert(codec_dialogue_id(meta), replace(expert, created_at=expert.created_at or iso(self.clock())),
-                                     self.tenant, blind_index(secret, expert.role))
+        record = codec.encode_expert(
+            codec_dialogue_id(meta),
+            replace(expert, created_at=expert.created_at or iso(self.clock())),
+            self.tenant,
+            blind_index(secret, expert.role),
+        )
         return await self._seal(meta, record)
 
     async def record_convergence_signal(self, dialogue_id: str, round: int, expert: str) -> bool:
@@ -510,7 +569,9 @@ class DialogueStore:
         for chunk in _grouped(records, _sealed_size, TEXTS_PER_WRITE):
             new: list[Record] = []
 
-            async def build(meta: Item, chunk: list[Record] = chunk, new: list[Record] = new) -> tuple[list[Operation], dict[str, str]]:
+            async def build(
+                meta: Item, chunk: list[Record] = chunk, new: list[Record] = new
+            ) -> tuple[list[Operation], dict[str, str]]:
                 existing = await self._existing(meta["pk"], chunk)
                 new[:] = [record for record in chunk if record.sk not in existing]
                 for record in chunk:
@@ -546,8 +607,14 @@ class DialogueStore:
                     item = await self.items.get(meta["pk"], entity_sk(value))
                     existing[value] = item is not None and _visible(item, int(meta.get("total_rounds", 0)))
                     if not existing[value]:
-                        problems.append(Problem("target_not_found", f"{value} does not exist in dialogue {dialogue_id}",
-                                                f"ref.{field}", "register the entity first or fix the id"))
+                        problems.append(
+                            Problem(
+                                "target_not_found",
+                                f"{value} does not exist in dialogue {dialogue_id}",
+                                f"ref.{field}",
+                                "register the entity first or fix the id",
+                            )
+                        )
             if not problems:
                 problems += ref_rule_problems("ref", source, ref_type, target)
             if problems:
@@ -580,8 +647,9 @@ class DialogueStore:
 
         async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
             if not is_display_id(entity_id):
-                raise ValidationFailed([Problem("invalid_display_id", f"{entity_id!r} is not a display id", "id",
-                                                "use an id like T0101")])
+                raise ValidationFailed(
+                    [Problem("invalid_display_id", f"{entity_id!r} is not a display id", "id", "use an id like T0101")]
+                )
             item = await self.items.get(meta["pk"], entity_sk(entity_id))
             if item is None or not _visible(item, int(meta.get("total_rounds", 0))):
                 raise NotFound(f"entity {entity_id} not found in dialogue {dialogue_id}")
@@ -615,11 +683,27 @@ class DialogueStore:
         """Insert a verdict (never updated); a final one passes the convergence gate unless forced."""
         check_verdict_id(verdict.id)
         if verdict.verdict_type not in VERDICT_TYPES:
-            raise ValidationFailed([Problem("invalid_verdict_type", f"unknown verdict type {verdict.verdict_type!r}",
-                                            "verdict_type", f"one of {', '.join(VERDICT_TYPES)}")])
+            raise ValidationFailed(
+                [
+                    Problem(
+                        "invalid_verdict_type",
+                        f"unknown verdict type {verdict.verdict_type!r}",
+                        "verdict_type",
+                        f"one of {', '.join(VERDICT_TYPES)}",
+                    )
+                ]
+            )
         if not verdict.recommendation.strip():
-            raise ValidationFailed([Problem("missing_field", "a verdict needs a recommendation", "recommendation",
-                                            "state the outcome in one line")])
+            raise ValidationFailed(
+                [
+                    Problem(
+                        "missing_field",
+                        "a verdict needs a recommendation",
+                        "recommendation",
+                        "state the outcome in one line",
+                    )
+                ]
+            )
         stored: list[Verdict] = []
 
         async def build(meta: Item) -> tuple[list[Operation], dict[str, str]]:
@@ -632,7 +716,9 @@ class DialogueStore:
                 if not ok:
                     result = replace(result, forced=True, warning="FORCED CONVERGENCE: " + "; ".join(blockers))
             if await self.items.get(meta["pk"], f"verdict#{verdict.id}") is not None:
-                raise AlreadyExists(f"verdict {verdict.id} already exists in dialogue {dialogue_id}; verdicts are never replaced")
+                raise AlreadyExists(
+                    f"verdict {verdict.id} already exists in dialogue {dialogue_id}; verdicts are never replaced"
+                )
             ops: list[Operation] = [Put(await self._seal(meta, codec.encode_verdict(dialogue_id, result)), ABSENT)]
             now = result.created_at
             if final:
@@ -641,11 +727,21 @@ class DialogueStore:
             for n, rec_id in enumerate(result.adopted):
                 item = await self.items.get(meta["pk"], entity_sk(rec_id)) if is_display_id(rec_id) else None
                 if item is None or item["type"] != "recommendation":
-                    raise ValidationFailed([Problem("target_not_found", f"{rec_id} is not a recommendation of this dialogue",
-                                                    f"adopted[{n}]", "list recommendation ids like R0201")])
+                    raise ValidationFailed(
+                        [
+                            Problem(
+                                "target_not_found",
+                                f"{rec_id} is not a recommendation of this dialogue",
+                                f"adopted[{n}]",
+                                "list recommendation ids like R0201",
+                            )
+                        ]
+                    )
                 ops.append(Rewrite(item, {"status": "adopted", "adopted_in_verdict": verdict.id, "updated_at": now}))
                 event = Event("recommendation", rec_id, "adopted", result.round, now, [], None, verdict.id, seq=n)
-                ops.append(Put(await self._seal(meta, codec.encode_event(dialogue_id, event, _ms(self.clock()))), ABSENT))
+                ops.append(
+                    Put(await self._seal(meta, codec.encode_event(dialogue_id, event, _ms(self.clock()))), ABSENT)
+                )
             stored.append(result)
             return ops, {}
 
@@ -678,15 +774,19 @@ class DialogueStore:
                     await _backoff(attempt)  # a concurrent writer changed the partition: reload and re-plan
             raise ConflictError(f"dialogue {dialogue_id}: round {batch.round} lost {MAX_ATTEMPTS} races")
 
-    async def _commit_round(self, meta: Item, stored: list[Item], plan: RoundPlan, batch: RoundBatch, batch_hash: str) -> None:
+    async def _commit_round(
+        self, meta: Item, stored: list[Item], plan: RoundPlan, batch: RoundBatch, batch_hash: str
+    ) -> None:
         by_sk = {i["sk"]: i for i in stored}
         body: list[Put] = []
         written: list[Item] = []
         expert_records = []
         if plan.experts:
             secret = await self.keys.tenant_secret(self.tenant, int(meta.get("epoch", 1)), "blind-index")
-            expert_records = [codec.encode_expert(codec_dialogue_id(meta), e, self.tenant, blind_index(secret, e.role))
-                              for e in plan.experts]
+            expert_records = [
+                codec.encode_expert(codec_dialogue_id(meta), e, self.tenant, blind_index(secret, e.role))
+                for e in plan.experts
+            ]
         for record in plan.records + expert_records:
             record.clear.update({"batch": batch_hash, "batch_round": batch.round, "batch_ms": plan.ms})
             leftover = by_sk.get(record.sk)
@@ -698,7 +798,7 @@ class DialogueStore:
             body.append(Put(item, condition))
             written.append(item)
         commit: list[Operation] = []
-        for record, prior in plan.status_records:
+        for record, _prior in plan.status_records:
             if record.sk.startswith("event#"):
                 item = await self._seal(meta, record)
                 commit.append(Put(item, ABSENT))
@@ -709,21 +809,32 @@ class DialogueStore:
         round_item["batch"] = batch_hash
         commit.append(Put(round_item, ABSENT))
         written.append(round_item)
-        commit.append(Rewrite(meta, {
-            "total_rounds": batch.round + 1, "updated_at": round_item["created_at"],
-            "gsi1sk": f"{round_item['created_at']}#{codec_dialogue_id(meta)}",
-            "total_alignment": int(meta.get("total_alignment", 0)) + plan.round.totals.total,
-        }))
+        commit.append(
+            Rewrite(
+                meta,
+                {
+                    "total_rounds": batch.round + 1,
+                    "updated_at": round_item["created_at"],
+                    "gsi1sk": f"{round_item['created_at']}#{codec_dialogue_id(meta)}",
+                    "total_alignment": int(meta.get("total_alignment", 0)) + plan.round.totals.total,
+                },
+            )
+        )
         written += [_rewritten(op) for op in commit if isinstance(op, Rewrite) and op.base["sk"] != "meta"]
         commit = _as_puts(commit + self._audit_ops_for(meta, f"register_round:{batch.round}", written, plan.files))
         commit_bytes = sum(item_size(op.item) for op in commit if isinstance(op, Put))
         if len(commit) > CHUNK_ACTIONS or commit_bytes > TRANSACTION_BYTES:
-            raise StoreError(f"round {batch.round} changes too many statuses at once: the commit would hold "
-                             f"{len(commit)} actions and {commit_bytes} bytes (at most {CHUNK_ACTIONS} and {TRANSACTION_BYTES})")
+            raise StoreError(
+                f"round {batch.round} changes too many statuses at once: the commit would hold "
+                f"{len(commit)} actions and {commit_bytes} bytes (at most {CHUNK_ACTIONS} and {TRANSACTION_BYTES})"
+            )
         # Items an interrupted attempt at another batch of this round left behind would show once it commits.
         planned = {item["sk"] for item in written}  # every body item is among them
-        abandoned = [Delete(i["pk"], i["sk"], equals("batch", i["batch"])) for i in stored
-                     if i.get("batch_round") == batch.round and i.get("batch") != batch_hash and i["sk"] not in planned]
+        abandoned = [
+            Delete(i["pk"], i["sk"], equals("batch", i["batch"]))
+            for i in stored
+            if i.get("batch_round") == batch.round and i.get("batch") != batch_hash and i["sk"] not in planned
+        ]
         for deletes in _grouped(abandoned, lambda _: 0, CHUNK_ACTIONS):
             await self.items.transact(deletes)
         for chunk in _grouped(body, lambda put: item_size(put.item), CHUNK_ACTIONS):
@@ -740,9 +851,17 @@ class DialogueStore:
             version = int(meta["dek_version"]) + 1
             dek, wrapped = await self.keys.new_dek(self.tenant, int(meta.get("epoch", 1)), dialogue_id, version)
             self.deks.put(dialogue_id, version, dek)
-            item = {"pk": meta["pk"], "sk": f"dek#{version}", "tenant": self.tenant, "type": "dek", "version": version,
-                    "created_at": iso(self.clock()), "content_encrypted": wrapped.ciphertext,
-                    "content_nonce": wrapped.nonce, "key_id": wrapped.wrapping_key}
+            item = {
+                "pk": meta["pk"],
+                "sk": f"dek#{version}",
+                "tenant": self.tenant,
+                "type": "dek",
+                "version": version,
+                "created_at": iso(self.clock()),
+                "content_encrypted": wrapped.ciphertext,
+                "content_nonce": wrapped.nonce,
+                "key_id": wrapped.wrapping_key,
+            }
             new_version.append(version)
             return [Put(item, ABSENT), Rewrite(meta, {"dek_version": version})], {}
 
@@ -758,13 +877,18 @@ class DialogueStore:
             meta = await self._meta_item(dialogue_id)
             current = f"dek#{dialogue_id}#{meta['dek_version']}"
             items = await self.items.query(partition_key(dialogue_id), consistent=True)
-            stale = [i for i in items if "content_encrypted" in i and str(i.get("key_id", "")).startswith("dek#")
-                     and i["key_id"] != current]
+            stale = [
+                i
+                for i in items
+                if "content_encrypted" in i and str(i.get("key_id", "")).startswith("dek#") and i["key_id"] != current
+            ]
             if not stale:
                 return rewritten
             chunk = [i["sk"] for i in _grouped(stale, item_size, batch_size)[0]]
 
-            async def build(fresh_meta: Item, chunk: list[str] = chunk) -> tuple[list[Operation | Rewrite], dict[str, str]]:
+            async def build(
+                fresh_meta: Item, chunk: list[str] = chunk
+            ) -> tuple[list[Operation | Rewrite], dict[str, str]]:
                 ops: list[Operation | Rewrite] = []
                 target = f"dek#{dialogue_id}#{fresh_meta['dek_version']}"
                 for sk in chunk:
@@ -817,8 +941,12 @@ class DialogueStore:
             return report
         forged = [i["sk"] for i, stored in reads if not await self.items.is_authentic(i, stored)]
         if forged:
-            return _broken(report, None, f"item {forged[0]}: attributes do not match their signature "
-                                         f"(changed, inserted or replaced outside Concord; {len(forged)} item(s) in all)")
+            return _broken(
+                report,
+                None,
+                f"item {forged[0]}: attributes do not match their signature "
+                f"(changed, inserted or replaced outside Concord; {len(forged)} item(s) in all)",
+            )
         present = {i["sk"] for i in raw}
         expected: dict[str, int] = {}
         for entry in entries:
@@ -830,12 +958,17 @@ class DialogueStore:
         missing = sorted((seq, key) for key, seq in expected.items() if key not in present)
         if missing:
             seq, key = missing[0]
-            return _broken(report, seq, f"item {key}, written by audit entry {seq}, is missing (deleted outside Concord)")
+            return _broken(
+                report, seq, f"item {key}, written by audit entry {seq}, is missing (deleted outside Concord)"
+            )
         if checkpoint is not None:
             seq, digest = checkpoint
             if seq > len(entries) or (seq and entries[seq - 1].hash != digest):
-                return _broken(report, min(seq, len(entries) + 1),
-                               f"the chain no longer extends the checkpoint (seq {seq}): rolled back or rewritten")
+                return _broken(
+                    report,
+                    min(seq, len(entries) + 1),
+                    f"the chain no longer extends the checkpoint (seq {seq}): rolled back or rewritten",
+                )
         return report
 
 
@@ -930,7 +1063,7 @@ def _resumed_moment(items: list[Item], batch_hash: str) -> datetime | None:
     """The planning time of an interrupted attempt at the same batch, so its keys come out identical."""
     for item in items:
         if item.get("batch") == batch_hash and "batch_ms" in item:
-            return datetime.fromtimestamp(int(item["batch_ms"]) / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(int(item["batch_ms"]) / 1000, tz=UTC)
     return None
 
 
@@ -970,7 +1103,8 @@ def _as_puts(ops: list[Operation | Rewrite]) -> list[Operation]:
             order.append(op)
     return [
         Put(_rewritten(merged[entry]), equals(MAC_ATTRIBUTE, merged[entry].base.get(MAC_ATTRIBUTE)))
-        if isinstance(entry, str) else entry
+        if isinstance(entry, str)
+        else entry
         for entry in order
     ]
 
@@ -991,9 +1125,6 @@ def _status_ops(meta: Item, item: Item, status: str, now: str, tenant: str) -> l
     return [Rewrite(item, set_, remove)]
 
 
-
-
-
 def gate(last: Round) -> tuple[bool, list[str], dict[str, Any]]:
     """Converged iff velocity == 0 and every answering expert signalled converge."""
     state = {
@@ -1007,7 +1138,9 @@ def gate(last: Round) -> tuple[bool, list[str], dict[str, Any]]:
     }
     blockers = []
     if last.velocity != 0:
-        blockers.append(f"velocity={last.velocity} (open_tensions={last.open_tensions}, new_perspectives={last.new_perspectives})")
+        blockers.append(
+            f"velocity={last.velocity} (open_tensions={last.open_tensions}, new_perspectives={last.new_perspectives})"
+        )
     if last.answered == 0 or last.signals < last.answered:
         blockers.append(f"converge_percent={last.converge_percent:.0f}% ({last.signals}/{last.answered})")
     return not blockers, blockers, state
@@ -1018,8 +1151,3 @@ def _stored_mapping(items: list[Item], round: int, batch_hash: str, dialogue_id:
     if rnd.get("batch") != batch_hash:
         raise AlreadyExists(f"dialogue {dialogue_id}: round {round} is already registered with different content")
     return dict(rnd.get("mapping", {}))
-
-
-
-
-

@@ -1,12 +1,52 @@
-"""Errors raised by the store; every backend maps its failures onto these."""
+"""Concord's one error hierarchy, rooted at ConcordError; every backend maps its failures onto the store's.
+
+    ConcordError            anything Concord raises on purpose (the CLI exits 1; anything else is a bug)
+    ├── BadInput            input the caller gave is wrong: arguments, pool, panel, files (the CLI exits 2)
+    └── StoreError          the store refused or failed an operation
+        ├── NotFound, AlreadyExists, ConflictError, ConvergenceBlocked, ItemTooLarge
+        ├── BackendUnavailable, SchemaVersionError, IntegrityError, KeyMaterialError
+        └── ValidationFailed   carries every Problem found; nothing was written
+
+The root lives here because `store` imports nothing else of Concord's, so every other package can derive from it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
+__all__ = [
+    "AlreadyExists",
+    "BackendUnavailable",
+    "BadInput",
+    "ConcordError",
+    "ConflictError",
+    "ConvergenceBlocked",
+    "IntegrityError",
+    "ItemTooLarge",
+    "KeyMaterialError",
+    "NotFound",
+    "Problem",
+    "SchemaVersionError",
+    "StoreError",
+    "ValidationFailed",
+]
 
-class StoreError(Exception):
+
+class ConcordError(Exception):
+    """Root of every error Concord raises on purpose."""
+
+    code = "concord_error"
+
+
+class BadInput(ConcordError):
+    """What the caller gave (arguments, an expert pool, a panel, a file) is invalid; nothing was changed."""
+
+    code = "bad_input"
+
+
+class StoreError(ConcordError):
     """Base class of every error the store raises on purpose."""
 
     code = "store_error"
@@ -79,7 +119,7 @@ class Problem:
     message: str
     field: str
     suggestion: str = ""
-    context: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-dict form for JSON output and GraphQL extensions."""

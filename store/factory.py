@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .analytics import AnalyticsStore
-from .backend import Backend
-from .config import Settings
-from .dialogue_store import Clock, DialogueStore, utc_now
-from .errors import KeyMaterialError
-from .keys import KeyProvider, LocalKeyProvider
+from concord.store.analytics import AnalyticsStore
+from concord.store.backends.base import Backend
+from concord.store.config import Settings
+from concord.store.crypto.keys import KeyProvider, LocalKeyProvider
+from concord.store.dialogue_store import Clock, DialogueStore, utc_now
+from concord.store.errors import KeyMaterialError
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Stores:
         if close_keys is not None:
             await close_keys()
 
-    async def __aenter__(self) -> "Stores":
+    async def __aenter__(self) -> Stores:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -40,12 +40,12 @@ class Stores:
 async def open_backend(settings: Settings) -> Backend:
     """The configured backend, opened."""
     if settings.store == "dynamodb":
-        from .dynamodb_backend import DynamoDBBackend
+        from concord.store.backends.dynamodb import DynamoDBBackend
 
         backend = DynamoDBBackend(settings.table)
         await backend.open()
         return backend
-    from .sqlite_backend import SQLiteBackend
+    from concord.store.backends.sqlite import SQLiteBackend
 
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     return await SQLiteBackend(settings.database).open()
@@ -54,7 +54,7 @@ async def open_backend(settings: Settings) -> Backend:
 def key_provider(settings: Settings, *, create_if_new: bool) -> KeyProvider:
     """The configured key provider; a local key file is created only for a brand-new database."""
     if settings.key_provider == "kms":
-        from .kms import KmsKeyProvider
+        from concord.store.crypto.kms import KmsKeyProvider
 
         if not settings.kms_key_id:
             raise KeyMaterialError("CONCORD_KEY_PROVIDER=kms needs CONCORD_KMS_KEY_ID (a KMS key id or ARN)")
@@ -77,6 +77,7 @@ async def open_stores(
     database_is_new = settings.store == "sqlite" and not settings.database.exists()
     keys = key_provider(settings, create_if_new=database_is_new)
     backend = await open_backend(settings)
-    dialogues = DialogueStore(backend, keys, tenant=tenant or settings.tenant, epoch=settings.epoch,
-                              principal=principal, clock=clock)
+    dialogues = DialogueStore(
+        backend, keys, tenant=tenant or settings.tenant, epoch=settings.epoch, principal=principal, clock=clock
+    )
     return Stores(settings, backend, keys, dialogues, AnalyticsStore(backend, keys, dialogues))

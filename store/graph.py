@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
-from .model import Entity, Verdict
-from .snapshot import Snapshot
+from concord.store.model import Entity, Verdict
+from concord.store.snapshot import Snapshot
 
 Direction = Literal["out", "in", "both"]
 
@@ -113,7 +114,11 @@ class DialogueGraph:
         chain = [entity_id]
         seen = {entity_id}
         while True:
-            older = [target for ref_type, target in self.out.get(chain[-1], ()) if ref_type == "refine" and target not in seen]
+            older = [
+                target
+                for ref_type, target in self.out.get(chain[-1], ())
+                if ref_type == "refine" and target not in seen
+            ]
             if not older:
                 return chain
             chain.append(older[0])
@@ -124,17 +129,22 @@ class DialogueGraph:
         entities = self.snapshot.entities
         adopted = sorted({e.id for e in entities.values() if e.adopted_in_verdict == verdict.id} | set(verdict.adopted))
         resolved = sorted(
-            eid for eid in entities
-            if eid.startswith("T") and any(
+            eid
+            for eid in entities
+            if eid.startswith("T")
+            and any(
                 ev.event_type == "resolved" and (ev.reference == verdict.id or ev.created_at <= verdict.created_at)
                 for ev in self.snapshot.events_of(eid)
-            ) and entities[eid].status == "resolved"
+            )
+            and entities[eid].status == "resolved"
         )
         reached: set[str] = set()
         for root in adopted + resolved:
             for link in self.links(root, "both", ("support", "depend", "address", "resolve")):
                 reached.add(link.entity_id)
-        in_time = [eid for eid in sorted(reached) if entities[eid].created_at <= verdict.created_at or not verdict.created_at]
+        in_time = [
+            eid for eid in sorted(reached) if entities[eid].created_at <= verdict.created_at or not verdict.created_at
+        ]
         return VerdictContext(
             adopted=adopted,
             resolved_tensions=resolved,

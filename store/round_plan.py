@@ -6,10 +6,10 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-from . import codec
-from .codec import Record
-from .errors import Problem, ValidationFailed
-from .ids import (
+from concord.store import codec
+from concord.store.codec import Record
+from concord.store.errors import Problem, ValidationFailed
+from concord.store.ids import (
     ENTITY_KINDS,
     KIND_BY_PREFIX,
     PREFIX_BY_KIND,
@@ -21,7 +21,7 @@ from .ids import (
     parse_local_id,
     partition_key,
 )
-from .model import (
+from concord.store.model import (
     ENTITY_CLASSES,
     STATUSES,
     UNRESOLVED_TENSION,
@@ -33,9 +33,9 @@ from .model import (
     RoundBatch,
     Signal,
 )
-from .rules import transition_allowed
-from .snapshot import Snapshot
-from .validation import ref_rule_problems, ref_shape_problems, transition_problem
+from concord.store.rules import transition_allowed
+from concord.store.snapshot import Snapshot
+from concord.store.validation import ref_rule_problems, ref_shape_problems, transition_problem
 
 
 class RoundPlan:
@@ -58,8 +58,14 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
     dialogue_id = snap.dialogue.id
     expected = snap.dialogue.total_rounds
     if batch.round != expected:
-        problems.append(Problem("invalid_round", f"round {batch.round} cannot be registered now; the next round is {expected}",
-                                "round", f"register round {expected}"))
+        problems.append(
+            Problem(
+                "invalid_round",
+                f"round {batch.round} cannot be registered now; the next round is {expected}",
+                "round",
+                f"register round {expected}",
+            )
+        )
     plan = RoundPlan()
     plan.ms = now_ms
     seqs: dict[str, int] = defaultdict(int)
@@ -70,31 +76,71 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
     for n, draft in enumerate(batch.entities):
         where = f"entities[{n}]"
         if draft.kind not in ENTITY_KINDS:
-            problems.append(Problem("invalid_entity_type", f"unknown entity kind {draft.kind!r}", f"{where}.kind",
-                                    f"one of {', '.join(ENTITY_KINDS)}"))
+            problems.append(
+                Problem(
+                    "invalid_entity_type",
+                    f"unknown entity kind {draft.kind!r}",
+                    f"{where}.kind",
+                    f"one of {', '.join(ENTITY_KINDS)}",
+                )
+            )
             continue
         if not draft.local_id:
-            problems.append(Problem("missing_field", "every entity needs a batch-unique local id", f"{where}.local_id",
-                                    "use the author's local id, e.g. MUFFIN-P0101"))
+            problems.append(
+                Problem(
+                    "missing_field",
+                    "every entity needs a batch-unique local id",
+                    f"{where}.local_id",
+                    "use the author's local id, e.g. MUFFIN-P0101",
+                )
+            )
         elif draft.local_id in plan.mapping:
-            problems.append(Problem("duplicate_local_id", f"local id {draft.local_id} appears twice", f"{where}.local_id",
-                                    "give each entity its own local id"))
+            problems.append(
+                Problem(
+                    "duplicate_local_id",
+                    f"local id {draft.local_id} appears twice",
+                    f"{where}.local_id",
+                    "give each entity its own local id",
+                )
+            )
         if not draft.label.strip():
-            problems.append(Problem("missing_field", f"a {draft.kind} needs a label", f"{where}.label", "add a short label"))
+            problems.append(
+                Problem("missing_field", f"a {draft.kind} needs a label", f"{where}.label", "add a short label")
+            )
         if not draft.content.strip():
             name = "description" if draft.kind == "tension" else "content"
-            problems.append(Problem("missing_field", f"a {draft.kind} needs its {name}", f"{where}.content", f"add the {name}"))
+            problems.append(
+                Problem("missing_field", f"a {draft.kind} needs its {name}", f"{where}.content", f"add the {name}")
+            )
         letter = _local_letter(draft.local_id)
         if letter and letter != PREFIX_BY_KIND[draft.kind]:
-            problems.append(Problem("type_id_mismatch", f"local id {draft.local_id} names a {KIND_BY_PREFIX.get(letter, letter)}, "
-                                    f"not a {draft.kind}", f"{where}.local_id", f"use a {PREFIX_BY_KIND[draft.kind]} id"))
+            problems.append(
+                Problem(
+                    "type_id_mismatch",
+                    f"local id {draft.local_id} names a {KIND_BY_PREFIX.get(letter, letter)}, not a {draft.kind}",
+                    f"{where}.local_id",
+                    f"use a {PREFIX_BY_KIND[draft.kind]} id",
+                )
+            )
         if draft.status is not None and draft.status not in STATUSES[draft.kind]:
-            problems.append(Problem("invalid_status", f"{draft.status!r} is not a {draft.kind} status", f"{where}.status",
-                                    f"one of {', '.join(STATUSES[draft.kind])}"))
+            problems.append(
+                Problem(
+                    "invalid_status",
+                    f"{draft.status!r} is not a {draft.kind} status",
+                    f"{where}.status",
+                    f"one of {', '.join(STATUSES[draft.kind])}",
+                )
+            )
         seqs[draft.kind] += 1
         if seqs[draft.kind] > 99:
-            problems.append(Problem("too_many_entities", f"more than 99 {draft.kind} entities in round {batch.round}", where,
-                                    "split or merge entities"))
+            problems.append(
+                Problem(
+                    "too_many_entities",
+                    f"more than 99 {draft.kind} entities in round {batch.round}",
+                    where,
+                    "split or merge entities",
+                )
+            )
             continue
         if draft.local_id and batch.round <= 99:
             plan.mapping[draft.local_id] = display_id(draft.kind, batch.round, seqs[draft.kind])
@@ -120,8 +166,14 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
             problems += shape
             continue
         if ref.target not in known:
-            problems.append(Problem("target_not_found", f"{ref.target} does not exist in dialogue {dialogue_id}",
-                                    f"{where}.target", "refer to an earlier global id or a local id of this batch"))
+            problems.append(
+                Problem(
+                    "target_not_found",
+                    f"{ref.target} does not exist in dialogue {dialogue_id}",
+                    f"{where}.target",
+                    "refer to an earlier global id or a local id of this batch",
+                )
+            )
             continue
         rule = ref_rule_problems(where, ref.source, ref.ref_type, ref.target)
         if rule:
@@ -135,15 +187,25 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
 
     statuses = {eid: e.status for eid, e in snap.entities.items()}
     new_entities: dict[str, Entity] = {}
-    for n, draft in enumerate(batch.entities):
+    for draft in batch.entities:
         gid = plan.mapping.get(draft.local_id or "")
         if gid is None or draft.kind not in ENTITY_KINDS:
             continue
         status = draft.status or STATUSES[draft.kind][0]
         entity = ENTITY_CLASSES[draft.kind](
-            id=gid, round=batch.round, seq=parse_display_id(gid)[2], label=draft.label, content=draft.content,
-            status=status, contributors=list(draft.contributors), created_at=now, updated_at=now,
-            local_id=draft.local_id, aliases=list(draft.aliases), warnings=list(draft.warnings), parameters=draft.parameters,
+            id=gid,
+            round=batch.round,
+            seq=parse_display_id(gid)[2],
+            label=draft.label,
+            content=draft.content,
+            status=status,
+            contributors=list(draft.contributors),
+            created_at=now,
+            updated_at=now,
+            local_id=draft.local_id,
+            aliases=list(draft.aliases),
+            warnings=list(draft.warnings),
+            parameters=draft.parameters,
         )
         new_entities[gid] = entity
         statuses[gid] = status
@@ -157,11 +219,21 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
         where = f"status_changes[{n}]"
         gid = resolve(change.id)
         if not is_display_id(gid):
-            problems.append(Problem("invalid_display_id", f"{change.id!r} is not a display id", f"{where}.id", "use an id like T0101"))
+            problems.append(
+                Problem(
+                    "invalid_display_id", f"{change.id!r} is not a display id", f"{where}.id", "use an id like T0101"
+                )
+            )
             continue
         if gid not in statuses:
-            problems.append(Problem("target_not_found", f"{gid} does not exist in dialogue {dialogue_id}", f"{where}.id",
-                                    "refer to an existing entity"))
+            problems.append(
+                Problem(
+                    "target_not_found",
+                    f"{gid} does not exist in dialogue {dialogue_id}",
+                    f"{where}.id",
+                    "refer to an existing entity",
+                )
+            )
             continue
         kind = KIND_BY_PREFIX[gid[0]]
         current = statuses[gid]
@@ -170,8 +242,18 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
             continue
         statuses[gid] = change.status
         event_seq[gid] += 1
-        event = Event(kind, gid, change.status, batch.round, now, list(change.actors), change.reason,
-                      resolve(change.reference) if change.reference else None, change.result_id, seq=event_seq[gid])
+        event = Event(
+            kind,
+            gid,
+            change.status,
+            batch.round,
+            now,
+            list(change.actors),
+            change.reason,
+            resolve(change.reference) if change.reference else None,
+            change.result_id,
+            seq=event_seq[gid],
+        )
         plan.status_records.append((codec.encode_event(dialogue_id, event, now_ms), None))
         if gid in new_entities:
             continue
@@ -190,7 +272,9 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
     for gid, entity in new_entities.items():
         if entity.status != statuses[gid]:
             entity.status = statuses[gid]
-            plan.records = [codec.encode_entity(dialogue_id, entity, tenant) if r.sk == entity_sk(gid) else r for r in plan.records]
+            plan.records = [
+                codec.encode_entity(dialogue_id, entity, tenant) if r.sk == entity_sk(gid) else r for r in plan.records
+            ]
 
     for n, expert in enumerate(batch.experts):
         try:
@@ -200,7 +284,9 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
             continue
         if expert.slug not in snap.experts:
             plan.experts.append(replace(expert, created_at=expert.created_at or now, first_round=batch.round))
-    answered = list(dict.fromkeys(batch.answered or [s.name.lower() for s in batch.panel if s.name.lower() not in batch.absent]))
+    answered = list(
+        dict.fromkeys(batch.answered or [s.name.lower() for s in batch.panel if s.name.lower() not in batch.absent])
+    )
     signals = sorted(set(batch.signals) & set(answered))
     for expert in signals:
         plan.records.append(codec.encode_signal(dialogue_id, Signal(batch.round, expert, now)))
@@ -216,10 +302,20 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
     if new_perspectives is None:
         new_perspectives = sum(1 for d in batch.entities if d.kind == "perspective")
     plan.round = Round(
-        number=batch.round, status="completed", created_at=now, open_tensions=open_tensions,
-        new_perspectives=new_perspectives, answered=len(answered), signals=len(signals),
-        panel_size=len(batch.panel) or len(answered) + len(batch.absent), scores=dict(batch.scores), title=batch.title,
-        summary=batch.summary, panel=list(batch.panel), absent=sorted(batch.absent), recorded=batch.recorded,
+        number=batch.round,
+        status="completed",
+        created_at=now,
+        open_tensions=open_tensions,
+        new_perspectives=new_perspectives,
+        answered=len(answered),
+        signals=len(signals),
+        panel_size=len(batch.panel) or len(answered) + len(batch.absent),
+        scores=dict(batch.scores),
+        title=batch.title,
+        summary=batch.summary,
+        panel=list(batch.panel),
+        absent=sorted(batch.absent),
+        recorded=batch.recorded,
         notes=list(batch.notes),
     )
     plan.round_record = codec.encode_round(dialogue_id, plan.round)

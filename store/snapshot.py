@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .model import (
+from concord.store.model import (
     AuditEntry,
     Dialogue,
     Entity,
@@ -62,7 +62,9 @@ class Snapshot:
             "rounds": _strip({k: asdict(v) for k, v in sorted(self.rounds.items())}),
             "signals": _strip(sorted((asdict(s) for s in self.signals), key=lambda s: (s["round"], s["expert"]))),
             "entities": _strip({k: {"kind": v.kind, **asdict(v)} for k, v in sorted(self.entities.items())}),
-            "refs": _strip(sorted((asdict(r) for r in self.refs), key=lambda r: (r["source"], r["ref_type"], r["target"]))),
+            "refs": _strip(
+                sorted((asdict(r) for r in self.refs), key=lambda r: (r["source"], r["ref_type"], r["target"]))
+            ),
             "events": _strip([asdict(e) for e in self.events]),
             "verdicts": _strip(sorted((asdict(v) for v in self.verdicts), key=lambda v: v["id"])),
             "moves": _strip([asdict(m) for m in self.moves]),

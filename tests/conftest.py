@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from store.analytics import AnalyticsStore
-from store.backend import Backend
-from store.config import Settings
-from store.dialogue_store import DialogueStore
-from store.factory import Stores
-from store.keys import LocalKeyProvider
-from store.sqlite_backend import SQLiteBackend
+from concord.store.analytics import AnalyticsStore
+from concord.store.backends.base import Backend
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.config import Settings
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.factory import Stores
 from tests.conftest_services import *  # noqa: F401,F403 - service fixtures
+
+#: The GraphQL server and `api` fixtures, shared by the API test modules.
+pytest_plugins = ["tests.graphql_helpers"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -45,7 +48,7 @@ class FakeClock:
     """A clock that moves forward a fixed step on every reading."""
 
     def __init__(self, start: datetime | None = None, step: timedelta = timedelta(milliseconds=5)) -> None:
-        self.now = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.now = start or datetime(2026, 1, 1, tzinfo=UTC)
         self.step = step
 
     def __call__(self) -> datetime:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from store.dynamodb_backend import DynamoDBBackend
+from concord.store.backends.dynamodb import DynamoDBBackend
 from tests.services import AWS_TEST_ENV, DynamoDBLocal, MotoServer, dynamodb_local_missing
 
 __all__ = ["aws_test_env", "dynamodb_local", "moto_server", "dynamodb_backend"]
@@ -47,9 +47,7 @@ def moto_server(aws_test_env: dict[str, str]) -> Iterator[MotoServer]:
 @pytest.fixture
 async def dynamodb_backend(dynamodb_local: DynamoDBLocal) -> AsyncIterator[DynamoDBBackend]:
     """An opened DynamoDBBackend on a fresh table of its own, created by create_table."""
-    backend = DynamoDBBackend(
-        f"concord_test_{uuid.uuid4().hex[:12]}", endpoint_url=dynamodb_local.endpoint
-    )
+    backend = DynamoDBBackend(f"concord_test_{uuid.uuid4().hex[:12]}", endpoint_url=dynamodb_local.endpoint)
     await backend.open()
     try:
         await backend.create_table()

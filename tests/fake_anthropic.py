@@ -48,7 +48,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from orchestrator.sim import estimate_tokens, read_identity, read_round, simulate_answer, simulate_judgement
+from concord.orchestrator.engine.sim import (
+    estimate_tokens,
+    read_identity,
+    read_round,
+    simulate_answer,
+    simulate_judgement,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("normal", "slow", "429", "529", "500", "hang", "malformed", "drop")
@@ -156,11 +162,13 @@ class FakeAnthropic:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
-        self.app = Starlette(routes=[
-            Route("/v1/messages", self._messages, methods=["POST"]),
-            Route("/_fake/requests", self._log_view, methods=["GET"]),
-            Route("/_fake/script", self._script_edit, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/messages", self._messages, methods=["POST"]),
+                Route("/_fake/requests", self._log_view, methods=["GET"]),
+                Route("/_fake/script", self._script_edit, methods=["POST"]),
+            ]
+        )
 
     def script_expert(self, expert: str, *replies: Reply | str, round: int | None = None) -> None:
         """Queue replies for an expert's next requests (see Script.by_expert)."""
@@ -199,13 +207,18 @@ class FakeAnthropic:
         round = int(round_header) if round_header and round_header.isdigit() else read_round(prompt) or 0
         model = str(body.get("model", "fake-model"))
         entry: dict[str, Any] = {
-            "n": number, "time": received, "expert": expert, "round": round,
-            "repair": request.headers.get("x-concord-repair") == "1", "model": model,
+            "n": number,
+            "time": received,
+            "expert": expert,
+            "round": round,
+            "repair": request.headers.get("x-concord-repair") == "1",
+            "model": model,
         }
         refusal = _refusal(request, body)
         if refusal is not None:
-            self._record({**entry, "reply": "refused", "status": refusal.status_code,
-                          "input_tokens": 0, "output_tokens": 0})
+            self._record(
+                {**entry, "reply": "refused", "status": refusal.status_code, "input_tokens": 0, "output_tokens": 0}
+            )
             return refusal
         reply = self.script.choose(number, expert, round)
         if reply.kind in _ERRORS:
@@ -230,8 +243,13 @@ class FakeAnthropic:
             delay = default_delay if reply.seconds is None else reply.seconds
             await asyncio.sleep(max(0.0, delay - (time.time() - received)))
         message = {
-            "id": f"msg_fake_{number:06d}", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+            "id": f"msg_fake_{number:06d}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
             "usage": usage,
         }
         if reply.kind == "drop":
@@ -338,8 +356,21 @@ def fake_server_process(
     *, log: Path, latency: float = 0.0, seed: int = 0, script: Sequence[str] = (), default: str = "normal"
 ) -> Iterator[FakeProcess]:
     """Run `python -m tests.fake_anthropic` on a free port until the block ends, then stop it by its pid."""
-    command = [sys.executable, "-m", "tests.fake_anthropic", "--port", "0", "--log", str(log),
-               "--latency", str(latency), "--seed", str(seed), "--default", default]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fake_anthropic",
+        "--port",
+        "0",
+        "--log",
+        str(log),
+        "--latency",
+        str(latency),
+        "--seed",
+        str(seed),
+        "--default",
+        default,
+    ]
     for entry in script:
         command += ["--script", entry]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -378,9 +409,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each normal answer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sim answers")
     parser.add_argument("--default", default="normal", help="reply for unscripted requests, e.g. malformed")
-    parser.add_argument("--script", action="append", default=[],
-                        help="#N=REPLY, EXPERT=REPLY[,REPLY…] or EXPERT@ROUND=REPLY[,…]; REPLY is "
-                             + "|".join(KINDS) + " with an optional :SECONDS")
+    parser.add_argument(
+        "--script",
+        action="append",
+        default=[],
+        help="#N=REPLY, EXPERT=REPLY[,REPLY…] or EXPERT@ROUND=REPLY[,…]; REPLY is "
+        + "|".join(KINDS)
+        + " with an optional :SECONDS",
+    )
     args = parser.parse_args(argv)
     fake = FakeAnthropic(seed=args.seed, latency=args.latency, log_file=args.log, default=args.default)
     for entry in args.script:

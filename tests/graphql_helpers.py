@@ -14,17 +14,20 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orchestrator.events import ProgressBus, ProgressEvent
-from resolvers.app import create_app
-from resolvers.starter import StartRequest
-from resolvers.tokens import add_token
-from store.dialogue_store import DialogueStore
-from store.errors import Problem, ValidationFailed
-from store.factory import Stores
-from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score, StatusChange
+from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
+from concord.resolvers.app import create_app
+from concord.resolvers.ports import StartRequest
+from concord.resolvers.tokens import add_token
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import Problem, ValidationFailed
+from concord.store.factory import Stores
+from concord.store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score, StatusChange
 
-PANEL = [("Muffin", "Relational Database Architect"), ("Cupcake", "Single-Table Design Specialist"),
-         ("Scone", "Platform Engineer")]
+PANEL = [
+    ("Muffin", "Relational Database Architect"),
+    ("Cupcake", "Single-Table Design Specialist"),
+    ("Scone", "Platform Engineer"),
+]
 PREFIX = {"perspective": "P", "tension": "T", "recommendation": "R", "evidence": "E", "claim": "C"}
 #: The kinds of one round's entities, in order; a builder takes a prefix of it.
 ROUND_KINDS = ["perspective", "tension", "recommendation", "evidence", "claim"] * 5
@@ -41,8 +44,9 @@ RUN_SCRIPT = [
 @asynccontextmanager
 async def serve(app: ASGIApp) -> AsyncIterator[str]:
     """Run uvicorn for `app` on a free port of 127.0.0.1 in this event loop; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning",
-                                           ws="websockets-sansio"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="websockets-sansio")
+    )
     server.capture_signals = nullcontext  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -65,7 +69,7 @@ class Slot:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
@@ -131,12 +135,17 @@ class Api:
         """Authorization header of a named token."""
         return {"Authorization": f"Bearer {self.tokens[token]}"}
 
-    async def post(self, query: str, variables: dict[str, Any] | None = None, *, token: str = "writer") -> httpx.Response:
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str = "writer"
+    ) -> httpx.Response:
         """POST a GraphQL request."""
-        return await self.client.post("/graphql", json={"query": query, "variables": variables or {}},
-                                      headers=self.headers(token))
+        return await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=self.headers(token)
+        )
 
-    async def query(self, query: str, variables: dict[str, Any] | None = None, *, token: str = "writer") -> dict[str, Any]:
+    async def query(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str = "writer"
+    ) -> dict[str, Any]:
         """POST a GraphQL request and return the JSON body of its 200 answer."""
         response = await self.post(query, variables, token=token)
         assert response.status_code == 200, response.text
@@ -144,7 +153,9 @@ class Api:
         assert "Traceback" not in response.text and 'File "' not in response.text
         return body
 
-    async def data(self, query: str, variables: dict[str, Any] | None = None, *, token: str = "writer") -> dict[str, Any]:
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str = "writer"
+    ) -> dict[str, Any]:
         """The data of a request that must succeed."""
         body = await self.query(query, variables, token=token)
         assert "errors" not in body, body["errors"]
@@ -188,8 +199,12 @@ def _refs(kind: str, latest: dict[str, str], earlier_perspective: str | None) ->
         if earlier_perspective:
             return [RefDraft("refine", earlier_perspective)]
         return [RefDraft("support", latest["perspective"])] if "perspective" in latest else []
-    target_kind, ref_type = {"tension": ("perspective", "question"), "recommendation": ("tension", "address"),
-                             "evidence": ("recommendation", "support"), "claim": ("evidence", "depend")}[kind]
+    target_kind, ref_type = {
+        "tension": ("perspective", "question"),
+        "recommendation": ("tension", "address"),
+        "evidence": ("recommendation", "support"),
+        "claim": ("evidence", "depend"),
+    }[kind]
     return [RefDraft(ref_type, latest[target_kind])]
 
 
@@ -207,7 +222,9 @@ def round_batch(round_: int, **fields: Any) -> RoundBatch:
     return batch
 
 
-async def build_dialogue(store: DialogueStore, entities: int, *, title: str = "Storage design", per_round: int = 25) -> str:
+async def build_dialogue(
+    store: DialogueStore, entities: int, *, title: str = "Storage design", per_round: int = 25
+) -> str:
     """A dialogue of `entities` entities in rounds of up to `per_round` (kinds in turn: P, T, R, E, C), each entity
     referring to what came before it; from round 1 on, each round resolves the first tension of the round before."""
     dialogue_id = await store.create_dialogue(title, "Which storage design should Concord use?")
@@ -223,9 +240,21 @@ async def build_dialogue(store: DialogueStore, entities: int, *, title: str = "S
         for kind in kinds:
             seqs[kind] = seqs.get(kind, 0) + 1
             local = f"MUFFIN-{PREFIX[kind]}{round_:02d}{seqs[kind]:02d}"
-            earlier = previous_perspectives[len(perspectives)] if kind == "perspective" and len(perspectives) < len(previous_perspectives) else None
-            drafts.append(EntityDraft(kind, local, f"{kind} {round_}.{seqs[kind]}", f"content of {kind} {round_}.{seqs[kind]}",
-                                      ["muffin"], _refs(kind, latest, earlier)))
+            earlier = (
+                previous_perspectives[len(perspectives)]
+                if kind == "perspective" and len(perspectives) < len(previous_perspectives)
+                else None
+            )
+            drafts.append(
+                EntityDraft(
+                    kind,
+                    local,
+                    f"{kind} {round_}.{seqs[kind]}",
+                    f"content of {kind} {round_}.{seqs[kind]}",
+                    ["muffin"],
+                    _refs(kind, latest, earlier),
+                )
+            )
             latest[kind] = local
             if kind == "perspective":
                 perspectives.append(f"P{round_:02d}{seqs[kind]:02d}")
@@ -239,5 +268,6 @@ async def build_dialogue(store: DialogueStore, entities: int, *, title: str = "S
 
 async def converge(store: DialogueStore, dialogue_id: str, round_: int) -> None:
     """Register a round in which nothing is open and every expert signals converge."""
-    await store.register_round(dialogue_id, round_batch(round_, signals=[n.lower() for n, _ in PANEL],
-                                                        open_tensions=0, new_perspectives=0))
+    await store.register_round(
+        dialogue_id, round_batch(round_, signals=[n.lower() for n, _ in PANEL], open_tensions=0, new_perspectives=0)
+    )

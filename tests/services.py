@@ -81,7 +81,7 @@ def dynamodb_local_missing() -> str | None:
 
 def concord(*args: str) -> list[str]:
     """The argv of a `concord` command run by this interpreter."""
-    return [sys.executable, "-m", "orchestrator.cli", *args]
+    return [sys.executable, "-m", "concord.orchestrator.cli.main", *args]
 
 
 def environment(home: Path, base_url: str) -> dict[str, str]:
@@ -95,8 +95,14 @@ def environment(home: Path, base_url: str) -> dict[str, str]:
 def served(home: Path, port: int, workers: int = 1, timeout: float = 60) -> Iterator[subprocess.Popen[bytes]]:
     """`concord serve` on 127.0.0.1:`port` until the block ends (stopped by PID), once /healthz answers."""
     command = concord("serve", "--host", HOST, "--port", str(port), "--workers", str(workers))
-    process = subprocess.Popen(command, env=environment(home, "http://127.0.0.1:9"), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        env=environment(home, "http://127.0.0.1:9"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + timeout
         while not _healthy(port):
@@ -156,9 +162,7 @@ class LocalService:
             return self
         command = self.command()
         if port_taken(self.port):
-            raise RuntimeError(
-                f"cannot start {self.name}: port {self.port} on {HOST} is already in use"
-            )
+            raise RuntimeError(f"cannot start {self.name}: port {self.port} on {HOST} is already in use")
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             command,
@@ -178,9 +182,7 @@ class LocalService:
             time.sleep(0.1)
         output = self.output()
         self.stop()
-        raise RuntimeError(
-            f"{self.name} did not answer at {self.endpoint} within {timeout}s:\n{output}"
-        )
+        raise RuntimeError(f"{self.name} did not answer at {self.endpoint} within {timeout}s:\n{output}")
 
     def stop(self) -> None:
         """SIGTERM the process by PID, SIGKILL it after a grace period; does nothing if stopped."""
@@ -283,9 +285,7 @@ class MotoServer(LocalService):
     def answers(self) -> bool:
         """True once moto's own API answers."""
         try:
-            with urllib.request.urlopen(
-                f"{self.endpoint}/moto-api/data.json", timeout=2
-            ) as response:
+            with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -307,9 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m tests.services dynamodb-local`: run a persistent DynamoDB Local until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m tests.services")
     commands = parser.add_subparsers(dest="service", required=True)
-    dynamodb = commands.add_parser(
-        "dynamodb-local", help="DynamoDB Local with a shared database file"
-    )
+    dynamodb = commands.add_parser("dynamodb-local", help="DynamoDB Local with a shared database file")
     dynamodb.add_argument("--port", type=int, default=8100)
     dynamodb.add_argument("--db-path", type=Path, default=Path(".local/dynamodb"))
     args = parser.parse_args(argv)
@@ -320,10 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     except RuntimeError as exc:
         raise SystemExit(f"error: {exc}") from None
     try:
-        print(
-            f"DynamoDB Local at {service.endpoint} (pid {service.pid}, data in {args.db_path}); "
-            "Ctrl-C stops it"
-        )
+        print(f"DynamoDB Local at {service.endpoint} (pid {service.pid}, data in {args.db_path}); Ctrl-C stops it")
         print(f"  AWS_ENDPOINT_URL_DYNAMODB={service.endpoint} CONCORD_STORE=dynamodb", flush=True)
         while service.running():
             time.sleep(1)

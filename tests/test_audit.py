@@ -9,19 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from store.audit import GENESIS, entry_hash, envelopes_digest, verify_chain
-from store.backend import ABSENT, ConditionFailed, Delete, Put, Update, equals
-from store.codec import decode_audit
-from store.dialogue_store import DialogueStore
-from store.envelope import envelope_hash
-from store.errors import ConflictError, ValidationFailed
-from store.ids import partition_key
-from store.model import AuditEntry, TextRecord
+from concord.store.audit import GENESIS, entry_hash, envelopes_digest, verify_chain
+from concord.store.backends.base import ABSENT, ConditionFailed, Delete, Put, Update, equals
+from concord.store.codec import decode_audit
+from concord.store.crypto.envelope import envelope_hash
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import ConflictError, ValidationFailed
+from concord.store.ids import partition_key
+from concord.store.model import AuditEntry, TextRecord
 from tests.test_encrypted_store import DIALOGUE, build_dialogue, fresh_store, items_of, overwrite, sqlite_only
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 PK = partition_key(DIALOGUE)
-OPERATIONS = ["create_dialogue", "register_round:0", "register_round:1", "register_verdict:V01", "record_prompt", "record_answer"]
+OPERATIONS = [
+    "create_dialogue",
+    "register_round:0",
+    "register_round:1",
+    "register_verdict:V01",
+    "record_prompt",
+    "record_answer",
+]
 
 
 def audit_sk(seq: int) -> str:
@@ -53,10 +60,14 @@ async def test_untouched_chain_verifies_and_covers_every_write(store: DialogueSt
     assert [e.operation for e in entries] == OPERATIONS + ["update_status:R0001", "set_status:converging"]
     assert report.head == items["meta"]["audit_head"] == entries[-1].hash
     assert items["meta"]["audit_seq"] == len(entries) == 8
-    assert entries[0].previous == GENESIS and all(e.previous == p.hash for p, e in zip(entries, entries[1:]))
+    assert entries[0].previous == GENESIS and all(
+        e.previous == p.hash for p, e in zip(entries, entries[1:], strict=False)
+    )
     assert {e.principal for e in entries} == {"tester"}
     round_zero = entries[1]
-    assert {"round#00", "perspective#00#01", "tension#00#01", "expert#muffin", "move#00#muffin#01"} <= set(round_zero.keys)
+    assert {"round#00", "perspective#00#01", "tension#00#01", "expert#muffin", "move#00#muffin#01"} <= set(
+        round_zero.keys
+    )
     assert round_zero.key_id == f"dek#{DIALOGUE}#1"
     for entry in entries:  # each digest covers the envelopes exactly as stored
         if entry.operation.startswith(("register_round", "register_verdict", "record_")):
@@ -73,9 +84,17 @@ async def test_untouched_chain_verifies_and_covers_every_write(store: DialogueSt
 
 async def test_editing_entry_k_fails_at_k(store: DialogueStore) -> None:
     items = await built(store)
-    edits = {"principal": "mallory", "operation": "nothing", "keys": [], "envelopes_sha256": "0" * 64,
-             "ts": "2020-01-01T00:00:00.000Z", "previous": GENESIS, "files": {"x.md": "0" * 64}, "key_id": "dek#x#9"}
-    for k, (field, value) in zip((1, 3, 5, 8, 2, 6, 4, 7), edits.items()):
+    edits = {
+        "principal": "mallory",
+        "operation": "nothing",
+        "keys": [],
+        "envelopes_sha256": "0" * 64,
+        "ts": "2020-01-01T00:00:00.000Z",
+        "previous": GENESIS,
+        "files": {"x.md": "0" * 64},
+        "key_id": "dek#x#9",
+    }
+    for k, (field, value) in zip((1, 3, 5, 8, 2, 6, 4, 7), edits.items(), strict=False):
         await overwrite(store.backend, {**items[audit_sk(k)], field: value})
         report = await store.verify_audit(DIALOGUE)
         assert (report.ok, report.first_broken) == (False, k), (field, report.problem)
@@ -100,7 +119,9 @@ async def test_deleting_reordering_or_truncating_is_detected_at_the_entry(store:
     assert (await store.verify_audit(DIALOGUE)).ok
     k = 4
     first, second = items[audit_sk(k)], items[audit_sk(k + 1)]
-    await store.backend.transact([Put({**second, "sk": audit_sk(k)}, None), Put({**first, "sk": audit_sk(k + 1)}, None)])
+    await store.backend.transact(
+        [Put({**second, "sk": audit_sk(k)}, None), Put({**first, "sk": audit_sk(k + 1)}, None)]
+    )
     report = await store.verify_audit(DIALOGUE)
     assert (report.ok, report.first_broken) == (False, k), report.problem
     await store.backend.transact([Put(first, None), Put(second, None)])
@@ -108,7 +129,9 @@ async def test_deleting_reordering_or_truncating_is_detected_at_the_entry(store:
         await store.backend.transact([Delete(PK, audit_sk(n)) for n in range(9 - cut, 9)])
         report = await store.verify_audit(DIALOGUE)
         assert (report.ok, report.first_broken) == (False, 9 - cut)
-        assert "truncated" in str(report.problem) and f"records 8 audit entries but {8 - cut} remain" in str(report.problem)
+        assert "truncated" in str(report.problem) and f"records 8 audit entries but {8 - cut} remain" in str(
+            report.problem
+        )
 
 
 async def test_appending_on_a_stale_head_is_rejected(store: DialogueStore) -> None:
@@ -116,15 +139,29 @@ async def test_appending_on_a_stale_head_is_rejected(store: DialogueStore) -> No
     stale = await store.backend.get(PK, "meta")
     await store.register_ref(DIALOGUE, "C0001", "support", "R0001")  # another writer moves the head to 9
     seq = int(stale["audit_seq"]) + 1
-    forged = {"pk": PK, "sk": audit_sk(seq), "tenant": "local", "type": "audit", "seq": seq, "previous": stale["audit_head"]}
+    forged = {
+        "pk": PK,
+        "sk": audit_sk(seq),
+        "tenant": "local",
+        "type": "audit",
+        "seq": seq,
+        "previous": stale["audit_head"],
+    }
     with pytest.raises(ConditionFailed):  # overwriting the entry that now holds seq 9
         await store.backend.transact([Put(forged, ABSENT)])
     next_slot = {**forged, "sk": audit_sk(seq + 1), "seq": seq + 1}
     with pytest.raises(ConditionFailed):  # a fresh slot, but the head moved since `stale` was read
-        await store.backend.transact([
-            Put(next_slot, ABSENT),
-            Update(PK, "meta", set={"audit_seq": seq + 1, "audit_head": "f" * 64}, condition=equals("audit_seq", stale["audit_seq"])),
-        ])
+        await store.backend.transact(
+            [
+                Put(next_slot, ABSENT),
+                Update(
+                    PK,
+                    "meta",
+                    set={"audit_seq": seq + 1, "audit_head": "f" * 64},
+                    condition=equals("audit_seq", stale["audit_seq"]),
+                ),
+            ]
+        )
     assert await store.backend.get(PK, audit_sk(seq + 1)) is None
     assert (await store.verify_audit(DIALOGUE)).ok
 
@@ -161,8 +198,13 @@ async def test_recorded_files_are_checked_on_disk(store: DialogueStore, tmp_path
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text, encoding="utf-8")
     await store.create_dialogue("Files", "Are the files intact?", dialogue_id=DIALOGUE)
-    await store.record_text(DIALOGUE, TextRecord("prompt", 1, "muffin", texts["round-01/muffin.prompt.md"], path="round-01/muffin.prompt.md"))
-    await store.record_text(DIALOGUE, TextRecord("answer", 1, "muffin", texts["round-01/muffin.md"], path="round-01/muffin.md"))
+    await store.record_text(
+        DIALOGUE,
+        TextRecord("prompt", 1, "muffin", texts["round-01/muffin.prompt.md"], path="round-01/muffin.prompt.md"),
+    )
+    await store.record_text(
+        DIALOGUE, TextRecord("answer", 1, "muffin", texts["round-01/muffin.md"], path="round-01/muffin.md")
+    )
     report = await store.verify_audit(DIALOGUE, files_root=root)
     assert report.ok and report.files_checked == 2 and report.file_problems == []
 

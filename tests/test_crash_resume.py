@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from store.config import Settings
-from store.factory import open_stores
+from concord.store.config import Settings
+from concord.store.factory import open_stores
 from tests.fake_anthropic import fake_server_process
 from tests.services import concord, environment
 
@@ -20,8 +20,27 @@ QUESTION = "How should a small team store deliberation records?"
 
 
 def run_args(out: Path) -> list[str]:
-    return ["run", "--question", QUESTION, "--pool", str(POOL), "--provider", "anthropic", "--panel-size", "6",
-            "--seed", "11", "--concurrency", "2", "--max-rounds", "5", "--out", str(out), "--quiet", "--json"]
+    return [
+        "run",
+        "--question",
+        QUESTION,
+        "--pool",
+        str(POOL),
+        "--provider",
+        "anthropic",
+        "--panel-size",
+        "6",
+        "--seed",
+        "11",
+        "--concurrency",
+        "2",
+        "--max-rounds",
+        "5",
+        "--out",
+        str(out),
+        "--quiet",
+        "--json",
+    ]
 
 
 def answers_on_disk(out: Path) -> set[tuple[str, int, bool]]:
@@ -37,7 +56,9 @@ def answers_on_disk(out: Path) -> set[tuple[str, int, bool]]:
 async def dialogue_state(home: Path) -> tuple[str, list[tuple[int, int, int, list[int]]], int, bool]:
     stores = await open_stores(Settings(home=home))
     try:
-        ids = [d.id for status in ("open", "converged") for d in (await stores.analytics.list_dialogues(status)).dialogues]
+        ids = [
+            d.id for status in ("open", "converged") for d in (await stores.analytics.list_dialogues(status)).dialogues
+        ]
         assert len(ids) == 1
         snap = await stores.dialogues.load_partition(ids[0])
         report = await stores.dialogues.verify_audit(ids[0], files_root=Path(snap.dialogue.output_dir))
@@ -52,8 +73,14 @@ async def dialogue_state(home: Path) -> tuple[str, list[tuple[int, int, int, lis
 def test_sigkill_mid_round_then_resume(tmp_path: Path) -> None:
     clean_home, crash_home = tmp_path / "clean", tmp_path / "crash"
     with fake_server_process(log=tmp_path / "clean.jsonl", latency=0.05, seed=4) as fake:
-        done = subprocess.run(concord(*run_args(tmp_path / "clean-out")),
-                              env=environment(clean_home, fake.base_url), cwd=ROOT, capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            concord(*run_args(tmp_path / "clean-out")),
+            env=environment(clean_home, fake.base_url),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr
     expected = asyncio.run(dialogue_state(clean_home))
     assert expected[0] == "converged"
@@ -61,8 +88,9 @@ def test_sigkill_mid_round_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "crash-out"
     with fake_server_process(log=tmp_path / "crash.jsonl", latency=0.4, seed=4) as fake:
         env = environment(crash_home, fake.base_url)
-        process = subprocess.Popen(concord(*run_args(out)), env=env, cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            concord(*run_args(out)), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             round1 = {a for a in answers_on_disk(out) if a[1] == 1}
@@ -77,8 +105,14 @@ def test_sigkill_mid_round_then_resume(tmp_path: Path) -> None:
         assert any(a[1] == 1 for a in written), "killed in the middle of round 1"
 
         resumed_id = asyncio.run(dialogue_state_id(crash_home))
-        resumed = subprocess.run(concord("resume", resumed_id, "--quiet", "--json"),
-                                 env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+        resumed = subprocess.run(
+            concord("resume", resumed_id, "--quiet", "--json"),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert resumed.returncode == 0, resumed.stderr
         after = [r for r in fake.requests() if r["time"] > killed_at]
     again = {(r["expert"], r["round"], bool(r["repair"])) for r in after}

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from store.backend import (
+from concord.store.backends.base import (
     MAX_ITEM_BYTES,
     Check,
     ConditionFailed,
@@ -19,8 +19,8 @@ from store.backend import (
     Update,
     equals,
 )
-from store.dynamodb_backend import DynamoDBBackend, _cancellation_error
-from store.errors import BackendUnavailable, ConflictError, ItemTooLarge, StoreError
+from concord.store.backends.dynamodb import DynamoDBBackend, _cancellation_error
+from concord.store.errors import BackendUnavailable, ConflictError, ItemTooLarge, StoreError
 from tests.services import DynamoDBLocal, MotoServer, free_port
 
 PK = "dialogue#d1"
@@ -32,9 +32,7 @@ def item(sk: str, pk: str = PK, **attributes: object) -> Item:
 
 
 @asynccontextmanager
-async def paged(
-    backend: DynamoDBBackend, endpoint: str, page_limit: int
-) -> AsyncIterator[DynamoDBBackend]:
+async def paged(backend: DynamoDBBackend, endpoint: str, page_limit: int) -> AsyncIterator[DynamoDBBackend]:
     """A second backend on the same table whose queries read `page_limit` items per page."""
     other = DynamoDBBackend(backend.table, endpoint_url=endpoint, page_limit=page_limit)
     await other.open()
@@ -123,12 +121,8 @@ async def test_equals_condition(dynamodb_backend: DynamoDBBackend) -> None:
             [Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "done"))]
         )
     assert failed.value.index == 0
-    await dynamodb_backend.transact(
-        [Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "open"))]
-    )
-    await dynamodb_backend.transact(
-        [Put(item("meta", status="archived"), condition=equals("status", "closed"))]
-    )
+    await dynamodb_backend.transact([Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "open"))])
+    await dynamodb_backend.transact([Put(item("meta", status="archived"), condition=equals("status", "closed"))])
     assert await dynamodb_backend.get(PK, "meta") == item("meta", status="archived")
 
 
@@ -140,9 +134,7 @@ async def test_update_requires_the_item_to_exist(dynamodb_backend: DynamoDBBacke
 
 
 async def test_update_sets_adds_and_removes(dynamodb_backend: DynamoDBBackend) -> None:
-    await dynamodb_backend.transact(
-        [Put(item("round#01", total=1, score=0.5, status="open", old="x"))]
-    )
+    await dynamodb_backend.transact([Put(item("round#01", total=1, score=0.5, status="open", old="x"))])
     await dynamodb_backend.transact(
         [
             Update(
@@ -162,9 +154,7 @@ async def test_update_sets_adds_and_removes(dynamodb_backend: DynamoDBBackend) -
 async def test_delete_and_check(dynamodb_backend: DynamoDBBackend) -> None:
     await dynamodb_backend.transact([Put(item("a", status="open")), Put(item("b"))])
     with pytest.raises(ConditionFailed) as failed:
-        await dynamodb_backend.transact(
-            [Delete(PK, "b"), Check(PK, "a", equals("status", "closed"))]
-        )
+        await dynamodb_backend.transact([Delete(PK, "b"), Check(PK, "a", equals("status", "closed"))])
     assert failed.value.index == 1
     assert await dynamodb_backend.get(PK, "b") is not None
     await dynamodb_backend.transact([Delete(PK, "b"), Check(PK, "a", equals("status", "open"))])
@@ -210,29 +200,19 @@ async def test_prefix_query_order_reverse_and_limit(dynamodb_backend: DynamoDBBa
         "tension#10#01",
         "ref#T1#x",
     ]
-    await dynamodb_backend.transact(
-        [Put(item(sk)) for sk in sks] + [Put(item("tension#01#01", pk="dialogue#other"))]
-    )
+    await dynamodb_backend.transact([Put(item(sk)) for sk in sks] + [Put(item("tension#01#01", pk="dialogue#other"))])
     tensions = ["tension#01#01", "tension#01#02", "tension#02#01", "tension#10#01"]
     assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#")] == tensions
-    assert [
-        i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True)
-    ] == tensions[::-1]
-    assert [
-        i["sk"] for i in await dynamodb_backend.query(PK, "tension#01#", consistent=True)
-    ] == tensions[:2]
+    assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True)] == tensions[::-1]
+    assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#01#", consistent=True)] == tensions[:2]
     assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#", limit=3)] == tensions[:3]
-    assert [
-        i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True, limit=1)
-    ] == ["tension#10#01"]
+    assert [i["sk"] for i in await dynamodb_backend.query(PK, "tension#", reverse=True, limit=1)] == ["tension#10#01"]
     assert [i["sk"] for i in await dynamodb_backend.query(PK)] == sorted(sks)
     assert await dynamodb_backend.query(PK, "verdict#") == []
     assert await dynamodb_backend.query("dialogue#nobody") == []
 
 
-async def test_pagination_follows_every_page(
-    dynamodb_backend: DynamoDBBackend, dynamodb_local: DynamoDBLocal
-) -> None:
+async def test_pagination_follows_every_page(dynamodb_backend: DynamoDBBackend, dynamodb_local: DynamoDBLocal) -> None:
     await dynamodb_backend.transact([Put(item(f"event#{n}", n=n)) for n in range(7)])
     async with paged(dynamodb_backend, dynamodb_local.endpoint, page_limit=2) as backend:
         items = await backend.query(PK, "event#", consistent=True)
@@ -242,9 +222,7 @@ async def test_pagination_follows_every_page(
         assert [i["n"] for i in await backend.query(PK, "event#", limit=3)] == [0, 1, 2]
         assert backend.calls["Query"] == 2
         backend.calls.clear()
-        assert [i["n"] for i in await backend.query(PK, "event#", reverse=True)] == list(
-            range(6, -1, -1)
-        )
+        assert [i["n"] for i in await backend.query(PK, "event#", reverse=True)] == list(range(6, -1, -1))
         assert backend.calls["Query"] == 4
 
 
@@ -269,14 +247,9 @@ async def test_query_index_pages_with_a_cursor_and_is_sparse(
     dynamodb_backend: DynamoDBBackend,
 ) -> None:
     key = "status#local#open"
-    indexed = [
-        item("meta", pk=f"dialogue#d{n}", gsi1pk=key, gsi1sk=f"2025-01-0{n}#d{n}")
-        for n in range(1, 6)
-    ]
+    indexed = [item("meta", pk=f"dialogue#d{n}", gsi1pk=key, gsi1sk=f"2025-01-0{n}#d{n}") for n in range(1, 6)]
     others = [
-        item(
-            "meta", pk="dialogue#closed", gsi1pk="status#local#closed", gsi1sk="2025-01-01#closed"
-        ),
+        item("meta", pk="dialogue#closed", gsi1pk="status#local#closed", gsi1sk="2025-01-01#closed"),
         item("meta", pk="dialogue#plain"),
         item("tension#01#01", pk="dialogue#d1", gsi2pk="open_tension#local", gsi2sk="d1#T1"),
     ]
@@ -296,18 +269,13 @@ async def test_query_index_pages_with_a_cursor_and_is_sparse(
     ]
     first = await dynamodb_backend.query_index("gsi1", key, limit=5)
     assert first.items == indexed and first.cursor is None
-    assert (await dynamodb_backend.query_index("gsi2", "open_tension#local", limit=10)).items == [
-        others[2]
-    ]
+    assert (await dynamodb_backend.query_index("gsi2", "open_tension#local", limit=10)).items == [others[2]]
     assert (await dynamodb_backend.query_index("gsi3", "role#local#x", limit=10)).items == []
 
 
 async def test_query_index_refuses_a_foreign_cursor(dynamodb_backend: DynamoDBBackend) -> None:
     await dynamodb_backend.transact(
-        [
-            Put(item("meta", pk=f"dialogue#{n}", gsi1pk="status#a#open", gsi1sk=str(n)))
-            for n in range(3)
-        ]
+        [Put(item("meta", pk=f"dialogue#{n}", gsi1pk="status#a#open", gsi1sk=str(n))) for n in range(3)]
     )
     page = await dynamodb_backend.query_index("gsi1", "status#a#open", limit=1)
     assert page.cursor is not None
@@ -390,13 +358,9 @@ def test_cancellation_reasons_map_onto_store_errors() -> None:
         }
         return ClientError(response, "TransactWriteItems")
 
-    condition = _cancellation_error(
-        cancelled("TransactionConflict", "ConditionalCheckFailed"), operations
-    )
+    condition = _cancellation_error(cancelled("TransactionConflict", "ConditionalCheckFailed"), operations)
     assert isinstance(condition, ConditionFailed) and condition.index == 1
-    assert isinstance(
-        _cancellation_error(cancelled("None", "TransactionConflict"), operations), ConflictError
-    )
+    assert isinstance(_cancellation_error(cancelled("None", "TransactionConflict"), operations), ConflictError)
     other = _cancellation_error(cancelled("ThrottlingError", "None"), operations)
     assert type(other) is StoreError and "0: ThrottlingError" in str(other)
 

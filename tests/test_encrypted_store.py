@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 
-from store.analytics import AnalyticsStore
-from store.backend import Backend, Item, Operation, Page, Put, StoredRead
-from store.config import Settings
-from store.dialogue_store import DialogueStore
-from store.errors import IntegrityError, KeyMaterialError
-from store.factory import Stores, open_stores
-from store.ids import partition_key
-from store.keys import LocalKeyProvider, WrappedKey, blind_index
-from store.model import (
+from concord.store.analytics import AnalyticsStore
+from concord.store.backends.base import Backend, Item, Operation, Page, Put, StoredRead
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.config import Settings
+from concord.store.crypto.keys import LocalKeyProvider, WrappedKey, blind_index
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import IntegrityError, KeyMaterialError
+from concord.store.factory import Stores, open_stores
+from concord.store.ids import partition_key
+from concord.store.model import (
     EntityDraft,
     Expert,
     Move,
@@ -30,8 +32,7 @@ from store.model import (
     TextRecord,
     Verdict,
 )
-from store.snapshot import Snapshot
-from store.sqlite_backend import SQLiteBackend
+from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock
 
 DIALOGUE = "nvidia-analysis"
@@ -76,7 +77,10 @@ SECRETS = {
 
 def round_zero(role: str = SECRETS["role"]) -> RoundBatch:
     """Round 0: two experts, one entity of each kind, refs, a move, signals."""
-    seats = [PanelSeat("Muffin", role, "Core", "pool", 0.9, SECRETS["focus"]), PanelSeat("Scone", SECRETS["role2"], "Adjacent", "pool", 0.5)]
+    seats = [
+        PanelSeat("Muffin", role, "Core", "pool", 0.9, SECRETS["focus"]),
+        PanelSeat("Scone", SECRETS["role2"], "Adjacent", "pool", 0.5),
+    ]
     contributors = ["muffin", SECRETS["contributor"]]
     return RoundBatch(
         round=0,
@@ -86,17 +90,52 @@ def round_zero(role: str = SECRETS["role"]) -> RoundBatch:
             Expert("scone", SECRETS["role2"], "Adjacent", "pool", 0.5),
         ],
         entities=[
-            EntityDraft("perspective", "MUFFIN-P0001", SECRETS["perspective"], SECRETS["perspective_content"], contributors),
-            EntityDraft("perspective", "SCONE-P0001", "second perspective", "second content ✓ 漢字", ["scone"],
-                        [RefDraft("support", "MUFFIN-P0001")], aliases=["SCONE-P0002"], warnings=["merged"]),
-            EntityDraft("tension", "MUFFIN-T0001", SECRETS["tension"], SECRETS["tension_content"], contributors,
-                        [RefDraft("depend", "MUFFIN-P0001")]),
-            EntityDraft("recommendation", "MUFFIN-R0001", SECRETS["recommendation"], SECRETS["recommendation_content"],
-                        contributors, [RefDraft("address", "MUFFIN-T0001")], parameters={"threshold": SECRETS["parameter"], "n": 3}),
-            EntityDraft("evidence", "SCONE-E0001", SECRETS["evidence"], SECRETS["evidence_content"], ["scone"],
-                        [RefDraft("support", "MUFFIN-R0001")]),
-            EntityDraft("claim", "SCONE-C0001", SECRETS["claim"], SECRETS["claim_content"], ["scone"],
-                        [RefDraft("oppose", "MUFFIN-P0001")]),
+            EntityDraft(
+                "perspective", "MUFFIN-P0001", SECRETS["perspective"], SECRETS["perspective_content"], contributors
+            ),
+            EntityDraft(
+                "perspective",
+                "SCONE-P0001",
+                "second perspective",
+                "second content ✓ 漢字",
+                ["scone"],
+                [RefDraft("support", "MUFFIN-P0001")],
+                aliases=["SCONE-P0002"],
+                warnings=["merged"],
+            ),
+            EntityDraft(
+                "tension",
+                "MUFFIN-T0001",
+                SECRETS["tension"],
+                SECRETS["tension_content"],
+                contributors,
+                [RefDraft("depend", "MUFFIN-P0001")],
+            ),
+            EntityDraft(
+                "recommendation",
+                "MUFFIN-R0001",
+                SECRETS["recommendation"],
+                SECRETS["recommendation_content"],
+                contributors,
+                [RefDraft("address", "MUFFIN-T0001")],
+                parameters={"threshold": SECRETS["parameter"], "n": 3},
+            ),
+            EntityDraft(
+                "evidence",
+                "SCONE-E0001",
+                SECRETS["evidence"],
+                SECRETS["evidence_content"],
+                ["scone"],
+                [RefDraft("support", "MUFFIN-R0001")],
+            ),
+            EntityDraft(
+                "claim",
+                "SCONE-C0001",
+                SECRETS["claim"],
+                SECRETS["claim_content"],
+                ["scone"],
+                [RefDraft("oppose", "MUFFIN-P0001")],
+            ),
         ],
         scores={"muffin": Score(3, 2, 1, 1), "scone": Score(2, 1, 1, 0)},
         answered=["muffin", "scone"],
@@ -114,9 +153,17 @@ def round_one() -> RoundBatch:
     return RoundBatch(
         round=1,
         panel=[PanelSeat("Muffin", SECRETS["role"], "Core", "pool", 0.9)],
-        entities=[EntityDraft("perspective", "MUFFIN-P0101", "refined perspective", "refined content", ["muffin"],
-                              [RefDraft("refine", "P0001")]),
-                  EntityDraft("perspective", "MUFFIN-P0102", "another perspective", "another content", ["muffin"])],
+        entities=[
+            EntityDraft(
+                "perspective",
+                "MUFFIN-P0101",
+                "refined perspective",
+                "refined content",
+                ["muffin"],
+                [RefDraft("refine", "P0001")],
+            ),
+            EntityDraft("perspective", "MUFFIN-P0102", "another perspective", "another content", ["muffin"]),
+        ],
         status_changes=[StatusChange("T0001", "addressed", ["muffin"], "R0001", SECRETS["reason"])],
         scores={"muffin": Score(1, 1, 1, 1)},
         answered=["muffin"],
@@ -127,16 +174,38 @@ def round_one() -> RoundBatch:
 async def build_dialogue(store: DialogueStore, dialogue_id: str = DIALOGUE, role: str = SECRETS["role"]) -> str:
     """A dialogue holding every kind of item, written through the public write paths."""
     await store.create_dialogue(
-        SECRETS["title"], SECRETS["question"], dialogue_id=dialogue_id, output_dir="/srv/dialogues/x",
-        background={"subject": SECRETS["background"], "constraints": ["c1"]}, pool={"name": "pool-a"}, settings={"rounds": 3},
+        SECRETS["title"],
+        SECRETS["question"],
+        dialogue_id=dialogue_id,
+        output_dir="/srv/dialogues/x",
+        background={"subject": SECRETS["background"], "constraints": ["c1"]},
+        pool={"name": "pool-a"},
+        settings={"rounds": 3},
     )
     await store.register_round(dialogue_id, round_zero(role))
     await store.register_round(dialogue_id, round_one())
-    await store.register_verdict(dialogue_id, Verdict(
-        "V01", "interim", 1, SECRETS["verdict"], "split", SECRETS["verdict_description"], "muffin", ["if funded"], "1-1",
-        ["muffin"], ["T0001"]))
-    await store.record_text(dialogue_id, TextRecord("prompt", 1, "muffin", SECRETS["prompt"], path="round-01/muffin.prompt.md"))
-    await store.record_text(dialogue_id, TextRecord("answer", 1, "muffin", SECRETS["answer"], path="round-01/muffin.md"))
+    await store.register_verdict(
+        dialogue_id,
+        Verdict(
+            "V01",
+            "interim",
+            1,
+            SECRETS["verdict"],
+            "split",
+            SECRETS["verdict_description"],
+            "muffin",
+            ["if funded"],
+            "1-1",
+            ["muffin"],
+            ["T0001"],
+        ),
+    )
+    await store.record_text(
+        dialogue_id, TextRecord("prompt", 1, "muffin", SECRETS["prompt"], path="round-01/muffin.prompt.md")
+    )
+    await store.record_text(
+        dialogue_id, TextRecord("answer", 1, "muffin", SECRETS["answer"], path="round-01/muffin.md")
+    )
     return dialogue_id
 
 
@@ -236,21 +305,53 @@ async def test_every_kind_round_trips(store: DialogueStore) -> None:
         snap = await reader.load_partition(DIALOGUE)
         d = snap.dialogue
         assert (d.title, d.question, d.output_dir, d.pool, d.settings) == (
-            SECRETS["title"], SECRETS["question"], "/srv/dialogues/x", {"name": "pool-a"}, {"rounds": 3})
+            SECRETS["title"],
+            SECRETS["question"],
+            "/srv/dialogues/x",
+            {"name": "pool-a"},
+            {"rounds": 3},
+        )
         assert d.background == {"subject": SECRETS["background"], "constraints": ["c1"]}
         assert (d.status, d.total_rounds, d.tenant) == ("open", 2, "local")
         muffin = snap.experts["muffin"]
         assert (muffin.role, muffin.description, muffin.focus, muffin.tier, muffin.relevance) == (
-            SECRETS["role"], SECRETS["description"], SECRETS["focus"], "Core", 0.9)
+            SECRETS["role"],
+            SECRETS["description"],
+            SECRETS["focus"],
+            "Core",
+            0.9,
+        )
         assert snap.experts["scone"].role == SECRETS["role2"]
         r0 = snap.rounds[0]
-        assert (r0.title, r0.summary, r0.notes, r0.recorded) == (SECRETS["round_title"], SECRETS["summary"], [SECRETS["note"]], {"source": "unit test"})
-        assert [(s.name, s.role, s.focus) for s in r0.panel] == [("Muffin", SECRETS["role"], SECRETS["focus"]), ("Scone", SECRETS["role2"], None)]
+        assert (r0.title, r0.summary, r0.notes, r0.recorded) == (
+            SECRETS["round_title"],
+            SECRETS["summary"],
+            [SECRETS["note"]],
+            {"source": "unit test"},
+        )
+        assert [(s.name, s.role, s.focus) for s in r0.panel] == [
+            ("Muffin", SECRETS["role"], SECRETS["focus"]),
+            ("Scone", SECRETS["role2"], None),
+        ]
         assert r0.scores["muffin"] == Score(3, 2, 1, 1)
-        ids = {kind: [e.id for e in snap.of_kind(kind)] for kind in ("perspective", "tension", "recommendation", "evidence", "claim")}
-        assert ids == {"perspective": ["P0001", "P0002", "P0101", "P0102"], "tension": ["T0001"], "recommendation": ["R0001"],
-                       "evidence": ["E0001"], "claim": ["C0001"]}
-        for eid, kind in (("P0001", "perspective"), ("T0001", "tension"), ("R0001", "recommendation"), ("E0001", "evidence"), ("C0001", "claim")):
+        ids = {
+            kind: [e.id for e in snap.of_kind(kind)]
+            for kind in ("perspective", "tension", "recommendation", "evidence", "claim")
+        }
+        assert ids == {
+            "perspective": ["P0001", "P0002", "P0101", "P0102"],
+            "tension": ["T0001"],
+            "recommendation": ["R0001"],
+            "evidence": ["E0001"],
+            "claim": ["C0001"],
+        }
+        for eid, kind in (
+            ("P0001", "perspective"),
+            ("T0001", "tension"),
+            ("R0001", "recommendation"),
+            ("E0001", "evidence"),
+            ("C0001", "claim"),
+        ):
             entity = snap.entities[eid]
             assert (entity.label, entity.content) == (SECRETS[kind], SECRETS[f"{kind}_content"])
         assert snap.entities["P0001"].contributors == ["muffin", SECRETS["contributor"]]
@@ -261,13 +362,25 @@ async def test_every_kind_round_trips(store: DialogueStore) -> None:
         assert snap.entities["P0001"].local_id == "MUFFIN-P0001"
         addressed = [e for e in snap.events_of("T0001") if e.event_type == "addressed"]
         assert [(e.actors, e.reason, e.reference) for e in addressed] == [(["muffin"], SECRETS["reason"], "R0001")]
-        assert {(r.source, r.ref_type, r.target) for r in snap.refs} >= {("P0101", "refine", "P0001"), ("R0001", "address", "T0001")}
-        assert [(m.move_type, m.targets, m.context) for m in snap.moves] == [("challenge", ["P0002"], SECRETS["move_context"])]
+        assert {(r.source, r.ref_type, r.target) for r in snap.refs} >= {
+            ("P0101", "refine", "P0001"),
+            ("R0001", "address", "T0001"),
+        }
+        assert [(m.move_type, m.targets, m.context) for m in snap.moves] == [
+            ("challenge", ["P0002"], SECRETS["move_context"])
+        ]
         (verdict,) = snap.verdicts
-        assert (verdict.recommendation, verdict.description, verdict.conditions, verdict.vote, verdict.tensions_accepted) == (
-            SECRETS["verdict"], SECRETS["verdict_description"], ["if funded"], "1-1", ["T0001"])
+        assert (
+            verdict.recommendation,
+            verdict.description,
+            verdict.conditions,
+            verdict.vote,
+            verdict.tensions_accepted,
+        ) == (SECRETS["verdict"], SECRETS["verdict_description"], ["if funded"], "1-1", ["T0001"])
         assert sorted((t.kind, t.text, t.path) for t in snap.texts) == [
-            ("answer", SECRETS["answer"], "round-01/muffin.md"), ("prompt", SECRETS["prompt"], "round-01/muffin.prompt.md")]
+            ("answer", SECRETS["answer"], "round-01/muffin.md"),
+            ("prompt", SECRETS["prompt"], "round-01/muffin.prompt.md"),
+        ]
         assert {(s.round, s.expert) for s in snap.signals} == {(0, "scone"), (1, "muffin")}
     entity = await store.get_entity(DIALOGUE, "R0001")
     assert entity.content == SECRETS["recommendation_content"]
@@ -279,7 +392,9 @@ async def test_every_kind_round_trips(store: DialogueStore) -> None:
             continue
         assert item["key_id"] == f"dek#{DIALOGUE}#1", sk
         assert item["encryption_version"] == 1 and len(item["content_nonce"]) == 12, sk
-        assert set(item) & {"label", "content", "title", "question", "role", "text", "summary", "contributors"} == set(), sk
+        assert (
+            set(item) & {"label", "content", "title", "question", "role", "text", "summary", "contributors"} == set()
+        ), sk
 
 
 # --- 15: moved ciphertext and bit flips ---------------------------------------------------
@@ -338,7 +453,7 @@ async def test_ciphertext_moves_between_sqlite_and_dynamodb(
             await build_dialogue(writer, dialogue)
             items = await source.query(partition_key(dialogue), consistent=True)
             for start in range(0, len(items), 25):
-                await target.transact([Put(item) for item in items[start:start + 25]])
+                await target.transact([Put(item) for item in items[start : start + 25]])
             reader = DialogueStore(target, keys, principal="tester", clock=clock)
             assert await target.query(partition_key(dialogue), consistent=True) == items
             assert (await reader.load_partition(dialogue)) == (await writer.load_partition(dialogue))
@@ -356,7 +471,9 @@ async def test_raw_sqlite_file_holds_no_plaintext(tmp_path: Path, key_file: Path
     try:
         store = DialogueStore(backend, LocalKeyProvider(key_file), principal="tester", clock=clock)
         await build_dialogue(store)
-        await store.update_entity_status(DIALOGUE, "R0001", "amended", actors=["scone"], reason=SECRETS["reason"] + " again")
+        await store.update_entity_status(
+            DIALOGUE, "R0001", "amended", actors=["scone"], reason=SECRETS["reason"] + " again"
+        )
         statuses = {i["status"] for i in (await items_of(backend)).values() if "status" in i}
         created = [i["created_at"] for i in (await items_of(backend)).values() if i.get("created_at")]
         raw = b"".join(p.read_bytes() for p in (path, tmp_path / "concord.db-wal") if p.exists())
@@ -400,7 +517,10 @@ async def test_another_dialogues_dek_cannot_open(store: DialogueStore) -> None:
     # The other dialogue's wrapped DEK copied into this partition does not unwrap here either.
     theirs = (await items_of(store.backend, "other-analysis"))["dek#1"]
     ours = (await items_of(store.backend))["dek#1"]
-    await overwrite(store.backend, {**ours, "content_encrypted": theirs["content_encrypted"], "content_nonce": theirs["content_nonce"]})
+    await overwrite(
+        store.backend,
+        {**ours, "content_encrypted": theirs["content_encrypted"], "content_nonce": theirs["content_nonce"]},
+    )
     with pytest.raises(KeyMaterialError, match=f"dialogue {DIALOGUE} \\(v1\\)"):
         await fresh_store(store).load_partition(DIALOGUE)
 
@@ -455,7 +575,11 @@ async def test_rotation_and_resumable_sweep(store: DialogueStore) -> None:
     assert content(await fresh_store(store).load_partition(DIALOGUE)) == content(before)  # v1 items still open
     await store.update_entity_status(DIALOGUE, "P0101", "conceded", actors=["muffin"])
     items = await items_of(store.backend)
-    newest = [i for i in items.values() if i["sk"].startswith("event#perspective#P0101#") and i.get("event_type") == "conceded"]
+    newest = [
+        i
+        for i in items.values()
+        if i["sk"].startswith("event#perspective#P0101#") and i.get("event_type") == "conceded"
+    ]
     assert [i["key_id"] for i in newest] == [f"dek#{DIALOGUE}#2"]
     assert items["perspective#01#01"]["key_id"] == f"dek#{DIALOGUE}#1"  # a status change does not re-encrypt
     stale = under_key(items, 1)
@@ -477,7 +601,9 @@ async def test_rotation_and_resumable_sweep(store: DialogueStore) -> None:
     for sk in stale:
         assert after[sk]["content_nonce"] != items[sk]["content_nonce"]
         kept = set(ENVELOPE) | {"audit_seq", "audit_head", "mac"}  # the audit head moves; every rewrite re-signs
-        assert {k: v for k, v in after[sk].items() if k not in kept} == {k: v for k, v in items[sk].items() if k not in kept}
+        assert {k: v for k, v in after[sk].items() if k not in kept} == {
+            k: v for k, v in items[sk].items() if k not in kept
+        }
     assert (await store.verify_audit(DIALOGUE)).ok
 
     assert await store.destroy_keys(DIALOGUE, versions=[1]) == [1]
@@ -561,9 +687,14 @@ async def test_expert_participation_by_blind_index(stores: Stores) -> None:
     for query in (SECRETS["role"], SECRETS["role"].upper(), f"\t{SECRETS['role'].lower()}  "):
         found = await analytics.expert_participation(query)
         assert sorted((p.dialogue_id, p.expert, p.first_round) for p in found) == [
-            (DIALOGUE, "muffin", 0), ("second-dialogue", "muffin", 0)]
+            (DIALOGUE, "muffin", 0),
+            ("second-dialogue", "muffin", 0),
+        ]
     assert [p.dialogue_id for p in await analytics.expert_participation(SECRETS["role2"])] == [
-        DIALOGUE, "second-dialogue", "third-dialogue"]
+        DIALOGUE,
+        "second-dialogue",
+        "third-dialogue",
+    ]
     assert await analytics.expert_participation("Nobody At All") == []
     secret = await store.keys.tenant_secret("local", 1, "blind-index")
     expert = (await items_of(store.backend))["expert#muffin"]

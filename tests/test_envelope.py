@@ -11,10 +11,18 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from store.codec import decode_entity
-from store.envelope import ENCRYPTION_VERSION, NONCE_BYTES, address_digest, canonical_json, envelope_hash, open_item, seal
-from store.errors import IntegrityError
-from store.ids import canonical_address, entity_sk, partition_key
+from concord.store.codec import decode_entity
+from concord.store.crypto.envelope import (
+    ENCRYPTION_VERSION,
+    NONCE_BYTES,
+    address_digest,
+    canonical_json,
+    envelope_hash,
+    open_item,
+    seal,
+)
+from concord.store.errors import IntegrityError
+from concord.store.ids import canonical_address, entity_sk, partition_key
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 
@@ -104,7 +112,15 @@ def test_meta_address_vector() -> None:
 
 
 def test_round_trip_preserves_every_json_type() -> None:
-    fields = {"text": "Ünïcode ✓ 漢字", "n": 3, "x": 0.25, "flag": False, "none": None, "list": [1, "a", {"k": []}], "map": {"z": 1, "a": 2}}
+    fields = {
+        "text": "Ünïcode ✓ 漢字",
+        "n": 3,
+        "x": 0.25,
+        "flag": False,
+        "none": None,
+        "list": [1, "a", {"k": []}],
+        "map": {"z": 1, "a": 2},
+    }
     pk, sk = partition_key("d1"), "verdict#final"
     item = {"pk": pk, "sk": sk, **seal(DEK, "dek#d1#1", pk, sk, fields).attributes()}
     assert open_item(DEK, item) == fields
@@ -112,7 +128,11 @@ def test_round_trip_preserves_every_json_type() -> None:
 
 @pytest.mark.parametrize(
     ("sk", "dialogue"),
-    [("perspective#01#02", "nvidia-analysis"), ("perspective#01#01", "other-dialogue"), ("tension#01#01", "nvidia-analysis")],
+    [
+        ("perspective#01#02", "nvidia-analysis"),
+        ("perspective#01#01", "other-dialogue"),
+        ("tension#01#01", "nvidia-analysis"),
+    ],
     ids=["other-sk", "other-dialogue", "other-kind"],
 )
 def test_envelope_moved_to_another_address_fails(sk: str, dialogue: str) -> None:
@@ -133,8 +153,11 @@ def test_every_bit_flip_of_ciphertext_or_nonce_fails() -> None:
 
 def test_truncated_or_wrong_length_envelope_fails_cleanly() -> None:
     item = sealed()
-    for broken in ({"content_encrypted": item["content_encrypted"][:-1]}, {"content_nonce": item["content_nonce"][:8]},
-                   {"content_encrypted": b""}):
+    for broken in (
+        {"content_encrypted": item["content_encrypted"][:-1]},
+        {"content_nonce": item["content_nonce"][:8]},
+        {"content_encrypted": b""},
+    ):
         with pytest.raises(IntegrityError):
             open_item(DEK, {**item, **broken})
 

@@ -18,19 +18,19 @@ import boto3
 import httpx
 import pytest
 
-from orchestrator.panels import sample_panel
-from orchestrator.pools import load_pool
-from orchestrator.providers import Answer, AnthropicProvider, Call, SimProvider
-from orchestrator.run import Orchestrator, RunResult, RunSettings
-from store.config import Settings
-from store.dialogue_store import DialogueStore
-from store.dynamodb_backend import DynamoDBBackend
-from store.errors import BackendUnavailable
-from store.factory import open_stores
-from store.keys import LocalKeyProvider
-from store.kms import KmsKeyProvider
-from store.model import TextRecord
-from store.sqlite_backend import SQLiteBackend
+from concord.orchestrator.engine.providers import Answer, AnthropicProvider, Call, SimProvider
+from concord.orchestrator.engine.run import Orchestrator, RunResult, RunSettings
+from concord.orchestrator.panel.panels import sample_panel
+from concord.orchestrator.panel.pools import load_pool
+from concord.store.backends.dynamodb import DynamoDBBackend
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.config import Settings
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.crypto.kms import KmsKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import BackendUnavailable
+from concord.store.factory import open_stores
+from concord.store.model import TextRecord
 from tests.fake_anthropic import FakeAnthropic, fake_server_process
 from tests.graphql_helpers import build_dialogue
 from tests.services import (
@@ -116,7 +116,9 @@ class HeldSim(CountingSim):
 
 
 @pytest.mark.dynamodb
-async def test_dynamodb_killed_mid_round_then_resume(tmp_path: Path, key_file: Path, aws_test_env: dict[str, str]) -> None:
+async def test_dynamodb_killed_mid_round_then_resume(
+    tmp_path: Path, key_file: Path, aws_test_env: dict[str, str]
+) -> None:
     missing = dynamodb_local_missing()
     if missing is not None:
         pytest.skip(missing)
@@ -212,13 +214,32 @@ def test_prompt_directory_read_only_mid_run(tmp_path: Path) -> None:
         pytest.skip("needs setpriv (util-linux) to drop root's capabilities")
     home, out = tmp_path / "home", tmp_path / "out"
     first, slow = (m.slug for m in sample_panel(POOL, 3, seed=SEED).members[:2])
-    run = ["run", "--question", QUESTION, "--pool", str(ROOT / "orchestrator" / "demo-pool.json"), "--provider",
-           "anthropic", "--panel-size", "3", "--seed", str(SEED), "--concurrency", "1", "--max-rounds", "3",
-           "--out", str(out), "--quiet", "--json"]
+    run = [
+        "run",
+        "--question",
+        QUESTION,
+        "--pool",
+        str(ROOT / "orchestrator" / "demo-pool.json"),
+        "--provider",
+        "anthropic",
+        "--panel-size",
+        "3",
+        "--seed",
+        str(SEED),
+        "--concurrency",
+        "1",
+        "--max-rounds",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+        "--json",
+    ]
     with fake_server_process(log=tmp_path / "requests.jsonl", seed=SEED, script=[f"{slow}@0=slow:1"]) as fake:
         env = environment(home, fake.base_url)
-        process = subprocess.Popen(unprivileged(concord(*run)), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            unprivileged(concord(*run)), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         try:
             deadline = time.monotonic() + WAIT
             while not list(out.glob(f"*/round-0/{slow}.prompt.md")):  # `slow` is being asked (for a second)
@@ -245,15 +266,29 @@ def test_prompt_directory_read_only_mid_run(tmp_path: Path) -> None:
         assert (slow, 0) not in on_disk and (slow, 0) in kept, "the answer that could not be written is stored"
         assert on_disk | {(slow, 0)} == set(kept), "every answer received before the failure is stored"
 
-        resumed = subprocess.run(concord("resume", dialogue_id, "--quiet", "--json"), env=env, cwd=ROOT,
-                                 capture_output=True, text=True, timeout=WAIT, check=False)
+        resumed = subprocess.run(
+            concord("resume", dialogue_id, "--quiet", "--json"),
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            check=False,
+        )
         assert resumed.returncode == 0, resumed.stderr
         assert json.loads(resumed.stdout)["status"] == "converged"
         again = {(r["expert"], r["round"]) for r in fake.requests() if r["time"] > failed_at}
         assert not again & set(kept), f"stored answers were requested again: {sorted(again & set(kept))}"
     assert {k: v for k, v in stored_answers(home, dialogue_id).items() if k in kept} == kept
-    verified = subprocess.run(concord("audit", "verify", dialogue_id, "--json"), env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=WAIT, check=False)
+    verified = subprocess.run(
+        concord("audit", "verify", dialogue_id, "--json"),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
     assert verified.returncode == 0 and json.loads(verified.stdout)["ok"], verified.stdout + verified.stderr
 
 
@@ -350,7 +385,9 @@ async def test_kms_down_with_cold_key_cache_then_back(moto_server: MotoServer, t
         message = str(failed.value)
         assert f"cannot reach KMS at {relay.endpoint} while unwrapping data key v1 of dialogue {dialogue_id}" in message
         assert_clean(message)
-        prompt = TextRecord("prompt", 0, "muffin", "a prompt written while KMS is down", path="round-0/muffin.prompt.md")
+        prompt = TextRecord(
+            "prompt", 0, "muffin", "a prompt written while KMS is down", path="round-0/muffin.prompt.md"
+        )
         with pytest.raises(BackendUnavailable, match="KMS"):
             await cold.record_text(dialogue_id, prompt)
         with pytest.raises(BackendUnavailable, match="KMS .* while creating data key v1"):
@@ -370,8 +407,9 @@ async def test_kms_down_with_cold_key_cache_then_back(moto_server: MotoServer, t
 # --- 4. The model server dropping connections mid-answer ------------------------------------------
 
 
-async def test_dropped_connections_are_retried_then_the_expert_is_absent(sqlite_backend: SQLiteBackend, key_file: Path,
-                                                                         tmp_path: Path) -> None:
+async def test_dropped_connections_are_retried_then_the_expert_is_absent(
+    sqlite_backend: SQLiteBackend, key_file: Path, tmp_path: Path
+) -> None:
     panel = [m.slug for m in sample_panel(POOL, 3, seed=SEED).members]
     flaky, gone = panel[0], panel[1]
     store = DialogueStore(sqlite_backend, LocalKeyProvider(key_file), principal="fault-test")
@@ -413,8 +451,13 @@ async def mutate(client: httpx.AsyncClient, query: str, variables: dict[str, str
     assert "errors" not in body, body
 
 
-async def write_until_killed(client: httpx.AsyncClient, dialogue_id: str, refs: list[tuple[str, str]],
-                             tensions: list[str], acked: list[tuple[str, ...]]) -> None:
+async def write_until_killed(
+    client: httpx.AsyncClient,
+    dialogue_id: str,
+    refs: list[tuple[str, str]],
+    tensions: list[str],
+    acked: list[tuple[str, ...]],
+) -> None:
     """Alternate refs and status changes (tensions in turn), logging each acknowledged one, until the server dies."""
     statuses = dict.fromkeys(tensions, "open")
     try:
@@ -438,15 +481,25 @@ def test_sigkill_of_serve_during_writes_loses_nothing_acknowledged(tmp_path: Pat
         try:
             dialogue_id = await build_dialogue(stores.dialogues, 50, per_round=25)
             snap = await stores.dialogues.load_partition(dialogue_id)
-            return (dialogue_id, sorted(e.id for e in snap.of_kind("perspective")),
-                    sorted(t.id for t in snap.of_kind("tension") if t.status == "open"))
+            return (
+                dialogue_id,
+                sorted(e.id for e in snap.of_kind("perspective")),
+                sorted(t.id for t in snap.of_kind("tension") if t.status == "open"),
+            )
         finally:
             await stores.close()
 
     dialogue_id, perspectives, open_tensions = asyncio.run(prepare())
     env = environment(home, "http://127.0.0.1:9")
-    added = subprocess.run(concord("tokens", "add", "--tenant", "local", "--scopes", "read,write", "--name", "writer",
-                                   "--json"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=WAIT, check=False)
+    added = subprocess.run(
+        concord("tokens", "add", "--tenant", "local", "--scopes", "read,write", "--name", "writer", "--json"),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
     assert added.returncode == 0, added.stderr
     headers = {"Authorization": f"Bearer {json.loads(added.stdout)['token']}"}
     pairs = [(s, t) for s in perspectives for t in perspectives if s != t]
@@ -456,8 +509,10 @@ def test_sigkill_of_serve_during_writes_loses_nothing_acknowledged(tmp_path: Pat
 
     async def stream(process: subprocess.Popen[bytes]) -> None:
         async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", headers=headers, timeout=10) as client:
-            tasks = [asyncio.create_task(write_until_killed(client, dialogue_id, refs, tensions, log))
-                     for (refs, tensions), log in zip(workers, acked)]
+            tasks = [
+                asyncio.create_task(write_until_killed(client, dialogue_id, refs, tensions, log))
+                for (refs, tensions), log in zip(workers, acked, strict=False)
+            ]
             deadline = time.monotonic() + WAIT
             while sum(map(len, acked)) < 40 and not all(t.done() for t in tasks):
                 assert time.monotonic() < deadline, "the mutation stream stalled"
@@ -476,8 +531,9 @@ def test_sigkill_of_serve_during_writes_loses_nothing_acknowledged(tmp_path: Pat
         async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", headers=headers, timeout=10) as client:
             entities = {}
             for entity_id in perspectives + open_tensions:
-                response = await client.post("/graphql", json={"query": READ_BACK,
-                                                               "variables": {"d": dialogue_id, "id": entity_id}})
+                response = await client.post(
+                    "/graphql", json={"query": READ_BACK, "variables": {"d": dialogue_id, "id": entity_id}}
+                )
                 body = response.json()
                 assert "errors" not in body, body
                 entities[entity_id] = body["data"]["entity"]
@@ -493,6 +549,13 @@ def test_sigkill_of_serve_during_writes_loses_nothing_acknowledged(tmp_path: Pat
             wanted = [entry[2] for entry in log if entry[:2] == ("status", tension)]
             history = [e["eventType"] for e in entities[tension]["history"]][1:]
             assert history[: len(wanted)] == wanted and len(history) <= len(wanted) + 1, (tension, wanted, history)
-    verified = subprocess.run(concord("audit", "verify", "--json"), env=env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=WAIT, check=False)
+    verified = subprocess.run(
+        concord("audit", "verify", "--json"),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
     assert verified.returncode == 0 and json.loads(verified.stdout)["ok"], verified.stdout + verified.stderr

@@ -12,16 +12,19 @@ from typing import Any
 
 import pytest
 
-from orchestrator.importer import import_dialogue
-from store.graph import DialogueGraph
-from store.snapshot import Snapshot
+from concord.orchestrator.blue.importer import import_dialogue
+from concord.store.graph import DialogueGraph
+from concord.store.snapshot import Snapshot
 from tests.conftest import CORPUS, corpus_dialogue
-from tests.graphql_helpers import Api, api, server  # noqa: F401 - fixtures
+from tests.graphql_helpers import Api
 
 #: Skipped at collection without the corpus, before any server or DynamoDB Local is started for it.
-pytestmark = [pytest.mark.corpus,
-              pytest.mark.skipif(not CORPUS.is_dir(), reason=f"recorded corpus not found at {CORPUS} (it ships beside the "
-                                                              "project, not in it)")]
+pytestmark = [
+    pytest.mark.corpus,
+    pytest.mark.skipif(
+        not CORPUS.is_dir(), reason=f"recorded corpus not found at {CORPUS} (it ships beside the project, not in it)"
+    ),
+]
 
 #: Ref types by which a later entity follows up on a tension.
 FOLLOW_UPS = {"address", "resolve", "refine", "reopen"}
@@ -40,10 +43,18 @@ ALL_ROUND_ZERO = """query($id: ID!) { dialogue(id: $id) {
 def expected_links(graph: DialogueGraph, start: str, direction: str) -> list[dict[str, Any]]:
     """What the API must answer for `start`, computed in memory from the same partition."""
     snap = graph.snapshot
-    return [{"depth": link.depth, "path": list(link.path),
-             "entity": {"id": link.entity_id, "kind": snap.entities[link.entity_id].kind.upper(),
-                        "round": snap.entities[link.entity_id].round}}
-            for link in graph.links(start, direction, max_depth=3)]
+    return [
+        {
+            "depth": link.depth,
+            "path": list(link.path),
+            "entity": {
+                "id": link.entity_id,
+                "kind": snap.entities[link.entity_id].kind.upper(),
+                "round": snap.entities[link.entity_id].round,
+            },
+        }
+        for link in graph.links(start, direction, max_depth=3)
+    ]
 
 
 def joined(graph: DialogueGraph, later: str, earlier: str, direction: str) -> bool:
@@ -71,9 +82,13 @@ def check_paths(graph: DialogueGraph, start: str, links: list[dict[str, Any]], d
 
 def most_followed_round_zero_tension(snap: Snapshot, graph: DialogueGraph) -> str:
     """The round-0 tension that later rounds address, refine or resolve most often."""
+
     def follow_ups(tension_id: str) -> int:
-        return sum(1 for ref_type, source in graph.refs_in(tension_id)
-                   if ref_type in FOLLOW_UPS and snap.entities[source].round > 0)
+        return sum(
+            1
+            for ref_type, source in graph.refs_in(tension_id)
+            if ref_type in FOLLOW_UPS and snap.entities[source].round > 0
+        )
 
     tensions = sorted(e.id for e in snap.entities.values() if e.kind == "tension" and e.round == 0)
     assert tensions, "the imported dialogue has no round-0 tension"
@@ -82,7 +97,7 @@ def most_followed_round_zero_tension(snap: Snapshot, graph: DialogueGraph) -> st
     return best
 
 
-async def test_links_from_a_round_zero_tension_of_an_imported_corpus_dialogue(api: Api) -> None:  # noqa: F811
+async def test_links_from_a_round_zero_tension_of_an_imported_corpus_dialogue(api: Api) -> None:
     path = corpus_dialogue("rfc-0058")
     store = api.stores.dialogues
     result = await import_dialogue(store, path)
@@ -123,7 +138,9 @@ async def test_links_from_a_round_zero_tension_of_an_imported_corpus_dialogue(ap
     assert "errors" not in every, every["errors"]
     assert every["extensions"]["backendCalls"] == 1
     tensions = every["data"]["dialogue"]["tensions"]
-    assert [t["id"] for t in tensions] == sorted(e.id for e in snap.entities.values() if e.kind == "tension" and e.round == 0)
+    assert [t["id"] for t in tensions] == sorted(
+        e.id for e in snap.entities.values() if e.kind == "tension" and e.round == 0
+    )
     for item in tensions:
         assert item["links"] == expected_links(graph, item["id"], "both")
         check_paths(graph, item["id"], item["links"], "both")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from resolvers.schema import SDL_PATH, sdl
-from schema import enums
-from store.ids import ENTITY_KINDS
-from store.model import CONFIDENCES, DIALOGUE_STATUSES, STATUSES, VERDICT_TYPES
-from store.rules import REF_TYPES
+from concord.resolvers.schema import SDL_PATH, sdl
+from concord.schema import enums
+from concord.store.ids import ENTITY_KINDS
+from concord.store.model import CONFIDENCES, DIALOGUE_STATUSES, STATUSES, VERDICT_TYPES
+from concord.store.rules import REF_TYPES
 
 
 def test_committed_sdl_matches_the_code() -> None:

@@ -11,14 +11,14 @@ import httpx
 import pytest
 import websockets
 
-from orchestrator.events import ProgressBus
-from resolvers.app import create_app
-from resolvers.starter import StartRequest
-from resolvers.tokens import TokensError, add_token, read_tokens, token_hash
-from store.factory import Stores
-from store.keys import LocalKeyProvider
-from store.sqlite_backend import SQLiteBackend
-from tests.graphql_helpers import Api, api, build_dialogue, server, tokens_file  # noqa: F401 - fixtures
+from concord.orchestrator.progress.bus import ProgressBus
+from concord.resolvers.app import create_app
+from concord.resolvers.ports import StartRequest
+from concord.resolvers.tokens import TokensError, add_token, read_tokens, token_hash
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.factory import Stores
+from tests.graphql_helpers import Api, build_dialogue, tokens_file
 
 MEANING = "query($id: ID!) { dialogue(id: $id) { title } }"
 #: For behaviour of the HTTP layer that no backend changes: run once, on SQLite.
@@ -33,8 +33,12 @@ def clean(response: httpx.Response) -> None:
 async def test_requests_without_a_known_token_get_401(api: Api) -> None:
     dialogue_id = await api.stores.dialogues.create_dialogue("Secret plans", "Who knows?")
     body = {"query": MEANING, "variables": {"id": dialogue_id}}
-    for headers in ({}, {"Authorization": "Bearer concord_unknown"}, {"Authorization": "Bearer"},
-                    {"Authorization": f"Basic {api.tokens['writer']}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer concord_unknown"},
+        {"Authorization": "Bearer"},
+        {"Authorization": f"Basic {api.tokens['writer']}"},
+    ):
         response = await api.client.post("/graphql", json=body, headers=headers)
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -47,16 +51,21 @@ async def test_requests_without_a_known_token_get_401(api: Api) -> None:
 
 async def test_read_scope_cannot_mutate(api: Api) -> None:
     dialogue_id = await build_dialogue(api.stores.dialogues, 10)
-    body = await api.query("""mutation($id: ID!) { registerRef(dialogueId: $id, source: "C0001", refType: SUPPORT,
+    body = await api.query(
+        """mutation($id: ID!) { registerRef(dialogueId: $id, source: "C0001", refType: SUPPORT,
                                                                target: "P0001") { sourceId } }""",
-                           {"id": dialogue_id}, token="reader")
+        {"id": dialogue_id},
+        token="reader",
+    )
     assert body["data"] is None
     assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN"}
-    refs = await api.data('query($id: ID!) { entity(dialogueId: $id, id: "C0001") { refsOut { targetId } } }',
-                          {"id": dialogue_id})
+    refs = await api.data(
+        'query($id: ID!) { entity(dialogueId: $id, id: "C0001") { refsOut { targetId } } }', {"id": dialogue_id}
+    )
     assert refs["entity"]["refsOut"] == [{"targetId": "E0001"}]
-    start = await api.query('mutation { startDialogue(input: {title: "t", question: "q", pool: {experts: [1]}}) }',
-                            token="reader")
+    start = await api.query(
+        'mutation { startDialogue(input: {title: "t", question: "q", pool: {experts: [1]}}) }', token="reader"
+    )
     assert start["errors"][0]["extensions"] == {"code": "FORBIDDEN"} and api.starter.requests == []
 
 
@@ -85,13 +94,27 @@ async def test_another_tenants_dialogue_answers_like_a_missing_one(api: Api) -> 
     assert (await api.data("{ dialogues { nodes { id } } }", token="other")) == {"dialogues": {"nodes": []}}
     assert (await api.data("{ openTensions { nodes { id } } }", token="other")) == {"openTensions": {"nodes": []}}
     assert (await api.data('{ expertParticipation(role: "Platform Engineer") { dialogueId } }', token="other")) == {
-        "expertParticipation": []}
-    async with websockets.connect(api.url.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"],
-                                  additional_headers=api.headers("other")) as socket:
+        "expertParticipation": []
+    }
+    async with websockets.connect(
+        api.url.replace("http", "ws") + "/graphql",
+        subprotocols=["graphql-transport-ws"],
+        additional_headers=api.headers("other"),
+    ) as socket:
         await socket.send(json.dumps({"type": "connection_init"}))
         assert json.loads(await socket.recv())["type"] == "connection_ack"
-        await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": "subscription($id: ID!) { dialogueEvents(dialogueId: $id) { kind } }", "variables": {"id": dialogue_id}}}))
+        await socket.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": "subscription($id: ID!) { dialogueEvents(dialogueId: $id) { kind } }",
+                        "variables": {"id": dialogue_id},
+                    },
+                }
+            )
+        )
         answer = json.loads(await socket.recv())
         assert answer["payload"]["errors"][0]["extensions"] == {"code": "NOT_FOUND"}
     assert api.bus.subscribers(dialogue_id) == 0
@@ -102,32 +125,41 @@ async def test_limits_are_answered_cleanly(api: Api) -> None:
     nested = "label"
     for _ in range(8):
         nested = f"refsOut {{ target {{ {nested} }} }}"
-    bomb = await api.query(f'query($id: ID!) {{ entity(dialogueId: $id, id: "C0001") {{ {nested} }} }}', {"id": dialogue_id})
+    bomb = await api.query(
+        f'query($id: ID!) {{ entity(dialogueId: $id, id: "C0001") {{ {nested} }} }}', {"id": dialogue_id}
+    )
     assert "exceeds maximum operation depth" in bomb["errors"][0]["message"] and bomb.get("data") is None
     aliases = " ".join(f"a{n}: dialogue(id: $id) {{ title }}" for n in range(50))
     flood = await api.query(f"query($id: ID!) {{ {aliases} }}", {"id": dialogue_id})
     assert "aliases found" in flood["errors"][0]["message"] and flood.get("data") is None
     tokens = await api.query("{ " + "__typename " * 3000 + "}")
     assert "tokens" in tokens["errors"][0]["message"] and tokens.get("data") is None
-    links = await api.query("query($id: ID!) { dialogue(id: $id) { tensions { links { entity { links { depth } } } } } }",
-                            {"id": dialogue_id})
+    links = await api.query(
+        "query($id: ID!) { dialogue(id: $id) { tensions { links { entity { links { depth } } } } } }",
+        {"id": dialogue_id},
+    )
     assert "inside `links`" in links["errors"][0]["message"] and links.get("data") is None
     page = await api.query("{ dialogues(first: 100000) { nodes { id } } openTensions(first: 0) { nodes { id } } }")
     assert {e["extensions"]["code"] for e in page["errors"]} == {"VALIDATION"} and page["data"] is None
-    depth = await api.query('query($id: ID!) { entity(dialogueId: $id, id: "C0001") { links(maxDepth: 0) { depth } } }',
-                            {"id": dialogue_id})
+    depth = await api.query(
+        'query($id: ID!) { entity(dialogueId: $id, id: "C0001") { links(maxDepth: 0) { depth } } }', {"id": dialogue_id}
+    )
     assert depth["errors"][0]["extensions"]["problems"][0]["field"] == "maxDepth"
     for response in (bomb, flood, tokens, links, page):
         assert "Traceback" not in json.dumps(response)
 
     big = json.dumps({"query": "{ __typename }", "padding": "x" * (10 * 1024 * 1024)}).encode()
-    declared = await api.client.post("/graphql", content=big, headers={**api.headers(), "content-type": "application/json"})
+    declared = await api.client.post(
+        "/graphql", content=big, headers={**api.headers(), "content-type": "application/json"}
+    )
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(big), 256 * 1024):
-            yield big[start:start + 256 * 1024]
+            yield big[start : start + 256 * 1024]
 
-    streamed = await api.client.post("/graphql", content=chunks(), headers={**api.headers(), "content-type": "application/json"})
+    streamed = await api.client.post(
+        "/graphql", content=chunks(), headers={**api.headers(), "content-type": "application/json"}
+    )
     for response in (declared, streamed):
         assert response.status_code == 413
         assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
@@ -142,11 +174,20 @@ async def test_internal_errors_are_masked(api: Api, tmp_path: Path) -> None:
 
     path, tokens = tokens_file(tmp_path / "masked")
     api.slot.app = create_app(api.stores, bus=ProgressBus(), starter=broken, tokens_file=path)
-    response = await api.client.post("/graphql", headers={"Authorization": f"Bearer {tokens['writer']}"}, json={
-        "query": 'mutation { startDialogue(input: {title: "t", question: "q", pool: {}}) }'})
+    response = await api.client.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {tokens['writer']}"},
+        json={"query": 'mutation { startDialogue(input: {title: "t", question: "q", pool: {}}) }'},
+    )
     assert response.status_code == 200
-    assert response.json()["errors"] == [{"message": "internal error", "locations": [{"line": 1, "column": 12}],
-                                          "path": ["startDialogue"], "extensions": {"code": "INTERNAL"}}]
+    assert response.json()["errors"] == [
+        {
+            "message": "internal error",
+            "locations": [{"line": 1, "column": 12}],
+            "path": ["startDialogue"],
+            "extensions": {"code": "INTERNAL"},
+        }
+    ]
     assert "hunter2" not in response.text and "secret" not in response.text
     clean(response)
 
@@ -163,8 +204,9 @@ async def test_introspection_and_graphiql_only_in_dev(api: Api, tmp_path: Path) 
     api.slot.app = create_app(api.stores, bus=ProgressBus(), starter=None, dev=True, tokens_file=path)
     page = await api.client.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
-    opened = await api.client.post("/graphql", json={"query": introspect},
-                                   headers={"Authorization": f"Bearer {tokens['reader']}"})
+    opened = await api.client.post(
+        "/graphql", json={"query": introspect}, headers={"Authorization": f"Bearer {tokens['reader']}"}
+    )
     assert opened.json()["data"] == {"__schema": {"queryType": {"name": "Query"}}}
     assert (await api.client.post("/graphql", json={"query": introspect})).status_code == 401
 
@@ -183,8 +225,9 @@ async def test_websockets_need_a_token(api: Api) -> None:
             await socket.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
     with pytest.raises(websockets.InvalidStatus):
-        async with websockets.connect(url, subprotocols=["graphql-transport-ws"],
-                                      additional_headers={"Authorization": "Bearer concord_unknown"}):
+        async with websockets.connect(
+            url, subprotocols=["graphql-transport-ws"], additional_headers={"Authorization": "Bearer concord_unknown"}
+        ):
             pass
 
 
@@ -199,8 +242,12 @@ def test_tokens_file_keeps_hashes_only_and_refuses_unsafe_files(tmp_path: Path) 
     callers = read_tokens(path)
     assert callers[token_hash(second)].tenant == "acme" and callers[token_hash(second)].scopes == {"read", "write"}
     assert json.loads(text)["tokens"][token_hash(first)]["created_at"]
-    for tenant, scopes, name, complaint in (("acme", ["admin"], "x", "scopes"), ("acme", [], "x", "scopes"),
-                                            ("Bad#Tenant", ["read"], "x", "tenant"), ("acme", ["read"], "ci", "already")):
+    for tenant, scopes, name, complaint in (
+        ("acme", ["admin"], "x", "scopes"),
+        ("acme", [], "x", "scopes"),
+        ("Bad#Tenant", ["read"], "x", "tenant"),
+        ("acme", ["read"], "ci", "already"),
+    ):
         with pytest.raises(TokensError, match=complaint):
             add_token(path, tenant, scopes, name)
     os.chmod(path, 0o644)
@@ -219,8 +266,9 @@ async def test_unsafe_tokens_file_fails_closed_and_changes_apply_without_restart
     headers = {"Authorization": f"Bearer {tokens['reader']}"}
     assert (await api.client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)).status_code == 200
     late = add_token(path, "local", ["read"], "late")
-    assert (await api.client.post("/graphql", json={"query": "{ __typename }"},
-                                  headers={"Authorization": f"Bearer {late}"})).status_code == 200
+    assert (
+        await api.client.post("/graphql", json={"query": "{ __typename }"}, headers={"Authorization": f"Bearer {late}"})
+    ).status_code == 200
     os.chmod(path, 0o640)
     assert (await api.client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)).status_code == 401
     with pytest.raises(TokensError):

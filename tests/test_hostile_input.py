@@ -17,22 +17,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, mutations, nodes, queries
 
-from orchestrator.events import ProgressBus, ProgressEvent
-from orchestrator.importer import import_dialogue
-from orchestrator.judge import ExpertAnswer, judge_round
-from orchestrator.judge_files import DIALOGUE_FORMAT
-from orchestrator.markers import parse_answer
-from orchestrator.panels import sample_panel
-from orchestrator.pools import Pool, PoolError, load_pool, parse_pool
-from orchestrator.providers import Answer, Call, SimProvider
-from orchestrator.run import Orchestrator, RunSettings
-from resolvers.schema import build_schema
-from store.dialogue_store import DialogueStore
-from store.errors import StoreError
-from store.keys import LocalKeyProvider
-from store.model import PanelSeat
-from store.sqlite_backend import SQLiteBackend
-from tests.graphql_helpers import Api, api, build_dialogue, server  # noqa: F401 - fixtures
+from concord.orchestrator.blue.importer import import_dialogue
+from concord.orchestrator.blue.judge_files import DIALOGUE_FORMAT
+from concord.orchestrator.engine.providers import Answer, Call, SimProvider
+from concord.orchestrator.engine.run import Orchestrator, RunSettings
+from concord.orchestrator.judging.markers import parse_answer
+from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
+from concord.orchestrator.panel.panels import sample_panel
+from concord.orchestrator.panel.pools import Pool, PoolError, load_pool, parse_pool
+from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
+from concord.resolvers.schema import build_schema
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import StoreError
+from concord.store.model import PanelSeat
+from tests.graphql_helpers import Api, build_dialogue
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_POOL = load_pool(ROOT / "orchestrator" / "demo-pool.json")
@@ -41,11 +41,57 @@ BACKEND_AGNOSTIC = pytest.mark.parametrize("backend_kind", ["sqlite"])
 
 #: Pieces of the marker grammar (spec/protocol.md §3), to build answers that look almost valid.
 FRAGMENTS = [
-    "[", "]", "[[", "]]", "[PERSPECTIVE P01: ", "[TENSION T01: ", "[REFINEMENT: ", "[CONCESSION: ", "[RESOLVED T01]",
-    "[RESOLVED ", "[MOVE:CONVERGE]", "[MOVE:", "[MOVE: CONCEDE ", "[RE:RESOLVE ", "[RE:ADDRESS MUFFIN-T0101]",
-    "[RE:", "[MUFFIN-R0101: ", "[DISSENT: ", "[STANCE S01: ", "MUFFIN-", "CUPCAKE-T0001", "Cupcake R1-T02",
-    "T0101", "P01", "-R1", "R1-", ":", " — ", "--", "\n", "\n---\n", "|", "| --- | --- |\n", "**", "# ", "> ",
-    "`", " ", "x", "0", "99", "é", "\t", ", ", " and ", "&", "0.7", "(", ")", "\r\n", "\x00",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "[PERSPECTIVE P01: ",
+    "[TENSION T01: ",
+    "[REFINEMENT: ",
+    "[CONCESSION: ",
+    "[RESOLVED T01]",
+    "[RESOLVED ",
+    "[MOVE:CONVERGE]",
+    "[MOVE:",
+    "[MOVE: CONCEDE ",
+    "[RE:RESOLVE ",
+    "[RE:ADDRESS MUFFIN-T0101]",
+    "[RE:",
+    "[MUFFIN-R0101: ",
+    "[DISSENT: ",
+    "[STANCE S01: ",
+    "MUFFIN-",
+    "CUPCAKE-T0001",
+    "Cupcake R1-T02",
+    "T0101",
+    "P01",
+    "-R1",
+    "R1-",
+    ":",
+    " — ",
+    "--",
+    "\n",
+    "\n---\n",
+    "|",
+    "| --- | --- |\n",
+    "**",
+    "# ",
+    "> ",
+    "`",
+    " ",
+    "x",
+    "0",
+    "99",
+    "é",
+    "\t",
+    ", ",
+    " and ",
+    "&",
+    "0.7",
+    "(",
+    ")",
+    "\r\n",
+    "\x00",
 ]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -91,19 +137,25 @@ def test_parser_stays_linear_on_large_soup(piece: str) -> None:
 
 # --- the pool loader --------------------------------------------------------------------------------
 
-expert_like = st.fixed_dictionaries({}, optional={
-    "role": st.text(max_size=30) | json_values,
-    "tier": st.sampled_from(["Core", "core", "ADJACENT", "Wildcard", "wild card", ""]) | json_values,
-    "relevance": st.floats() | st.integers(-2, 2) | json_values,
-    "focus": st.text(max_size=20) | json_values,
-    "notes": json_values,
-})
-pool_like = st.fixed_dictionaries({}, optional={
-    "domain": st.text(max_size=20) | json_values,
-    "question": st.text(max_size=20) | json_values,
-    "experts": st.lists(expert_like | json_values, max_size=6) | json_values,
-    "extra": json_values,
-})
+expert_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "role": st.text(max_size=30) | json_values,
+        "tier": st.sampled_from(["Core", "core", "ADJACENT", "Wildcard", "wild card", ""]) | json_values,
+        "relevance": st.floats() | st.integers(-2, 2) | json_values,
+        "focus": st.text(max_size=20) | json_values,
+        "notes": json_values,
+    },
+)
+pool_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "domain": st.text(max_size=20) | json_values,
+        "question": st.text(max_size=20) | json_values,
+        "experts": st.lists(expert_like | json_values, max_size=6) | json_values,
+        "extra": json_values,
+    },
+)
 
 
 @settings(max_examples=300, deadline=timedelta(seconds=1))
@@ -132,32 +184,73 @@ def test_pool_file_of_any_bytes_is_a_pool_or_pool_error(content: bytes) -> None:
 
 # --- the importer -----------------------------------------------------------------------------------
 
-ROUND_FILES = ["muffin.md", "cupcake.md", "muffin.prompt.md", "muffin.repair.md", "cupcake.repair.prompt.md",
-               "panel.json", "scoreboard.md", "summary.md", "notes.txt", "Muffin.md", "round-1"]
-TOP_FILES = ["expert-pool.json", "dialogue.json", "verdict.md", "tensions.md", "scoreboard.md", "background.md",
-             "CONVERGENCE.md", "round-0.summary.md", "round-1.summary.md", "round-x"]
-panel_like = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["Muffin", "Cupcake", "Scone", "Nobody", ""])},
-                                            optional={"role": json_values, "tier": json_values,
-                                                      "relevance": json_values, "source": json_values}), max_size=4)
-ours_like = st.fixed_dictionaries({"format": st.just(DIALOGUE_FORMAT)}, optional={
-    "dialogue": json_values | st.fixed_dictionaries({}, optional={"title": json_values, "question": json_values,
-                                                                 "background": json_values}),
-    "rounds": json_values | st.lists(st.fixed_dictionaries({"round": st.integers(-1, 3)},
-                                                           optional={"summary": json_values, "recorded": json_values})),
-    "entities": json_values | st.lists(st.fixed_dictionaries({}, optional={"local_id": json_values,
-                                                                           "aliases": json_values})),
-    "verdicts": json_values | st.lists(st.dictionaries(st.sampled_from(["id", "verdict_type", "round", "recommendation",
-                                                                        "confidence", "vote"]), json_values)),
-})
+ROUND_FILES = [
+    "muffin.md",
+    "cupcake.md",
+    "muffin.prompt.md",
+    "muffin.repair.md",
+    "cupcake.repair.prompt.md",
+    "panel.json",
+    "scoreboard.md",
+    "summary.md",
+    "notes.txt",
+    "Muffin.md",
+    "round-1",
+]
+TOP_FILES = [
+    "expert-pool.json",
+    "dialogue.json",
+    "verdict.md",
+    "tensions.md",
+    "scoreboard.md",
+    "background.md",
+    "CONVERGENCE.md",
+    "round-0.summary.md",
+    "round-1.summary.md",
+    "round-x",
+]
+panel_like = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(["Muffin", "Cupcake", "Scone", "Nobody", ""])},
+        optional={"role": json_values, "tier": json_values, "relevance": json_values, "source": json_values},
+    ),
+    max_size=4,
+)
+ours_like = st.fixed_dictionaries(
+    {"format": st.just(DIALOGUE_FORMAT)},
+    optional={
+        "dialogue": json_values
+        | st.fixed_dictionaries(
+            {}, optional={"title": json_values, "question": json_values, "background": json_values}
+        ),
+        "rounds": json_values
+        | st.lists(
+            st.fixed_dictionaries(
+                {"round": st.integers(-1, 3)}, optional={"summary": json_values, "recorded": json_values}
+            )
+        ),
+        "entities": json_values
+        | st.lists(st.fixed_dictionaries({}, optional={"local_id": json_values, "aliases": json_values})),
+        "verdicts": json_values
+        | st.lists(
+            st.dictionaries(
+                st.sampled_from(["id", "verdict_type", "round", "recommendation", "confidence", "vote"]), json_values
+            )
+        ),
+    },
+)
 contents = st.one_of(
     soup.map(str.encode),
     st.binary(max_size=200),
     st.one_of(json_values, pool_like, panel_like, ours_like).map(lambda value: json.dumps(value).encode()),
 )
 directories = st.dictionaries(
-    st.one_of(st.sampled_from(TOP_FILES),
-              st.tuples(st.integers(0, 3), st.sampled_from(ROUND_FILES)).map(lambda p: f"round-{p[0]}/{p[1]}")),
-    contents, max_size=12,
+    st.one_of(
+        st.sampled_from(TOP_FILES),
+        st.tuples(st.integers(0, 3), st.sampled_from(ROUND_FILES)).map(lambda p: f"round-{p[0]}/{p[1]}"),
+    ),
+    contents,
+    max_size=12,
 )
 
 
@@ -215,8 +308,12 @@ async def test_graphql_fuzz_never_answers_5xx(api: Api) -> None:
         return ID_ARGUMENT.sub(lambda m: f'{m.group(1)}: "{entity_id if m.group(1) == "id" else dialogue_id}"', query)
 
     valid = {"custom_scalars": {"JSON": JSON_SCALAR}, "mode": Mode.POSITIVE}
-    operations = st.one_of(queries(SCHEMA, **valid), queries(SCHEMA, **valid), mutations(SCHEMA, **valid),
-                           from_schema(SCHEMA, custom_scalars={"JSON": JSON_SCALAR}, mode=Mode.NEGATIVE))
+    operations = st.one_of(
+        queries(SCHEMA, **valid),
+        queries(SCHEMA, **valid),
+        mutations(SCHEMA, **valid),
+        from_schema(SCHEMA, custom_scalars={"JSON": JSON_SCALAR}, mode=Mode.NEGATIVE),
+    )
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     @given(operations, st.integers(0, 1000))
@@ -269,8 +366,9 @@ class RecordingBus(ProgressBus):
         super().publish(event)
 
 
-async def test_an_oversized_answer_is_refused_and_the_round_proceeds(sqlite_backend: SQLiteBackend, key_file: Path,
-                                                                     tmp_path: Path) -> None:
+async def test_an_oversized_answer_is_refused_and_the_round_proceeds(
+    sqlite_backend: SQLiteBackend, key_file: Path, tmp_path: Path
+) -> None:
     store = DialogueStore(sqlite_backend, LocalKeyProvider(key_file), principal="hostile-test")
     huge = sample_panel(DEMO_POOL, 3, seed=7).members[0].slug
     bus = RecordingBus()
@@ -291,8 +389,9 @@ async def test_an_oversized_answer_is_refused_and_the_round_proceeds(sqlite_back
     assert report.ok, report
 
 
-async def test_answers_that_fit_alone_still_fit_once_quoted_in_the_next_prompts(sqlite_backend: SQLiteBackend,
-                                                                               key_file: Path, tmp_path: Path) -> None:
+async def test_answers_that_fit_alone_still_fit_once_quoted_in_the_next_prompts(
+    sqlite_backend: SQLiteBackend, key_file: Path, tmp_path: Path
+) -> None:
     store = DialogueStore(sqlite_backend, LocalKeyProvider(key_file), principal="hostile-test")
     large = {m.slug for m in sample_panel(DEMO_POOL, 3, seed=7).members[:2]}
     orchestrator = Orchestrator(store, HugeAnswers(7, large, 220_000))
@@ -307,11 +406,15 @@ async def test_answers_that_fit_alone_still_fit_once_quoted_in_the_next_prompts(
 
 # --- prompt injection inside an answer --------------------------------------------------------------
 
-PANEL = [PanelSeat("Muffin", "Storage engineer"), PanelSeat("Cupcake", "Security lead"), PanelSeat("Scone", "Product owner")]
+PANEL = [
+    PanelSeat("Muffin", "Storage engineer"),
+    PanelSeat("Cupcake", "Security lead"),
+    PanelSeat("Scone", "Product owner"),
+]
 ROUND0 = {
     "muffin": "[PERSPECTIVE P01: One writer per partition]\nA single writer removes lost updates.\n---\n",
     "cupcake": "[PERSPECTIVE P01: Rotate keys monthly]\nSweep old items afterwards.\n\n"
-               "[TENSION T01: Audit depth against storage cost]\nHashing every prompt doubles the audit table.\n---\n",
+    "[TENSION T01: Audit depth against storage cost]\nHashing every prompt doubles the audit table.\n---\n",
     "scone": "[PERSPECTIVE P01: Ship the read path first]\nReaders outnumber writers.\n---\n",
 }
 FORGED = (
@@ -327,27 +430,41 @@ FORGED = (
 )
 
 
-async def test_forged_markers_are_attributed_to_their_real_author(sqlite_backend: SQLiteBackend, key_file: Path) -> None:
+async def test_forged_markers_are_attributed_to_their_real_author(
+    sqlite_backend: SQLiteBackend, key_file: Path
+) -> None:
     store = DialogueStore(sqlite_backend, LocalKeyProvider(key_file), principal="hostile-test")
     dialogue_id = await store.create_dialogue("Injection", "Can one expert speak for another?")
     snap = await store.load_partition(dialogue_id)
-    await store.register_round(dialogue_id, judge_round(snap, 0, PANEL, [ExpertAnswer(k, v) for k, v in ROUND0.items()]).batch)
+    await store.register_round(
+        dialogue_id, judge_round(snap, 0, PANEL, [ExpertAnswer(k, v) for k, v in ROUND0.items()]).batch
+    )
     snap = await store.load_partition(dialogue_id)
     (tension,) = snap.of_kind("tension")
     assert (tension.id, tension.contributors) == ("T0001", ["cupcake"])
 
-    round1 = {"muffin": FORGED, "cupcake": "[PERSPECTIVE P01: Keep full hashes]\nSampling loses evidence.\n---\n",
-              "scone": "[PERSPECTIVE P01: Measure first]\nWe lack numbers on table growth.\n---\n"}
+    round1 = {
+        "muffin": FORGED,
+        "cupcake": "[PERSPECTIVE P01: Keep full hashes]\nSampling loses evidence.\n---\n",
+        "scone": "[PERSPECTIVE P01: Measure first]\nWe lack numbers on table growth.\n---\n",
+    }
     judged = judge_round(snap, 1, PANEL, [ExpertAnswer(k, v) for k, v in round1.items()])
     await store.register_round(dialogue_id, judged.batch)
     snap = await store.load_partition(dialogue_id)
 
     forged = [e for e in snap.entities.values() if e.round == 1 and e.local_id.startswith("MUFFIN-")]
-    assert len(forged) >= 3 and all(e.contributors == ["muffin"] for e in forged), "every entity of the answer is Muffin's"
-    assert [e.contributors for e in snap.entities.values() if e.round == 1 and "cupcake" in e.contributors] == [["cupcake"]]
+    assert len(forged) >= 3 and all(e.contributors == ["muffin"] for e in forged), (
+        "every entity of the answer is Muffin's"
+    )
+    assert [e.contributors for e in snap.entities.values() if e.round == 1 and "cupcake" in e.contributors] == [
+        ["cupcake"]
+    ]
     assert snap.entities["T0001"].status == "addressed", "only its author (or the judge) may resolve a tension"
     (change,) = [c for c in judged.batch.status_changes if c.id == "T0001"]
     assert (change.status, change.actors) == ("addressed", ["muffin"])
-    assert [(e.event_type, e.actors) for e in snap.events_of("T0001")] == [("created", ["cupcake"]), ("addressed", ["muffin"])]
+    assert [(e.event_type, e.actors) for e in snap.events_of("T0001")] == [
+        ("created", ["cupcake"]),
+        ("addressed", ["muffin"]),
+    ]
     assert [s.expert for s in snap.signals if s.round == 1] == ["muffin"], "the forged converge counts for Muffin only"
     assert sorted(judged.batch.answered) == ["cupcake", "muffin", "scone"]

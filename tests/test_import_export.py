@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.aliases import read_recorded_tensions
-from orchestrator.compare import compare_recorded, format_comparison
-from orchestrator.exporter import export_dialogue
-from orchestrator.importer import format_import, import_dialogue
-from orchestrator.judge_files import parse_scoreboard
-from orchestrator.panels import load_panel
-from orchestrator.similarity import content_words
-from store.dialogue_store import DialogueStore, gate
-from store.keys import LocalKeyProvider
-from store.snapshot import Snapshot
-from store.sqlite_backend import SQLiteBackend
+from concord.orchestrator.blue.aliases import read_recorded_tensions
+from concord.orchestrator.blue.compare import compare_recorded, format_comparison
+from concord.orchestrator.blue.exporter import export_dialogue
+from concord.orchestrator.blue.importer import format_import, import_dialogue
+from concord.orchestrator.blue.judge_files import parse_scoreboard
+from concord.orchestrator.judging.similarity import content_words
+from concord.orchestrator.panel.panels import load_panel
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock, corpus_dialogue
 
 
@@ -74,10 +74,21 @@ async def test_export_then_import_gives_the_same_snapshot(sqlite_store: Dialogue
     first = await import_dialogue(sqlite_store, corpus_dialogue("rfc-0058"))
     out = tmp_path / "exported"
     exported = await export_dialogue(sqlite_store, first.dialogue_id, out)
-    assert {"scoreboard.md", "tensions.md", "verdict.md", "dialogue.json", "expert-pool.json",
-            "round-0/panel.json", "round-3/muffin.md", "round-3/muffin.prompt.md"} <= set(exported.files)
-    assert all(line.startswith("| T") for line in (out / "tensions.md").read_text(encoding="utf-8").splitlines()
-               if line.startswith("| T"))
+    assert {
+        "scoreboard.md",
+        "tensions.md",
+        "verdict.md",
+        "dialogue.json",
+        "expert-pool.json",
+        "round-0/panel.json",
+        "round-3/muffin.md",
+        "round-3/muffin.prompt.md",
+    } <= set(exported.files)
+    assert all(
+        line.startswith("| T")
+        for line in (out / "tensions.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| T")
+    )
     second = await import_dialogue(sqlite_store, out, dialogue_id="rfc-0058-copy-aaaaaa")
     assert second.to_json()["rounds"] == first.to_json()["rounds"]
     original = await sqlite_store.load_partition(first.dialogue_id)
@@ -101,8 +112,9 @@ async def test_check8_jira_recorded_ids_become_aliases(sqlite_store: DialogueSto
     assert any((e.id, "address", t01) in refs for e in beignet)  # [REFINEMENT on T01]
     assert any((e.id, "resolve", t02) in refs for e in beignet)  # [RESOLVED on T02]
     assert any(m.expert == "beignet" and m.move_type == "concede" and m.targets == [t06] for m in snap.moves)
-    brioche_tensions = [e for e in snap.entities.values() if e.round == 1 and e.kind == "tension"
-                        and e.contributors == ["brioche"]]
+    brioche_tensions = [
+        e for e in snap.entities.values() if e.round == 1 and e.kind == "tension" and e.contributors == ["brioche"]
+    ]
     assert len(brioche_tensions) == 2  # T-NEW and T01-RESPONSE
     assert result.to_json()["rounds"][2]["signals"] == 12
 
@@ -112,12 +124,15 @@ async def test_unmatched_recorded_ids_and_references_are_reported(sqlite_store: 
     (root / "round-0").mkdir(parents=True)
     (root / "round-1").mkdir()
     (root / "round-0" / "muffin.md").write_text(
-        "[PERSPECTIVE P01: Cache the index]\nIt is read often.\n[TENSION T01: Cache freshness against speed]\nStale.\n---\n")
+        "[PERSPECTIVE P01: Cache the index]\nIt is read often.\n[TENSION T01: Cache freshness against speed]\nStale.\n---\n"
+    )
     (root / "round-0" / "scone.md").write_text("[PERSPECTIVE P01: Skip the cache]\nKeep it simple.\n---\n")
     (root / "round-1" / "muffin.md").write_text(
-        "[PERSPECTIVE P01: Expire after a minute]\nShort expiry.\n[RESOLVED on T01]\n[REFINEMENT on T07: unknown]\nx\n---\n")
+        "[PERSPECTIVE P01: Expire after a minute]\nShort expiry.\n[RESOLVED on T01]\n[REFINEMENT on T07: unknown]\nx\n---\n"
+    )
     (root / "tensions.md").write_text(
-        "| ID | Tension | Status |\n|---|---|---|\n| T01 | Cache freshness | Open |\n| T07 | Quantum billing | Open |\n")
+        "| ID | Tension | Status |\n|---|---|---|\n| T01 | Cache freshness | Open |\n| T07 | Quantum billing | Open |\n"
+    )
     result = await import_dialogue(sqlite_store, root)
     text = format_import(result)
     assert [m.alias for m in result.aliases] == ["T01"] and "T01" in text
@@ -166,4 +181,5 @@ async def test_an_interrupted_import_resumes_to_the_same_snapshot(sqlite_store: 
     assert resumed.dialogue_id == first.dialogue_id and resumed.status == "resumed" and len(resumed.rounds) == 4
     direct = await import_dialogue(sqlite_store, d58, dialogue_id="rfc-0058-direct-aaaaaa")
     assert comparable(await sqlite_store.load_partition(resumed.dialogue_id)) == comparable(
-        await sqlite_store.load_partition(direct.dialogue_id))
+        await sqlite_store.load_partition(direct.dialogue_id)
+    )

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from store.backend import Delete, Put
-from store.checkpoint import create_signing_key, load_signing_key, sign_checkpoint, verify_checkpoint
-from store.dialogue_store import DialogueStore
-from store.errors import IntegrityError
-from store.factory import Stores
-from store.model import RefDraft, StatusChange
-from store.sqlite_backend import SQLiteBackend
+from concord.store.backends.base import Delete, Put
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.checkpoint import create_signing_key, load_signing_key, sign_checkpoint, verify_checkpoint
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import IntegrityError
+from concord.store.factory import Stores
+from concord.store.model import RefDraft, StatusChange
 from tests.contract.helpers import CrashingBackend, panel_batch, perspective, tension
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +25,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 async def history(store: DialogueStore) -> str:
     did = await store.create_dialogue("Tamper", "Is the table honest?", dialogue_id="tamper-check")
-    await store.register_round(did, panel_batch(0, entities=[
-        perspective("MUFFIN-P0001", "first"), perspective("CUPCAKE-P0001", "second", RefDraft("support", "MUFFIN-P0001"),
-                                                          author="cupcake"),
-        tension("MUFFIN-T0001", "the tension"),
-    ]))
+    await store.register_round(
+        did,
+        panel_batch(
+            0,
+            entities=[
+                perspective("MUFFIN-P0001", "first"),
+                perspective("CUPCAKE-P0001", "second", RefDraft("support", "MUFFIN-P0001"), author="cupcake"),
+                tension("MUFFIN-T0001", "the tension"),
+            ],
+        ),
+    )
     await store.register_round(did, panel_batch(1, status_changes=[StatusChange("T0001", "addressed", ["cupcake"])]))
     return did
 
@@ -81,7 +87,9 @@ async def test_inserted_mirror_item_is_refused_where_it_is_read(store: DialogueS
     mirror = await store.backend.get(f"dialogue#{did}", "rin#P0001#support#P0002")
     await raw_put(store, {**mirror, "sk": "rin#P0001#oppose#P0002", "ref_type": "oppose"})
     snap = await store.load_partition(did)  # the snapshot is built from `ref#` items only
-    assert [(r.source, r.ref_type, r.target) for r in snap.refs if r.target == "P0001"] == [("P0002", "support", "P0001")]
+    assert [(r.source, r.ref_type, r.target) for r in snap.refs if r.target == "P0001"] == [
+        ("P0002", "support", "P0001")
+    ]
     with pytest.raises(IntegrityError, match="rin#P0001#oppose#P0002"):
         await store.get_refs(did, target="P0001")
     assert "rin#P0001#oppose#P0002" in (await store.verify_audit(did)).problem
@@ -109,8 +117,9 @@ async def test_resumed_round_refuses_a_leftover_mirror_edited_after_the_crash(st
     did = await clean.create_dialogue("Crash", "Is a leftover trusted?")
     await clean.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "root")]))
     drafts = [perspective(f"MUFFIN-P01{n:02d}", f"p{n}", RefDraft("support", "P0001")) for n in range(1, 41)]
-    crashing = DialogueStore(CrashingBackend(stores.backend, 2), clean.keys, tenant="local", principal="tester",
-                             clock=clean.clock)
+    crashing = DialogueStore(
+        CrashingBackend(stores.backend, 2), clean.keys, tenant="local", principal="tester", clock=clean.clock
+    )
     with pytest.raises(ConnectionError):  # the first chunk, mirrors included, is stored; the commit is not
         await crashing.register_round(did, panel_batch(1, entities=drafts))
     mirror = await stores.backend.get(f"dialogue#{did}", "rin#P0001#support#P0101")
@@ -130,8 +139,9 @@ async def test_sqlite_attributes_no_concord_writes_are_reported_not_crashed_on(s
     did = await history(store)
     with sqlite3.connect(sqlite_path(store)) as connection:
         # SQLite itself refuses malformed JSON there (the index keys are read from it); a list it takes
-        connection.execute("UPDATE items SET attrs = '[' || attrs || ']' WHERE pk = ? AND sk = 'tension#00#01'",
-                           (f"dialogue#{did}",))
+        connection.execute(
+            "UPDATE items SET attrs = '[' || attrs || ']' WHERE pk = ? AND sk = 'tension#00#01'", (f"dialogue#{did}",)
+        )
     await signature_fails_on_load(store, did, "tension#00#01")
     assert "tension#00#01" in (await store.verify_audit(did)).problem
 
@@ -140,11 +150,20 @@ async def test_sqlite_keys_inside_the_attributes_cannot_move_an_item(store: Dial
     did = await history(store)
     with sqlite3.connect(sqlite_path(store)) as connection:
         columns = [c[1] for c in connection.execute("PRAGMA table_info(items)")]
-        row = dict(zip(columns, connection.execute("SELECT * FROM items WHERE pk = ? AND sk = ?",
-                                                   (f"dialogue#{did}", "ref#P0002#support#P0001")).fetchone()))
+        row = dict(
+            zip(
+                columns,
+                connection.execute(
+                    "SELECT * FROM items WHERE pk = ? AND sk = ?", (f"dialogue#{did}", "ref#P0002#support#P0001")
+                ).fetchone(),
+                strict=False,
+            )
+        )
         row["attrs"] = json.dumps({**json.loads(row["attrs"]), "sk": row["sk"]})
         row["sk"] = "ref#P0002#oppose#P0001"
-        connection.execute(f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        connection.execute(
+            f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
     with pytest.raises(IntegrityError, match="ref#P0002#oppose#P0001"):
         await store.get_refs(did, source="P0002")
     assert not (await store.verify_audit(did)).ok
@@ -153,8 +172,10 @@ async def test_sqlite_keys_inside_the_attributes_cannot_move_an_item(store: Dial
 async def test_sqlite_edited_index_key_is_detected_where_the_index_is_read(stores: Stores) -> None:
     did = await history(stores.dialogues)
     with sqlite3.connect(sqlite_path(stores.dialogues)) as connection:  # the index columns follow the JSON
-        connection.execute("UPDATE items SET attrs = json_set(attrs, '$.gsi1sk', '0000') WHERE pk = ? AND sk = 'meta'",
-                           (f"dialogue#{did}",))
+        connection.execute(
+            "UPDATE items SET attrs = json_set(attrs, '$.gsi1sk', '0000') WHERE pk = ? AND sk = 'meta'",
+            (f"dialogue#{did}",),
+        )
     with pytest.raises(IntegrityError, match="meta: its attributes do not match their signature"):
         await stores.analytics.list_dialogues("open")
 
@@ -216,16 +237,37 @@ async def test_checkpoint_catches_a_rollback_and_a_forged_checkpoint(stores: Sto
 
 
 def test_cli_checkpoint_reports_a_deleted_dialogue(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCORD_")} | {"CONCORD_HOME": str(tmp_path / "home")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCORD_")} | {
+        "CONCORD_HOME": str(tmp_path / "home")
+    }
 
     def concord(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "concord.orchestrator.cli.main", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     pool = ROOT / "orchestrator" / "demo-pool.json"
     for seed in ("1", "2"):
-        ran = concord("run", "--question", f"Question {seed}?", "--pool", str(pool), "--panel-size", "3",
-                      "--seed", seed, "--max-rounds", "3", "--quiet", "--json")
+        ran = concord(
+            "run",
+            "--question",
+            f"Question {seed}?",
+            "--pool",
+            str(pool),
+            "--panel-size",
+            "3",
+            "--seed",
+            seed,
+            "--max-rounds",
+            "3",
+            "--quiet",
+            "--json",
+        )
         assert ran.returncode == 0, ran.stderr
     made = concord("audit", "checkpoint", "--out", "cp.json", "--json")
     assert made.returncode == 0, made.stderr

@@ -7,24 +7,28 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.judge import (
+from concord.orchestrator.blue.judge_files import parse_scoreboard
+from concord.orchestrator.judging.markers import parse_reference
+from concord.orchestrator.judging.rules_judge import (
     NEW_PERSPECTIVE_NOVELTY,
     ExpertAnswer,
     JudgedRound,
     build_registry,
     judge_round,
 )
-from orchestrator.judge_files import parse_scoreboard
-from orchestrator.markers import parse_reference
-from store.dialogue_store import DialogueStore, gate
-from store.errors import ConvergenceBlocked
-from store.keys import LocalKeyProvider
-from store.model import PanelSeat, Round, Verdict
-from store.snapshot import Snapshot
-from store.sqlite_backend import SQLiteBackend
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.errors import ConvergenceBlocked
+from concord.store.model import PanelSeat, Round, Verdict
+from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock, corpus_dialogue
 
-PANEL = [PanelSeat("Muffin", "Storage engineer"), PanelSeat("Cupcake", "Security lead"), PanelSeat("Scone", "Product owner")]
+PANEL = [
+    PanelSeat("Muffin", "Storage engineer"),
+    PanelSeat("Cupcake", "Security lead"),
+    PanelSeat("Scone", "Product owner"),
+]
 
 ROUND0 = {
     "muffin": (
@@ -54,13 +58,17 @@ async def store(sqlite_backend: SQLiteBackend, key_file: Path, clock: FakeClock)
     return DialogueStore(sqlite_backend, LocalKeyProvider(key_file), principal="tester", clock=clock)
 
 
-async def play(store: DialogueStore, rounds: list[dict[str, str | None]], panel: list[PanelSeat] = PANEL) -> tuple[str, list[JudgedRound]]:
+async def play(
+    store: DialogueStore, rounds: list[dict[str, str | None]], panel: list[PanelSeat] = PANEL
+) -> tuple[str, list[JudgedRound]]:
     """Create a dialogue and judge + register each round of answers; return the id and the judged rounds."""
     did = await store.create_dialogue("Judge test", "How should we store dialogues?")
     judged = []
     for number, answers in enumerate(rounds):
         snap = await store.load_partition(did)
-        result = judge_round(snap, number, panel, [ExpertAnswer(s.name.lower(), answers.get(s.name.lower())) for s in panel])
+        result = judge_round(
+            snap, number, panel, [ExpertAnswer(s.name.lower(), answers.get(s.name.lower())) for s in panel]
+        )
         await store.register_round(did, result.batch)
         judged.append(result)
     return did, judged
@@ -75,7 +83,12 @@ async def test_round0_entities_metrics_and_scores(store: DialogueStore) -> None:
     did, (judged,) = await play(store, [dict(ROUND0)])
     batch = judged.batch
     assert [d.local_id for d in batch.entities] == [
-        "MUFFIN-P0001", "MUFFIN-P0002", "MUFFIN-T0001", "CUPCAKE-P0001", "CUPCAKE-T0001", "SCONE-P0001",
+        "MUFFIN-P0001",
+        "MUFFIN-P0002",
+        "MUFFIN-T0001",
+        "CUPCAKE-P0001",
+        "CUPCAKE-T0001",
+        "SCONE-P0001",
     ]
     assert batch.new_perspectives == 4 and batch.open_tensions == 2 and judged.velocity == 6
     assert judged.converge_percent == 0.0 and batch.absent == []
@@ -97,17 +110,20 @@ async def test_judging_is_deterministic(store: DialogueStore) -> None:
 
 
 async def test_authority_rule_and_confirmation(store: DialogueStore) -> None:
-    did, judged = await play(store, [
-        dict(ROUND0),
-        {
-            # The author resolves her own tension; muffin's is only marked addressed by cupcake.
-            "cupcake": "[PERSPECTIVE P01: Sampling keeps the audit small]\nHash a sample.\n\n"
-                       "[RESOLVED T01]\n[RESOLVED MUFFIN-T01: ordering per tenant only]\n---\n",
-            "muffin": "[PERSPECTIVE P01: Per-tenant queues]\nOne queue per tenant keeps order where it matters.\n---\n",
-            "scone": None,
-        },
-        {"muffin": "[PERSPECTIVE P01: Nothing to add]\nThe plan holds.\n---\n", "cupcake": None, "scone": None},
-    ])
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                # The author resolves her own tension; muffin's is only marked addressed by cupcake.
+                "cupcake": "[PERSPECTIVE P01: Sampling keeps the audit small]\nHash a sample.\n\n"
+                "[RESOLVED T01]\n[RESOLVED MUFFIN-T01: ordering per tenant only]\n---\n",
+                "muffin": "[PERSPECTIVE P01: Per-tenant queues]\nOne queue per tenant keeps order where it matters.\n---\n",
+                "scone": None,
+            },
+            {"muffin": "[PERSPECTIVE P01: Nothing to add]\nThe plan holds.\n---\n", "cupcake": None, "scone": None},
+        ],
+    )
     snap = await store.load_partition(did)
     mine, theirs = global_id(snap, "CUPCAKE-T0001"), global_id(snap, "MUFFIN-T0001")
     round1 = {c.id: c.status for c in judged[1].batch.status_changes}
@@ -121,13 +137,22 @@ async def test_authority_rule_and_confirmation(store: DialogueStore) -> None:
 
 
 async def test_dispute_blocks_confirmation_and_reopen_reopens(store: DialogueStore) -> None:
-    did, judged = await play(store, [
-        dict(ROUND0),
-        {"cupcake": "[PERSPECTIVE P01: Order per tenant]\nEnough ordering.\n[RESOLVED MUFFIN-T01]\n---\n",
-         "muffin": None, "scone": None},
-        {"scone": "[PERSPECTIVE P01: Global order still matters]\nReports need it.\n[RE:OPPOSE MUFFIN-T01]\n---\n",
-         "muffin": None, "cupcake": None},
-    ])
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                "cupcake": "[PERSPECTIVE P01: Order per tenant]\nEnough ordering.\n[RESOLVED MUFFIN-T01]\n---\n",
+                "muffin": None,
+                "scone": None,
+            },
+            {
+                "scone": "[PERSPECTIVE P01: Global order still matters]\nReports need it.\n[RE:OPPOSE MUFFIN-T01]\n---\n",
+                "muffin": None,
+                "cupcake": None,
+            },
+        ],
+    )
     snap = await store.load_partition(did)
     tension = global_id(snap, "MUFFIN-T0001")
     assert judged[2].batch.status_changes == [] and snap.entities[tension].status == "addressed"
@@ -135,11 +160,17 @@ async def test_dispute_blocks_confirmation_and_reopen_reopens(store: DialogueSto
 
 
 async def test_whole_panel_converge_confirms_addressed_in_the_same_round(store: DialogueStore) -> None:
-    did, judged = await play(store, [
-        dict(ROUND0),
-        {name: f"[PERSPECTIVE P01: {name} agrees]\nAgreed.\n[RESOLVED CUPCAKE-T01]\n[MOVE:CONVERGE]\n---\n"
-         for name in ("muffin", "scone")} | {"cupcake": "[MOVE:CONVERGE]\n---\n"},
-    ])
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                name: f"[PERSPECTIVE P01: {name} agrees]\nAgreed.\n[RESOLVED CUPCAKE-T01]\n[MOVE:CONVERGE]\n---\n"
+                for name in ("muffin", "scone")
+            }
+            | {"cupcake": "[MOVE:CONVERGE]\n---\n"},
+        ],
+    )
     snap = await store.load_partition(did)
     tension = global_id(snap, "CUPCAKE-T0001")
     assert [c.status for c in judged[1].batch.status_changes if c.id == tension] == ["addressed", "resolved"]
@@ -147,11 +178,17 @@ async def test_whole_panel_converge_confirms_addressed_in_the_same_round(store: 
 
 
 async def test_absent_experts_keep_the_few_who_answered_from_closing_their_tensions(store: DialogueStore) -> None:
-    did, judged = await play(store, [
-        dict(ROUND0),
-        {"muffin": "[PERSPECTIVE P01: Settled]\nAgreed.\n[RESOLVED CUPCAKE-T01]\n[MOVE:CONVERGE]\n---\n",
-         "cupcake": None, "scone": None},
-    ])
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                "muffin": "[PERSPECTIVE P01: Settled]\nAgreed.\n[RESOLVED CUPCAKE-T01]\n[MOVE:CONVERGE]\n---\n",
+                "cupcake": None,
+                "scone": None,
+            },
+        ],
+    )
     snap = await store.load_partition(did)
     tension = global_id(snap, "CUPCAKE-T0001")
     assert judged[1].converge_percent == 100.0  # of those who answered
@@ -160,17 +197,20 @@ async def test_absent_experts_keep_the_few_who_answered_from_closing_their_tensi
 
 async def test_new_perspective_rule(store: DialogueStore) -> None:
     restated = ROUND0["muffin"].split("[PERSPECTIVE P02")[0]
-    did, judged = await play(store, [
-        dict(ROUND0),
-        {
-            "muffin": restated + "[PERSPECTIVE P02: Tenant quotas decouple noisy neighbours]\n"
-                      "Quotas bound each tenant's share of throughput during incidents.\n---\n",
-            "cupcake": "[PERSPECTIVE P01: Envelope versions allow crypto agility]\nVersioned envelopes let algorithms change.\n"
-                       "[RE:REFINE MUFFIN-P01]\n---\n",
-            "scone": "[PERSPECTIVE P01: MUFFIN-T01 fades with tenant queues]\nQueues per tenant answer it.\n\n"
-                     "[REFINEMENT on SCONE-P01: read path first, writes behind a flag]\nFlags limit the blast radius.\n---\n",
-        },
-    ])
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                "muffin": restated + "[PERSPECTIVE P02: Tenant quotas decouple noisy neighbours]\n"
+                "Quotas bound each tenant's share of throughput during incidents.\n---\n",
+                "cupcake": "[PERSPECTIVE P01: Envelope versions allow crypto agility]\nVersioned envelopes let algorithms change.\n"
+                "[RE:REFINE MUFFIN-P01]\n---\n",
+                "scone": "[PERSPECTIVE P01: MUFFIN-T01 fades with tenant queues]\nQueues per tenant answer it.\n\n"
+                "[REFINEMENT on SCONE-P01: read path first, writes behind a flag]\nFlags limit the blast radius.\n---\n",
+            },
+        ],
+    )
     drafts = {d.local_id: d for d in judged[1].batch.entities}
     restate, fresh = drafts["MUFFIN-P0101"].parameters, drafts["MUFFIN-P0102"].parameters
     assert restate is not None and fresh is not None
@@ -197,14 +237,17 @@ async def test_absent_expert_gets_nothing_invented(store: DialogueStore) -> None
 
 
 async def test_unresolvable_and_invalid_references_are_warnings(store: DialogueStore) -> None:
-    did, judged = await play(store, [
-        dict(ROUND0),
-        {
-            "muffin": "[REFINEMENT on T09: no such tension]\nA refinement of nothing known.\n\n[ACCEPT]\n---\n",
-            "cupcake": "[PERSPECTIVE P01: Keys per tenant]\nSeparate keys.\n[RE:REFINE MUFFIN-T01]\n---\n",
-            "scone": "[RESOLVED: everything is fine]\n---\n",
-        },
-    ])
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                "muffin": "[REFINEMENT on T09: no such tension]\nA refinement of nothing known.\n\n[ACCEPT]\n---\n",
+                "cupcake": "[PERSPECTIVE P01: Keys per tenant]\nSeparate keys.\n[RE:REFINE MUFFIN-T01]\n---\n",
+                "scone": "[RESOLVED: everything is fine]\n---\n",
+            },
+        ],
+    )
     batch = judged[1].batch
     drafts = {d.local_id: d for d in batch.entities}
     assert any("'T09'" in w for w in drafts["MUFFIN-P0101"].warnings)
@@ -217,11 +260,18 @@ async def test_unresolvable_and_invalid_references_are_warnings(store: DialogueS
 
 
 async def test_concessions_and_moves_are_stored(store: DialogueStore) -> None:
-    did, judged = await play(store, [
-        dict(ROUND0),
-        {"cupcake": "[PERSPECTIVE P01: Fine]\nOk.\n[CONCESSION to Muffin on MUFFIN-T01: ordering per tenant is enough]\n"
-                    "[MOVE:BRIDGE MUFFIN-P01]\n---\n", "muffin": None, "scone": None},
-    ])
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                "cupcake": "[PERSPECTIVE P01: Fine]\nOk.\n[CONCESSION to Muffin on MUFFIN-T01: ordering per tenant is enough]\n"
+                "[MOVE:BRIDGE MUFFIN-P01]\n---\n",
+                "muffin": None,
+                "scone": None,
+            },
+        ],
+    )
     snap = await store.load_partition(did)
     moves = sorted((m.move_type, tuple(m.targets)) for m in snap.moves)
     assert moves == [("bridge", (global_id(snap, "MUFFIN-P0001"),)), ("concede", (global_id(snap, "MUFFIN-T0001"),))]
@@ -261,18 +311,30 @@ def test_check11_gate_on_recorded_figures() -> None:
     d58 = parse_scoreboard((corpus_dialogue("rfc-0058") / "scoreboard.md").read_text(encoding="utf-8"))
     last_jira, last_d58 = jira[-1], d58[-1]
     assert last_jira.velocity > 0 and last_jira.converge_percent == 100.0
-    ok, blockers, _ = gate(Round(last_jira.round, open_tensions=last_jira.open_tensions,
-                                 new_perspectives=last_jira.new_perspectives, answered=12, signals=12))
-    assert not ok and blockers == [f"velocity={last_jira.velocity} (open_tensions={last_jira.open_tensions}, "
-                                   f"new_perspectives={last_jira.new_perspectives})"]
+    ok, blockers, _ = gate(
+        Round(
+            last_jira.round,
+            open_tensions=last_jira.open_tensions,
+            new_perspectives=last_jira.new_perspectives,
+            answered=12,
+            signals=12,
+        )
+    )
+    assert not ok and blockers == [
+        f"velocity={last_jira.velocity} (open_tensions={last_jira.open_tensions}, "
+        f"new_perspectives={last_jira.new_perspectives})"
+    ]
     assert last_d58.velocity == 0
     ok, blockers, _ = gate(Round(last_d58.round, open_tensions=0, new_perspectives=0, answered=6, signals=6))
     assert ok and blockers == []
 
 
 async def test_check11_unconverged_at_round_index_9_is_forced_with_warning(store: DialogueStore) -> None:
-    stubborn = {"muffin": "[PERSPECTIVE P01: Still unsure]\nNot yet.\n[TENSION T01: Still open]\nOpen.\n---\n",
-                "cupcake": "[PERSPECTIVE P01: Agree]\nFine.\n[MOVE:CONVERGE]\n---\n", "scone": None}
+    stubborn = {
+        "muffin": "[PERSPECTIVE P01: Still unsure]\nNot yet.\n[TENSION T01: Still open]\nOpen.\n---\n",
+        "cupcake": "[PERSPECTIVE P01: Agree]\nFine.\n[MOVE:CONVERGE]\n---\n",
+        "scone": None,
+    }
     did, judged = await play(store, [dict(stubborn) for _ in range(10)])
     assert (await store.load_partition(did)).last_round.number == 9  # type: ignore[union-attr]
     verdict = Verdict("final", "final", 9, "Stop at the cap.")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from orchestrator.judge import ExpertAnswer, judge_round
-from orchestrator.judge_files import (
+from concord.orchestrator.blue.judge_files import (
     figures_of,
     parse_scoreboard,
     render_rounds_table,
@@ -21,22 +20,27 @@ from orchestrator.judge_files import (
     verify_round,
     write_judge_files,
 )
-from orchestrator.layout import DIR_NAME, dialogue_dir_name, imported_dialogue_id
-from orchestrator.panels import load_panel
-from orchestrator.sim import read_tensions
-from store.dialogue_store import DialogueStore
-from store.keys import LocalKeyProvider
-from store.model import PanelSeat, Verdict
-from store.snapshot import Snapshot
-from store.sqlite_backend import SQLiteBackend
+from concord.orchestrator.blue.layout import DIR_NAME, dialogue_dir_name, imported_dialogue_id
+from concord.orchestrator.engine.sim import read_tensions
+from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
+from concord.orchestrator.panel.panels import load_panel
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.model import PanelSeat, Verdict
+from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock, corpus_dialogue
 
 PANEL = [PanelSeat("Muffin", "Storage engineer"), PanelSeat("Cupcake", "Security lead")]
 ROUNDS = [
-    {"muffin": "[PERSPECTIVE P01: One writer per partition]\nNo lost updates.\n[TENSION T01: Order against speed]\nSlow.\n---\n",
-     "cupcake": "[PERSPECTIVE P01: Rotate keys monthly]\nRun `keys rotate`.\n[TENSION T01: Audit cost]\nBig.\n---\n"},
-    {"muffin": "[PERSPECTIVE P01: Queues per tenant]\nOrder where needed.\n[RESOLVED T01]\n[MOVE:CONVERGE]\n---\n",
-     "cupcake": "[PERSPECTIVE P01: Sample the audit]\nHash a sample.\n[RESOLVED T01]\n[MOVE:CONVERGE]\n---\n"},
+    {
+        "muffin": "[PERSPECTIVE P01: One writer per partition]\nNo lost updates.\n[TENSION T01: Order against speed]\nSlow.\n---\n",
+        "cupcake": "[PERSPECTIVE P01: Rotate keys monthly]\nRun `keys rotate`.\n[TENSION T01: Audit cost]\nBig.\n---\n",
+    },
+    {
+        "muffin": "[PERSPECTIVE P01: Queues per tenant]\nOrder where needed.\n[RESOLVED T01]\n[MOVE:CONVERGE]\n---\n",
+        "cupcake": "[PERSPECTIVE P01: Sample the audit]\nHash a sample.\n[RESOLVED T01]\n[MOVE:CONVERGE]\n---\n",
+    },
 ]
 
 
@@ -71,9 +75,13 @@ def test_check10_recorded_scoreboard_adds_up_and_rerenders() -> None:
     assert figures[-1].velocity == 0 and figures[-1].converge_percent == 100.0
     assert len(figures[0].experts) == 10  # the per-expert table's R0 column
     again = parse_scoreboard(render_rounds_table(figures))
-    assert [(f.w, f.c, f.t, f.r, f.score, f.open_tensions, f.new_perspectives, f.velocity, f.converge_percent)
-            for f in again] == [(f.w, f.c, f.t, f.r, f.score, f.open_tensions, f.new_perspectives, f.velocity,
-                                 f.converge_percent) for f in figures]
+    assert [
+        (f.w, f.c, f.t, f.r, f.score, f.open_tensions, f.new_perspectives, f.velocity, f.converge_percent)
+        for f in again
+    ] == [
+        (f.w, f.c, f.t, f.r, f.score, f.open_tensions, f.new_perspectives, f.velocity, f.converge_percent)
+        for f in figures
+    ]
 
 
 def test_jira_scoreboard_spelling_parses() -> None:
@@ -90,7 +98,8 @@ def test_scoreboard_totals_add_up_and_parse_back(snap: Snapshot) -> None:
     parsed = parse_scoreboard(text)
     expected = [figures_of(r) for r in snap.rounds.values()]
     assert [(f.round, f.w, f.c, f.t, f.r, f.score, f.velocity) for f in parsed] == [
-        (f.round, f.w, f.c, f.t, f.r, f.score, f.velocity) for f in expected]
+        (f.round, f.w, f.c, f.t, f.r, f.score, f.velocity) for f in expected
+    ]
     assert [f.experts for f in parsed] == [f.experts for f in expected]
     grand = sum(f.score for f in expected)
     assert f"**Total ALIGNMENT:** {grand} " in text
@@ -115,8 +124,13 @@ def test_verdict_and_dialogue_json(snap: Snapshot, tmp_path: Path) -> None:
     forced = Verdict("v2", "final", 1, "Stopped.", forced=True, warning="FORCED CONVERGENCE: velocity=2")
     assert "FORCED CONVERGENCE: velocity=2" in render_verdict(snap, forced)
     written = write_judge_files(tmp_path, snap)
-    assert {p.name for p in written} == {"scoreboard.md", "tensions.md", "round-0.summary.md", "round-1.summary.md",
-                                         "dialogue.json"}
+    assert {p.name for p in written} == {
+        "scoreboard.md",
+        "tensions.md",
+        "round-0.summary.md",
+        "round-1.summary.md",
+        "dialogue.json",
+    }
     data = json.loads((tmp_path / "dialogue.json").read_text(encoding="utf-8"))
     assert data["format"] == "concord.dialogue/1" and len(data["entities"]) == len(snap.entities)
     assert [r["figures"]["velocity"] for r in data["rounds"]] == [r.velocity for r in snap.rounds.values()]
@@ -129,7 +143,7 @@ def test_verdict_and_dialogue_json(snap: Snapshot, tmp_path: Path) -> None:
 
 def test_check17_directory_names() -> None:
     title = "RFC 0058 Supersession: Hybrid Relational + DynamoDB Architecture"
-    name = dialogue_dir_name(title, datetime(2026, 2, 6, 18, 39, tzinfo=timezone.utc))
+    name = dialogue_dir_name(title, datetime(2026, 2, 6, 18, 39, tzinfo=UTC))
     d58 = corpus_dialogue("rfc-0058").name
     assert name == d58 and DIR_NAME.match(name)
     assert DIR_NAME.match(corpus_dialogue("jira-cloud").name)

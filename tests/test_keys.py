@@ -14,8 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from store.errors import KeyMaterialError
-from store.keys import (
+from concord.store.crypto.keys import (
     DekCache,
     LocalKeyProvider,
     WrappedKey,
@@ -26,7 +25,8 @@ from store.keys import (
     normalise_role,
     write_private_file,
 )
-from store.signing import MAC_PURPOSE, ItemSigner, canonical_value, item_mac, mac_input
+from concord.store.crypto.signing import MAC_PURPOSE, ItemSigner, canonical_value, item_mac, mac_input
+from concord.store.errors import KeyMaterialError
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 CONCORD = json.loads((VECTORS / "concord.json").read_text(encoding="utf-8"))
@@ -77,7 +77,9 @@ async def test_wrapped_dek_vector(vector_keys: LocalKeyProvider) -> None:
     vector = CONCORD["dek_wrap"]
     assert dek_aad(DIALOGUE, VERSION).decode() == vector["aad"]
     wrapped = vector_keys.wrap(DEK, TENANT, EPOCH, DIALOGUE, VERSION, nonce=bytes.fromhex(vector["nonce"]))
-    assert wrapped == WrappedKey(bytes.fromhex(vector["wrapped"]), bytes.fromhex(vector["nonce"]), vector["wrapping_key"])
+    assert wrapped == WrappedKey(
+        bytes.fromhex(vector["wrapped"]), bytes.fromhex(vector["nonce"]), vector["wrapping_key"]
+    )
     assert await vector_keys.unwrap(TENANT, EPOCH, DIALOGUE, VERSION, wrapped) == DEK
 
 
@@ -94,10 +96,18 @@ async def test_blind_index_vector(vector_keys: LocalKeyProvider) -> None:
     assert await vector_keys.tenant_secret(TENANT, EPOCH, "other-purpose") != secret
 
 
-async def test_wrapped_dek_is_bound_to_dialogue_version_tenant_and_umk(vector_keys: LocalKeyProvider, key_file: Path) -> None:
-    wrapped = WrappedKey(bytes.fromhex(CONCORD["dek_wrap"]["wrapped"]), bytes.fromhex(CONCORD["dek_wrap"]["nonce"]), "kek")
-    for tenant, epoch, dialogue, version in ((TENANT, EPOCH, "other", VERSION), (TENANT, EPOCH, DIALOGUE, 2),
-                                             ("other", EPOCH, DIALOGUE, VERSION), (TENANT, 1, DIALOGUE, VERSION)):
+async def test_wrapped_dek_is_bound_to_dialogue_version_tenant_and_umk(
+    vector_keys: LocalKeyProvider, key_file: Path
+) -> None:
+    wrapped = WrappedKey(
+        bytes.fromhex(CONCORD["dek_wrap"]["wrapped"]), bytes.fromhex(CONCORD["dek_wrap"]["nonce"]), "kek"
+    )
+    for tenant, epoch, dialogue, version in (
+        (TENANT, EPOCH, "other", VERSION),
+        (TENANT, EPOCH, DIALOGUE, 2),
+        ("other", EPOCH, DIALOGUE, VERSION),
+        (TENANT, 1, DIALOGUE, VERSION),
+    ):
         with pytest.raises(KeyMaterialError, match=f"dialogue {dialogue} \\(v{version}\\)"):
             await vector_keys.unwrap(tenant, epoch, dialogue, version, wrapped)
     with pytest.raises(KeyMaterialError, match=str(key_file)):
@@ -143,7 +153,9 @@ def test_missing_key_file_is_an_error_naming_it(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-@pytest.mark.parametrize(("content", "problem"), [(b"not hex\n", "not a hex-encoded key"), (b"00ff\n", "holds 2 bytes")])
+@pytest.mark.parametrize(
+    ("content", "problem"), [(b"not hex\n", "not a hex-encoded key"), (b"00ff\n", "holds 2 bytes")]
+)
 def test_malformed_key_file_is_refused(tmp_path: Path, content: bytes, problem: str) -> None:
     path = tmp_path / "bad.key"
     write_private_file(path, content)
@@ -192,8 +204,11 @@ def test_mac_input_keeps_bytes_apart_from_text() -> None:
     blob = {"pk": "p", "sk": "s", "content_nonce": b"abc"}
     assert mac_input(blob) != mac_input({**blob, "content_nonce": b"abd"})
     assert mac_input({**blob, "mac": "ignored"}) == mac_input(blob)
-    forgeries = ({**blob, "content_nonce": "abc"}, {**blob, "content_encrypted": None},
-                 {**blob, "other": b"bytes outside the binary attributes"})
+    forgeries = (
+        {**blob, "content_nonce": "abc"},
+        {**blob, "content_encrypted": None},
+        {**blob, "other": b"bytes outside the binary attributes"},
+    )
     for forged in forgeries:
         with pytest.raises(TypeError):
             mac_input(forged)
@@ -209,4 +224,3 @@ def test_values_no_backend_reads_back_alike_are_refused_before_signing(value: fl
 def test_canonical_values_read_back_alike_from_every_backend() -> None:
     assert canonical_value({"a": (1, 2.0, 2.5, -0.0), 3: bytearray(b"x")}) == {"a": [1, 2, 2.5, 0], "3": b"x"}
     assert type(canonical_value(2.0)) is int and type(canonical_value(1e20)) is float
-

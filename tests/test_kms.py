@@ -9,13 +9,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from store.analytics import AnalyticsStore
-from store.dialogue_store import DialogueStore
-from store.errors import BackendUnavailable, KeyMaterialError
-from store.keys import LocalKeyProvider, WrappedKey
-from store.kms import KmsKeyProvider
-from store.model import EntityDraft, RoundBatch
-from store.sqlite_backend import SQLiteBackend
+from concord.store.analytics import AnalyticsStore
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider, WrappedKey
+from concord.store.crypto.kms import KmsKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import BackendUnavailable, KeyMaterialError
+from concord.store.model import EntityDraft, RoundBatch
 from tests.conftest import FakeClock
 from tests.services import AWS_TEST_ENV, MotoServer, free_port
 from tests.test_encrypted_store import DIALOGUE, SECRETS, build_dialogue, fresh_store
@@ -86,21 +86,29 @@ async def test_new_dek_and_unwrap_round_trip(kms: KmsKeyProvider, kms_keys: KmsK
     [("acme", "other-dialogue", 1), ("acme", DIALOGUE, 2), ("globex", DIALOGUE, 1)],
     ids=["other-dialogue", "other-version", "other-tenant"],
 )
-async def test_wrong_encryption_context_fails_cleanly(kms: KmsKeyProvider, tenant: str, dialogue: str, version: int) -> None:
+async def test_wrong_encryption_context_fails_cleanly(
+    kms: KmsKeyProvider, tenant: str, dialogue: str, version: int
+) -> None:
     _, wrapped = await kms.new_dek("acme", 1, DIALOGUE, 1)
     with pytest.raises(KeyMaterialError) as caught:
         await kms.unwrap(tenant, 1, dialogue, version, wrapped)
     message = str(caught.value)
-    assert f"data key of dialogue {dialogue} (v{version}) does not unwrap" in message and "encryption context" in message
+    assert (
+        f"data key of dialogue {dialogue} (v{version}) does not unwrap" in message and "encryption context" in message
+    )
     assert_clean(message)
     assert caught.value.__cause__ is None
 
 
-async def test_wrong_cmk_or_foreign_wrapping_fails_cleanly(kms: KmsKeyProvider, kms_keys: KmsKeys, key_file: Path) -> None:
+async def test_wrong_cmk_or_foreign_wrapping_fails_cleanly(
+    kms: KmsKeyProvider, kms_keys: KmsKeys, key_file: Path
+) -> None:
     _, wrapped = await kms.new_dek("acme", 1, DIALOGUE, 1)
     other = KmsKeyProvider(kms_keys.other_cmk, endpoint_url=kms_keys.endpoint)
     try:
-        with pytest.raises(KeyMaterialError, match=f"dialogue {DIALOGUE} \\(v1\\) does not unwrap under KMS key {kms_keys.other_cmk}") as caught:
+        with pytest.raises(
+            KeyMaterialError, match=f"dialogue {DIALOGUE} \\(v1\\) does not unwrap under KMS key {kms_keys.other_cmk}"
+        ) as caught:
             await other.unwrap("acme", 1, DIALOGUE, 1, wrapped)
         assert_clean(str(caught.value))
     finally:
@@ -117,7 +125,10 @@ async def test_tenant_secret_is_stable_scoped_and_cached(kms: KmsKeyProvider, km
     assert len(secret) == 32
     assert await kms.tenant_secret("acme", 1, "blind-index") == secret
     assert kms.calls["GenerateMac"] == 1
-    scoped = {await kms.tenant_secret(*args) for args in (("acme", 2, "blind-index"), ("globex", 1, "blind-index"), ("acme", 1, "other"))}
+    scoped = {
+        await kms.tenant_secret(*args)
+        for args in (("acme", 2, "blind-index"), ("globex", 1, "blind-index"), ("acme", 1, "other"))
+    }
     assert secret not in scoped and len(scoped) == 3
     other_process = KmsKeyProvider(kms_keys.cmk, endpoint_url=kms_keys.endpoint, mac_key_id=kms_keys.mac)
     try:
@@ -129,14 +140,18 @@ async def test_tenant_secret_is_stable_scoped_and_cached(kms: KmsKeyProvider, km
         await no_mac.tenant_secret("acme", 1, "blind-index")
     wrong_usage = KmsKeyProvider(kms_keys.cmk, endpoint_url=kms_keys.endpoint, mac_key_id=kms_keys.cmk)
     try:
-        with pytest.raises(KeyMaterialError, match="GenerateMac failed while deriving the blind-index secret of tenant acme") as caught:
+        with pytest.raises(
+            KeyMaterialError, match="GenerateMac failed while deriving the blind-index secret of tenant acme"
+        ) as caught:
             await wrong_usage.tenant_secret("acme", 1, "blind-index")
         assert_clean(str(caught.value))
     finally:
         await wrong_usage.close()
 
 
-async def test_dialogue_store_round_trips_with_kms(kms_store: DialogueStore, kms: KmsKeyProvider, kms_keys: KmsKeys) -> None:
+async def test_dialogue_store_round_trips_with_kms(
+    kms_store: DialogueStore, kms: KmsKeyProvider, kms_keys: KmsKeys
+) -> None:
     await build_dialogue(kms_store)
     dek_item = await kms_store.backend.get(f"dialogue#{DIALOGUE}", "dek#1")
     assert dek_item is not None and dek_item["key_id"] == f"kms#{kms_keys.cmk}"
@@ -167,7 +182,10 @@ async def test_dek_cache_avoids_repeated_decrypt(kms_store: DialogueStore, kms_k
         await reader.get_dialogue(DIALOGUE)
         await reader.register_round(DIALOGUE, _round_two())
         await reader.load_partition(DIALOGUE)
-        assert counted.calls == {"Decrypt": 1, "GenerateMac": 1}  # one DEK unwrap, one item-MAC key; no blind-index secret
+        assert counted.calls == {
+            "Decrypt": 1,
+            "GenerateMac": 1,
+        }  # one DEK unwrap, one item-MAC key; no blind-index secret
     finally:
         await counted.close()
 
@@ -182,7 +200,10 @@ async def test_kms_endpoint_down_is_a_clear_error(tmp_path: Path, clock: FakeClo
         message = str(caught.value)
         assert f"cannot reach KMS at {endpoint} while creating data key v1 of dialogue {DIALOGUE}" in message
         assert_clean(message)
-        with pytest.raises(BackendUnavailable, match=f"cannot reach KMS at {endpoint} while unwrapping data key v1 of dialogue {DIALOGUE}"):
+        with pytest.raises(
+            BackendUnavailable,
+            match=f"cannot reach KMS at {endpoint} while unwrapping data key v1 of dialogue {DIALOGUE}",
+        ):
             await down.unwrap("acme", 1, DIALOGUE, 1, WrappedKey(b"x" * 64, b"", f"kms#{kms_keys.cmk}"))
         store = DialogueStore(backend, down, principal="tester", clock=clock)
         with pytest.raises(BackendUnavailable, match="cannot reach KMS"):
@@ -195,5 +216,8 @@ async def test_kms_endpoint_down_is_a_clear_error(tmp_path: Path, clock: FakeClo
 
 def _round_two() -> RoundBatch:
     """A small third round (after build_dialogue's rounds 0 and 1)."""
-    return RoundBatch(round=2, entities=[EntityDraft("claim", "MUFFIN-C0201", "late claim", "late content", ["muffin"])],
-                      answered=["muffin"])
+    return RoundBatch(
+        round=2,
+        entities=[EntityDraft("claim", "MUFFIN-C0201", "late claim", "late content", ["muffin"])],
+        answered=["muffin"],
+    )

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lint import LintError, format_lint, lint_directory, main
-from orchestrator.markers import parse_answer
+from concord.orchestrator.blue.lint import LintError, format_lint, lint_directory, main
+from concord.orchestrator.judging.markers import parse_answer
 from tests.conftest import corpus_dialogue
-
 
 GOOD = """[PERSPECTIVE P01: Queues absorb bursts]
 A queue in front of the writer smooths spikes.

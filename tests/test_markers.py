@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.markers import Marker, ParsedAnswer, Reference, parse_answer, parse_reference
+from concord.orchestrator.judging.markers import Marker, ParsedAnswer, Reference, parse_answer, parse_reference
 from tests.conftest import corpus_dialogue
 
 
@@ -176,9 +176,7 @@ CONCESSION_CASES = [
 
 
 @pytest.mark.parametrize(("text", "label", "targets", "addressee"), CONCESSION_CASES)
-def test_concession_variants(
-    text: str, label: str, targets: list[tuple[object, ...]], addressee: str | None
-) -> None:
+def test_concession_variants(text: str, label: str, targets: list[tuple[object, ...]], addressee: str | None) -> None:
     marker = _one(text + "\nbecause\n")
     assert marker.kind == "concession"
     assert (marker.label, marker.addressee) == (label, addressee)
@@ -349,9 +347,7 @@ def test_verdict_markers() -> None:
         ("[CONVERGENCE CONFIRMED]", "CONVERGENCE", []),
     ],
 )
-def test_unknown_markers_are_kept_with_their_name(
-    text: str, name: str, targets: list[tuple[object, ...]]
-) -> None:
+def test_unknown_markers_are_kept_with_their_name(text: str, name: str, targets: list[tuple[object, ...]]) -> None:
     parsed = parse_answer(f"intro\n{text}\n")
     (marker,) = parsed.unknown
     assert (marker.kind, marker.name, marker.line) == ("unknown", name, 2)
@@ -448,6 +444,7 @@ def test_parse_never_raises_on_marker_soup(text: str) -> None:
 
 
 # --- recorded corpus (protocol.md §9) -----------------------------------------------------------
+
 
 @pytest.mark.corpus
 def test_check1_round0_answer_labels_bodies_and_rule() -> None:

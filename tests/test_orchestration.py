@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.events import ProgressBus
-from orchestrator.judge import plan_entities
-from orchestrator.llm_judge import parse_assessment
-from orchestrator.markers import parse_answer
-from orchestrator.pools import load_pool
-from orchestrator.providers import AnthropicProvider, SimProvider
-from orchestrator.run import Orchestrator, RunSettings
-from store.factory import Stores
+from concord.orchestrator.engine.providers import AnthropicProvider, SimProvider
+from concord.orchestrator.engine.run import Orchestrator, RunSettings
+from concord.orchestrator.judging.llm_judge import parse_assessment
+from concord.orchestrator.judging.markers import parse_answer
+from concord.orchestrator.judging.rules_judge import plan_entities
+from concord.orchestrator.panel.pools import load_pool
+from concord.orchestrator.progress.bus import ProgressBus
+from concord.store.factory import Stores
 from tests.fake_anthropic import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,9 @@ async def run_live(stores: Stores, tmp_path: Path, fake: FakeAnthropic, **overri
         await provider.aclose()
 
 
-async def test_live_path_retries_repairs_and_records_absent(stores: Stores, tmp_path: Path, fake: FakeAnthropic) -> None:
+async def test_live_path_retries_repairs_and_records_absent(
+    stores: Stores, tmp_path: Path, fake: FakeAnthropic
+) -> None:
     fake.script_expert("muffin", "429:0.01", "529:0.01", "normal", round=0)
     fake.script_expert("cupcake", "malformed", "normal", round=0)
     fake.script_expert("scone", "500:0.01", "500:0.01", "500:0.01", round=0)
@@ -126,7 +128,9 @@ async def test_token_budget_stops_cleanly(stores: Stores, tmp_path: Path, fake: 
     assert report.ok
 
 
-async def test_llm_judge_scores_are_validated_and_summed_in_code(stores: Stores, tmp_path: Path, fake: FakeAnthropic) -> None:
+async def test_llm_judge_scores_are_validated_and_summed_in_code(
+    stores: Stores, tmp_path: Path, fake: FakeAnthropic
+) -> None:
     judge = AnthropicProvider(api_key="sk-test-not-a-real-key", base_url=fake.base_url, max_retries=0, timeout=5.0)
     fake.script_expert("judge", "normal", "malformed", round=None)
     settings = RunSettings(provider="sim", judge="llm", panel_size=3, seed=2, max_rounds=2)
@@ -147,7 +151,9 @@ async def test_llm_judge_scores_are_validated_and_summed_in_code(stores: Stores,
     assert "judge" not in {s.name.lower() for r in snap.rounds.values() for s in r.panel}
 
 
-async def test_a_tension_changed_through_the_api_mid_round_does_not_break_the_run(stores: Stores, tmp_path: Path) -> None:
+async def test_a_tension_changed_through_the_api_mid_round_does_not_break_the_run(
+    stores: Stores, tmp_path: Path
+) -> None:
     import asyncio
 
     bus = ProgressBus()
@@ -159,7 +165,9 @@ async def test_a_tension_changed_through_the_api_mid_round_does_not_break_the_ru
     async def meddle() -> None:
         async for event in bus.subscribe(did):
             if event.kind == "round_started" and event.round == 1:
-                open_tensions = [t for t in (await stores.dialogues.load_partition(did)).of_kind("tension") if t.status == "open"]
+                open_tensions = [
+                    t for t in (await stores.dialogues.load_partition(did)).of_kind("tension") if t.status == "open"
+                ]
                 for tension in open_tensions:
                     await stores.dialogues.update_entity_status(did, tension.id, "resolved", actors=["operator"])
                     changed.append(tension.id)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.panels import (
+from concord.orchestrator.panel.panels import (
     Panel,
     PanelError,
     PanelMember,
@@ -19,7 +19,7 @@ from orchestrator.panels import (
     load_panel,
     sample_panel,
 )
-from orchestrator.pools import (
+from concord.orchestrator.panel.pools import (
     PASTRY_NAMES,
     TIERS,
     FieldError,
@@ -36,10 +36,26 @@ from tests.conftest import corpus_dialogue, corpus_path
 
 # (Core, Adjacent, Wildcard) quotas for panel sizes 1..20 (pools.md §2.2).
 TIER_TABLE = {
-    1: (1, 0, 0), 2: (2, 0, 0), 3: (1, 1, 1), 4: (1, 2, 1), 5: (1, 3, 1),
-    6: (2, 3, 1), 7: (2, 4, 1), 8: (2, 4, 2), 9: (3, 4, 2), 10: (3, 5, 2),
-    11: (3, 6, 2), 12: (4, 5, 3), 13: (4, 6, 3), 14: (4, 7, 3), 15: (5, 7, 3),
-    16: (5, 7, 4), 17: (5, 8, 4), 18: (6, 8, 4), 19: (6, 9, 4), 20: (6, 9, 5),
+    1: (1, 0, 0),
+    2: (2, 0, 0),
+    3: (1, 1, 1),
+    4: (1, 2, 1),
+    5: (1, 3, 1),
+    6: (2, 3, 1),
+    7: (2, 4, 1),
+    8: (2, 4, 2),
+    9: (3, 4, 2),
+    10: (3, 5, 2),
+    11: (3, 6, 2),
+    12: (4, 5, 3),
+    13: (4, 6, 3),
+    14: (4, 7, 3),
+    15: (5, 7, 3),
+    16: (5, 7, 4),
+    17: (5, 8, 4),
+    18: (6, 8, 4),
+    19: (6, 9, 4),
+    20: (6, 9, 5),
 }
 
 
@@ -78,6 +94,7 @@ def _tier_counts(panel: Panel) -> tuple[int, int, int]:
 
 # --- tier_split (pools.md §7.1, protocol.md §9.13) -------------------------------------------
 
+
 @pytest.mark.parametrize("n", sorted(TIER_TABLE))
 def test_tier_split_matches_table(n: int) -> None:
     assert tier_split(n) == TIER_TABLE[n]
@@ -92,6 +109,7 @@ def test_tier_split_protocol_values(n: int, expected: tuple[int, int, int]) -> N
 
 
 # --- pool parsing (pools.md §7.2) ------------------------------------------------------------
+
 
 def test_tiers_parse_in_any_case() -> None:
     pool = _pool(("core", 0.9), ("ADJACENT", 0.6), ("Wildcard", 0.3), ("wIlDcArD", 0.2))
@@ -123,10 +141,8 @@ def test_every_field_error_is_collected() -> None:
         ({"experts": [{"role": "A", "tier": "core", "relevance": 0.5}]}, "domain"),
         ({"domain": 7, "experts": [{"role": "A", "tier": "core", "relevance": 0.5}]}, "domain"),
         ({"domain": "Testing", "experts": [{"tier": "core", "relevance": 0.5}]}, "experts[0].role"),
-        ({"domain": "Testing", "experts": [{"role": "A", "tier": "core", "relevance": True}]},
-         "experts[0].relevance"),
-        ({"domain": "Testing", "experts": [{"role": "A", "tier": "core", "relevance": -0.1}]},
-         "experts[0].relevance"),
+        ({"domain": "Testing", "experts": [{"role": "A", "tier": "core", "relevance": True}]}, "experts[0].relevance"),
+        ({"domain": "Testing", "experts": [{"role": "A", "tier": "core", "relevance": -0.1}]}, "experts[0].relevance"),
     ],
 )
 def test_single_field_errors(data: dict, field: str) -> None:
@@ -142,8 +158,13 @@ def test_missing_domain_and_empty_experts_are_reported_together() -> None:
 
 
 def test_repeated_role_is_an_error() -> None:
-    data = {"domain": "T", "experts": [{"role": "Chef", "tier": "core", "relevance": 0.5},
-                                       {"role": "chef", "tier": "adjacent", "relevance": 0.4}]}
+    data = {
+        "domain": "T",
+        "experts": [
+            {"role": "Chef", "tier": "core", "relevance": 0.5},
+            {"role": "chef", "tier": "adjacent", "relevance": 0.4},
+        ],
+    }
     with pytest.raises(PoolError) as caught:
         parse_pool(data)
     assert caught.value.errors == [FieldError("experts[1].role", "repeats the role of experts[0]")]
@@ -192,8 +213,7 @@ def test_every_corpus_pool_loads_and_round_trips() -> None:
 @pytest.mark.corpus
 @pytest.mark.parametrize(
     ("pattern", "split"),
-    [("rfc-0058", (4, 6, 4)), ("jira", (4, 8, 5)), ("ukfs-spec-review", (6, 7, 5)),
-     ("local-prod-parity", (6, 7, 5))],
+    [("rfc-0058", (4, 6, 4)), ("jira", (4, 8, 5)), ("ukfs-spec-review", (6, 7, 5)), ("local-prod-parity", (6, 7, 5))],
 )
 def test_corpus_pool_tier_sizes(pattern: str, split: tuple[int, int, int]) -> None:
     pool = load_pool(corpus_dialogue(pattern) / "expert-pool.json")
@@ -201,6 +221,7 @@ def test_corpus_pool_tier_sizes(pattern: str, split: tuple[int, int, int]) -> No
 
 
 # --- sampling (pools.md §7.3-6, protocol.md §9.12-13) ---------------------------------------
+
 
 @pytest.mark.corpus
 def test_default_size_is_pool_size_capped_at_twelve(d58: Path) -> None:
@@ -216,7 +237,7 @@ def test_tier_counts_follow_quotas_when_tiers_are_large_enough(d58: Path) -> Non
         panel = sample_panel(pool, n, seed=n)
         roles = [m.role for m in panel.members]
         assert len(roles) == n and len(set(roles)) == n
-        if all(q <= sizes[t] for t, q in zip(TIERS, tier_split(n))):
+        if all(q <= sizes[t] for t, q in zip(TIERS, tier_split(n), strict=False)):
             assert _tier_counts(panel) == tier_split(n)
 
 
@@ -270,8 +291,17 @@ def test_twenty_five_names() -> None:
     assert PASTRY_NAMES[0] == "Muffin" and PASTRY_NAMES[-1] == "Religieuse" and len(PASTRY_NAMES) == 20
 
 
-@pytest.mark.parametrize(("name", "valid"), [("Pastry", False), ("pastry3", False), ("KETTLE", False),
-                                             ("muffin", False), ("Pastry7", True), ("Religieuse", True)])
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("Pastry", False),
+        ("pastry3", False),
+        ("KETTLE", False),
+        ("muffin", False),
+        ("Pastry7", True),
+        ("Religieuse", True),
+    ],
+)
 def test_pastry_name_validity(name: str, valid: bool) -> None:
     assert is_valid_pastry_name(name) is valid
 
@@ -282,6 +312,7 @@ def test_slug_is_lowercase_name() -> None:
 
 
 # --- evolve_panel (pools.md §7.8, protocol.md §9.14) -----------------------------------------
+
 
 def _specs(panel: Panel) -> list[PanelSpec]:
     return [PanelSpec(m.name, m.role, m.source, focus=m.focus) for m in panel.members]
@@ -320,7 +351,11 @@ def test_evolve_sources_tiers_and_relevance() -> None:
     panel = evolve_panel(pool, 1, specs)
     assert panel.counts == (1, 2, 2)
     assert [(m.tier, m.relevance) for m in panel.members] == [
-        ("Core", 0.9), ("Wildcard", 0.3), ("Adjacent", 0.75), ("Core", 0.75), ("Adjacent", 0.70)
+        ("Core", 0.9),
+        ("Wildcard", 0.3),
+        ("Adjacent", 0.75),
+        ("Core", 0.75),
+        ("Adjacent", 0.70),
     ]
     assert panel.members[3].focus == "dig"
 
@@ -339,9 +374,13 @@ def test_evolve_names_skip_names_used_anywhere_in_the_dialogue() -> None:
 
 @pytest.mark.parametrize(
     "specs",
-    [[], [PanelSpec("Muffin", "A", "pool"), PanelSpec("Muffin", "B", "pool")],
-     [PanelSpec("Muffin", "A", "borrowed")], [PanelSpec("Muffin", " ", "pool")],
-     [PanelSpec(None, "A", "created", tier="middle")]],
+    [
+        [],
+        [PanelSpec("Muffin", "A", "pool"), PanelSpec("Muffin", "B", "pool")],
+        [PanelSpec("Muffin", "A", "borrowed")],
+        [PanelSpec("Muffin", " ", "pool")],
+        [PanelSpec(None, "A", "created", tier="middle")],
+    ],
 )
 def test_evolve_refuses_bad_panels(specs: list[PanelSpec]) -> None:
     with pytest.raises(PanelError):
@@ -350,13 +389,23 @@ def test_evolve_refuses_bad_panels(specs: list[PanelSpec]) -> None:
 
 def test_evolved_panel_writes_shape_two_and_reads_back(tmp_path: Path) -> None:
     pool = _pool(("core", 0.9), ("adjacent", 0.6))
-    panel = evolve_panel(pool, 3, [PanelSpec("Muffin", "Role 0", "retained", focus="close T0101"),
-                                   PanelSpec(None, "Fresh", "created", tier="wildcard")])
+    panel = evolve_panel(
+        pool,
+        3,
+        [
+            PanelSpec("Muffin", "Role 0", "retained", focus="close T0101"),
+            PanelSpec(None, "Fresh", "created", tier="wildcard"),
+        ],
+    )
     data = panel.to_json()
     assert set(data) == {"agents", "history"}
     assert data["history"]["round"] == 3 and data["history"]["created_count"] == 1
-    assert data["history"]["experts"][1] == {"name": "Cupcake", "role": "Fresh", "source": "created",
-                                             "tier": "Wildcard"}
+    assert data["history"]["experts"][1] == {
+        "name": "Cupcake",
+        "role": "Fresh",
+        "source": "created",
+        "tier": "Wildcard",
+    }
     assert all(agent["emoji"] == "🧁" for agent in data["agents"])
     path = tmp_path / "round-3" / "panel.json"
     path.parent.mkdir()
@@ -365,6 +414,7 @@ def test_evolved_panel_writes_shape_two_and_reads_back(tmp_path: Path) -> None:
 
 
 # --- loading panel.json (pools.md §7.12) -----------------------------------------------------
+
 
 @pytest.mark.corpus
 def test_every_corpus_panel_loads() -> None:
@@ -401,15 +451,26 @@ def test_judge_written_panel_reads_sources_and_takes_relevance_from_pool(ukfs: P
 def test_bare_array_panel_loads(tmp_path: Path) -> None:
     agents = [
         {"name": "Muffin", "role": "Kiln Operator", "emoji": "🧁", "tier": "Core", "relevance": 0.9},
-        {"name": "Cupcake", "role": "Glaze Chemist", "emoji": "🧁", "tier": "Wildcard", "relevance": 0.3,
-         "focus": "crazing"},
+        {
+            "name": "Cupcake",
+            "role": "Glaze Chemist",
+            "emoji": "🧁",
+            "tier": "Wildcard",
+            "relevance": 0.3,
+            "focus": "crazing",
+        },
     ]
     path = tmp_path / "round-0" / "panel.json"
     path.parent.mkdir()
     path.write_text(json.dumps(agents), encoding="utf-8")
     panel = load_panel(path)
-    assert panel == Panel(0, (PanelMember("Muffin", "Kiln Operator", "Core", 0.9),
-                              PanelMember("Cupcake", "Glaze Chemist", "Wildcard", 0.3, focus="crazing")))
+    assert panel == Panel(
+        0,
+        (
+            PanelMember("Muffin", "Kiln Operator", "Core", 0.9),
+            PanelMember("Cupcake", "Glaze Chemist", "Wildcard", 0.3, focus="crazing"),
+        ),
+    )
     elsewhere = tmp_path / "panel.json"
     elsewhere.write_text(json.dumps(agents), encoding="utf-8")
     assert load_panel(elsewhere, 4).round == 4
@@ -419,15 +480,17 @@ def test_bare_array_panel_loads(tmp_path: Path) -> None:
 
 def test_panel_round_in_file_must_agree_with_argument(tmp_path: Path) -> None:
     path = tmp_path / "panel.json"
-    path.write_text(json.dumps({"round": 2, "panel": [{"name": "Muffin", "role": "A", "tier": "core"}]}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"round": 2, "panel": [{"name": "Muffin", "role": "A", "tier": "core"}]}), encoding="utf-8"
+    )
     assert load_panel(path, 2).round == 2
     with pytest.raises(PanelError):
         load_panel(path, 1)
 
 
-@pytest.mark.parametrize("content", ["[]", "{\"x\": 1}", "nope", "[{\"name\": \"Muffin\"}]",
-                                     "[{\"name\": \"Muffin\", \"role\": \"A\", \"tier\": \"top\"}]"])
+@pytest.mark.parametrize(
+    "content", ["[]", '{"x": 1}', "nope", '[{"name": "Muffin"}]', '[{"name": "Muffin", "role": "A", "tier": "top"}]']
+)
 def test_bad_panel_files_are_refused(tmp_path: Path, content: str) -> None:
     path = tmp_path / "round-0" / "panel.json"
     path.parent.mkdir()
@@ -438,6 +501,7 @@ def test_bad_panel_files_are_refused(tmp_path: Path, content: str) -> None:
 
 # --- inference and stability (pools.md §7.9) -------------------------------------------------
 
+
 def _flagged(panels: list[Panel]) -> list[tuple[int, str]]:
     return [(issue.round, issue.name) for issue in check_stability(panels)]
 
@@ -446,8 +510,9 @@ def _flagged(panels: list[Panel]) -> list[tuple[int, str]]:
 def test_infer_round_zero_from_answers_and_prompts(d58: Path) -> None:
     pool = load_pool(d58 / "expert-pool.json")
     panel = infer_panel(d58 / "round-0", 0, pool)
-    stems = sorted(p.name.removesuffix(".md") for p in (d58 / "round-0").glob("*.md")
-                   if not p.name.endswith(".prompt.md"))
+    stems = sorted(
+        p.name.removesuffix(".md") for p in (d58 / "round-0").glob("*.md") if not p.name.endswith(".prompt.md")
+    )
     assert sorted(panel.names()) == sorted(s.capitalize() for s in stems)
     assert len(panel.members) == 10
     assert panel.names() == sorted(panel.names(), key=PASTRY_NAMES.index)
@@ -490,6 +555,7 @@ def test_stability_finds_nothing_in_ukfs_and_jira(ukfs: Path, jira: Path) -> Non
 
 def test_retained_expert_missing_from_last_round_is__flagged() -> None:
     before = Panel(0, (PanelMember("Muffin", "A", "Core", 0.9),))
-    after = Panel(1, (PanelMember("Muffin", "A", "Core", 0.9, "retained"),
-                      PanelMember("Scone", "B", "Core", 0.9, "retained")))
+    after = Panel(
+        1, (PanelMember("Muffin", "A", "Core", 0.9, "retained"), PanelMember("Scone", "B", "Core", 0.9, "retained"))
+    )
     assert _flagged([after, before]) == [(1, "Scone")]

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import websockets
 
-from orchestrator import peers
-from orchestrator.events import ProgressBus, ProgressEvent
-from orchestrator.peers import PeerLink
-from store.config import Settings
-from store.factory import open_stores
+from concord.orchestrator.progress import peers
+from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
+from concord.orchestrator.progress.peers import PeerLink
+from concord.store.config import Settings
+from concord.store.factory import open_stores
 from tests.graphql_helpers import build_dialogue
 from tests.services import HOST, ROOT, concord, environment, free_port, served
 
@@ -68,8 +68,9 @@ class Listener(asyncio.DatagramProtocol):
 
 def dead_pid() -> int:
     """The PID of a process that has ended."""
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                           check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(child.stdout)
 
 
@@ -145,8 +146,9 @@ async def test_a_refusing_socket_of_a_live_process_is_kept_and_served_once_it_li
     assert [(e["kind"], e["round"]) for e in listener.events] == [("round_started", 0)]
 
 
-async def test_a_socket_that_keeps_refusing_is_dropped_though_its_pid_runs(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_socket_that_keeps_refusing_is_dropped_though_its_pid_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A PID reused by an unrelated process must not keep a dead peer's socket alive for ever."""
     monkeypatch.setattr(peers, "STALE_SECONDS", 0.2)
     bus = ProgressBus()
@@ -177,8 +179,12 @@ async def test_a_datagram_that_is_not_an_event_is_ignored(tmp_path: Path) -> Non
     async with PeerLink(bus, Settings(home=tmp_path)) as link:
         events = await collecting(bus, "d-1", 1)
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-            for junk in ({"dialogue_id": "d-1", "kind": 3}, {"dialogue_id": "d-1", "kind": "verdict", "extra": 1},
-                         {"dialogue_id": "d-1", "kind": "verdict", "round": "one"}, [1, 2]):
+            for junk in (
+                {"dialogue_id": "d-1", "kind": 3},
+                {"dialogue_id": "d-1", "kind": "verdict", "extra": 1},
+                {"dialogue_id": "d-1", "kind": "verdict", "round": "one"},
+                [1, 2],
+            ):
                 sender.sendto(json.dumps(junk).encode(), str(link.path))
             sender.sendto(b"not json", str(link.path))
             sender.sendto(json.dumps({"dialogue_id": "d-1", "kind": "verdict", "round": 1}).encode(), str(link.path))
@@ -199,9 +205,9 @@ async def test_events_of_another_process_arrive_in_order(tmp_path: Path) -> None
     script = textwrap.dedent(f"""
         import asyncio
         from pathlib import Path
-        from orchestrator.events import ProgressBus, ProgressEvent
-        from orchestrator.peers import PeerLink
-        from store.config import Settings
+        from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
+        from concord.orchestrator.progress.peers import PeerLink
+        from concord.store.config import Settings
 
         async def main():
             bus = ProgressBus()
@@ -232,21 +238,33 @@ def test_every_serve_worker_delivers_events_published_by_another_process(tmp_pat
             await stores.close()
 
     dialogue_id = asyncio.run(prepare())
-    added = subprocess.run(concord("tokens", "add", "--tenant", "local", "--scopes", "read", "--json"),
-                           env=environment(home, "http://127.0.0.1:9"), cwd=ROOT, capture_output=True, text=True,
-                           timeout=WAIT, check=False)
+    added = subprocess.run(
+        concord("tokens", "add", "--tenant", "local", "--scopes", "read", "--json"),
+        env=environment(home, "http://127.0.0.1:9"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
     assert added.returncode == 0, added.stderr
     token = json.loads(added.stdout)["token"]
     port = free_port()
     channel = PeerLink(ProgressBus(), Settings(home=home)).directory
 
     async def subscribe(kinds: list[str]) -> None:
-        async with websockets.connect(f"ws://{HOST}:{port}/graphql", subprotocols=["graphql-transport-ws"],
-                                      additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        async with websockets.connect(
+            f"ws://{HOST}:{port}/graphql",
+            subprotocols=["graphql-transport-ws"],
+            additional_headers={"Authorization": f"Bearer {token}"},
+        ) as ws:
             await ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                      "payload": {"query": SUBSCRIBE, "variables": {"d": dialogue_id}}}))
+            await ws.send(
+                json.dumps(
+                    {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": {"d": dialogue_id}}}
+                )
+            )
             while (message := json.loads(await ws.recv()))["type"] == "next":
                 assert "errors" not in message["payload"], message
                 kinds.append(message["payload"]["data"]["dialogueEvents"]["kind"])
@@ -282,17 +300,36 @@ async def test_a_cli_run_publishes_its_progress_to_linked_processes(tmp_path: Pa
         listening.bind(str(channel / f"{os.getpid()}-listener.sock"))
         transport, listener = await asyncio.get_running_loop().create_datagram_endpoint(Listener, sock=listening)
         run = await asyncio.create_subprocess_exec(
-            *concord("run", "--question", "Should progress cross processes?", "--pool",
-                     str(ROOT / "orchestrator" / "demo-pool.json"), "--provider", "sim", "--seed", "3",
-                     "--max-rounds", "2", "--out", str(tmp_path / "out"), "--quiet", "--json"),
-            env=environment(home, "http://127.0.0.1:9"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            *concord(
+                "run",
+                "--question",
+                "Should progress cross processes?",
+                "--pool",
+                str(ROOT / "orchestrator" / "demo-pool.json"),
+                "--provider",
+                "sim",
+                "--seed",
+                "3",
+                "--max-rounds",
+                "2",
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+                "--json",
+            ),
+            env=environment(home, "http://127.0.0.1:9"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(run.communicate(), WAIT)
         assert run.returncode == 0, err.decode()
-        await wait_for(lambda: listener.events and listener.events[-1]["kind"] in ("verdict", "dialogue_stopped"),
-                       "the run's last event never arrived")
+        await wait_for(
+            lambda: listener.events and listener.events[-1]["kind"] in ("verdict", "dialogue_stopped"),
+            "the run's last event never arrived",
+        )
         transport.close()
     kinds = [e["kind"] for e in listener.events]
     assert {e["dialogue_id"] for e in listener.events} == {json.loads(out)["dialogue_id"]}
     assert kinds[0] == "dialogue_started" and kinds.count("round_started") == kinds.count("round_closed") >= 1, kinds
     assert "expert_answered" in kinds, kinds
-

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.markers import parse_answer
-from orchestrator.panels import PanelMember, infer_panel
-from orchestrator.prompts import (
+from concord.orchestrator.engine.prompts import (
     BRIEF_PANEL_LINES,
     BRIEF_SUMMARY_CHARS,
     BRIEF_TENSIONS,
     GROUNDING_CAP,
     PEER_ANSWERS_CAP,
-    PROMPTS_DIR,
+    PROMPTS,
     PromptContext,
     _answer_share,
     is_newcomer,
@@ -24,11 +22,23 @@ from orchestrator.prompts import (
     render_judge_prompt,
     render_repair_prompt,
 )
+from concord.orchestrator.judging.markers import parse_answer
+from concord.orchestrator.panel.panels import PanelMember, infer_panel
 from tests.conftest import corpus_dialogue
 
 QUESTION = "How should the team roll out its new billing service?"
-ROLES = ["Platform Architect", "Security Lead", "Data Engineer", "Product Manager", "SRE",
-         "Finance Analyst", "QA Lead", "UX Researcher", "Support Lead", "Legal Counsel"]
+ROLES = [
+    "Platform Architect",
+    "Security Lead",
+    "Data Engineer",
+    "Product Manager",
+    "SRE",
+    "Finance Analyst",
+    "QA Lead",
+    "UX Researcher",
+    "Support Lead",
+    "Legal Counsel",
+]
 NAMES = ["Muffin", "Cupcake", "Scone", "Eclair", "Donut", "Brioche", "Croissant", "Macaron", "Cannoli", "Strudel"]
 
 # Headings of the expert prompt, in the order protocol.md §4 asks for.
@@ -64,7 +74,9 @@ def previous_panel(size: int = 10) -> tuple[PanelMember, ...]:
 
 def peers(size: int = 10) -> dict[str, str]:
     """Round-0 answers of a panel, each with a distinctive phrase."""
-    return {NAMES[i]: f"[PERSPECTIVE P01: point of {NAMES[i]}]\nDistinct remark number {i}.\n\n---\n" for i in range(size)}
+    return {
+        NAMES[i]: f"[PERSPECTIVE P01: point of {NAMES[i]}]\nDistinct remark number {i}.\n\n---\n" for i in range(size)
+    }
 
 
 def context(
@@ -72,16 +84,23 @@ def context(
 ) -> PromptContext:
     """A round-N context with a full previous round unless overridden."""
     expert = expert or member()
-    values: dict[str, object] = {
-        "tensions_table": table(8),
-        "previous_summary": "Round 0 summary. " + "The panel agreed on a staged rollout. " * 30,
-        "previous_panel": previous_panel(),
-        "peer_answers": peers(),
-    } if round >= 1 else {}
+    values: dict[str, object] = (
+        {
+            "tensions_table": table(8),
+            "previous_summary": "Round 0 summary. " + "The panel agreed on a staged rollout. " * 30,
+            "previous_panel": previous_panel(),
+            "peer_answers": peers(),
+        }
+        if round >= 1
+        else {}
+    )
     values.update(fields)
     return PromptContext(
-        question=QUESTION, round=round, expert=expert,
-        newcomer=is_newcomer(expert, round) if newcomer is None else newcomer, **values,  # type: ignore[arg-type]
+        question=QUESTION,
+        round=round,
+        expert=expert,
+        newcomer=is_newcomer(expert, round) if newcomer is None else newcomer,
+        **values,  # type: ignore[arg-type]
     )
 
 
@@ -125,7 +144,11 @@ def test_sections_follow_protocol_order() -> None:
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     # The focus line sits right after the identity line.
-    assert text.splitlines()[2:5] == [render_expert_prompt(ctx).system.splitlines()[0], "", "**Your Focus**: Resolve T0001"]
+    assert text.splitlines()[2:5] == [
+        render_expert_prompt(ctx).system.splitlines()[0],
+        "",
+        "**Your Focus**: Resolve T0001",
+    ]
 
 
 def test_newcomer_gets_a_capped_brief() -> None:
@@ -233,7 +256,7 @@ def test_grounding_is_inlined_and_capped() -> None:
 
 
 def test_templates_state_the_convergence_signal() -> None:
-    assert "[MOVE:CONVERGE]" in (PROMPTS_DIR / "expert.md").read_text(encoding="utf-8")
+    assert "[MOVE:CONVERGE]" in (PROMPTS / "expert.md").read_text(encoding="utf-8")
     for ctx in (context(round=0), context()):
         assert "[MOVE:CONVERGE]" in render_expert_prompt(ctx).user
     assert "[MOVE:CONVERGE]" in render_repair_prompt(context(), "no markers", "no marker found").user
@@ -243,7 +266,17 @@ def test_answer_structure_asks_for_what_the_parser_reads() -> None:
     structure = section(render_expert_prompt(context()).user, STRUCTURE)
     parsed = parse_answer(structure)
     kinds = {m.kind for m in parsed.markers}
-    assert kinds >= {"perspective", "tension", "refinement", "concession", "resolved", "converge", "ref", "move", "dissent"}
+    assert kinds >= {
+        "perspective",
+        "tension",
+        "refinement",
+        "concession",
+        "resolved",
+        "converge",
+        "ref",
+        "move",
+        "dissent",
+    }
     assert parsed.converge and not parsed.unknown
     for marker in parsed.markers:
         if marker.kind in ("refinement", "concession", "resolved"):
@@ -278,7 +311,7 @@ def test_judge_prompt_lists_every_answer_and_the_json_shape() -> None:
 
 
 def test_every_template_section_is_plain_text() -> None:
-    for path in PROMPTS_DIR.glob("*.md"):
+    for path in (entry for entry in PROMPTS.iterdir() if entry.name.endswith(".md")):
         if path.name == "README.md":
             continue
         text = path.read_text(encoding="utf-8")

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.markers import parse_answer
-from orchestrator.providers import (
+from concord.orchestrator.engine.providers import (
     AgentFailed,
     AnthropicProvider,
     Call,
@@ -21,7 +20,8 @@ from orchestrator.providers import (
     Usage,
     make_provider,
 )
-from orchestrator.sim import simulate_answer
+from concord.orchestrator.engine.sim import simulate_answer
+from concord.orchestrator.judging.markers import parse_answer
 from tests.conftest import corpus_dialogue
 from tests.fake_anthropic import FakeAnthropic, Reply, fake_server_process
 
@@ -162,8 +162,9 @@ def test_fake_server_refuses_what_the_api_refuses(fake: FakeAnthropic) -> None:
 def test_fake_server_can_be_scripted_over_http(fake: FakeAnthropic) -> None:
     assert httpx.post(fake.base_url + "/_fake/script", json={"request": 1, "reply": "500:0"}).json() == {"ok": True}
     assert httpx.post(fake.base_url + "/_fake/script", json={"bad": 1}).status_code == 400
-    reply = httpx.post(fake.base_url + "/v1/messages", headers={"x-api-key": "k"},
-                       json={"model": "m", "max_tokens": 5, "messages": []})
+    reply = httpx.post(
+        fake.base_url + "/v1/messages", headers={"x-api-key": "k"}, json={"model": "m", "max_tokens": 5, "messages": []}
+    )
     assert reply.status_code == 500 and reply.headers["retry-after"] == "0"
     assert httpx.get(fake.base_url + "/_fake/requests").json()[0]["reply"] == "500"
 
@@ -223,7 +224,9 @@ async def test_sim_provider_is_deterministic_and_labelled() -> None:
     assert make_provider("sim", seed=11).simulated
 
 
-async def test_sim_answers_match_the_fake_server_for_the_same_seed(fake: FakeAnthropic, provider: AnthropicProvider) -> None:
+async def test_sim_answers_match_the_fake_server_for_the_same_seed(
+    fake: FakeAnthropic, provider: AnthropicProvider
+) -> None:
     assert (await provider.complete(CALL)).text == (await SimProvider(5).complete(CALL)).text
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.markers import Marker, Reference, parse_answer, parse_reference
-from orchestrator.references import IdRegistry, resolve_all
+from concord.orchestrator.judging.markers import Marker, Reference, parse_answer, parse_reference
+from concord.orchestrator.judging.references import IdRegistry, resolve_all
 from tests.conftest import corpus_dialogue
 
 

@@ -18,21 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.pools import load_pool
-from orchestrator.providers import AgentFailed, AnthropicProvider, Call
-from orchestrator.run import Orchestrator, RunSettings
-from resolvers.auth import Tokens
-from resolvers.tokens import TokensError, add_token, read_tokens, token_hash
-from store.config import Settings
-from store.dialogue_store import DialogueStore
-from store.errors import StoreError
-from store.factory import open_stores
-from store.keys import LocalKeyProvider
-from store.kms import KmsKeyProvider
-from store.sqlite_backend import SQLiteBackend
+from concord.orchestrator.cli.main import main
+from concord.orchestrator.engine.providers import AgentFailed, AnthropicProvider, Call
+from concord.orchestrator.engine.run import Orchestrator, RunSettings
+from concord.orchestrator.panel.pools import load_pool
+from concord.resolvers.auth import Tokens
+from concord.resolvers.tokens import TokensError, add_token, read_tokens, token_hash
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.config import Settings
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.crypto.kms import KmsKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import StoreError
+from concord.store.factory import open_stores
 from tests.fake_anthropic import FakeAnthropic
-from tests.graphql_helpers import Api, api, build_dialogue, server  # noqa: F401 - fixtures
+from tests.graphql_helpers import Api, build_dialogue
 from tests.services import concord, free_port
 from tests.test_hostile_input import RecordingBus
 
@@ -59,8 +59,12 @@ class Secrets:
     def add_bytes(self, name: str, value: bytes) -> None:
         """A secret that is key material: searched raw, as hex (either case) and as base64."""
         self.raw[name] = value
-        for form, text in (("hex", value.hex()), ("HEX", value.hex().upper()), ("b64", base64.b64encode(value).decode()),
-                           ("b64url", base64.urlsafe_b64encode(value).decode().rstrip("="))):
+        for form, text in (
+            ("hex", value.hex()),
+            ("HEX", value.hex().upper()),
+            ("b64", base64.b64encode(value).decode()),
+            ("b64url", base64.urlsafe_b64encode(value).decode().rstrip("=")),
+        ):
             self.texts[f"{name} ({form})"] = text
         self.texts[f"{name} (repr)"] = repr(value)[2:-1]
 
@@ -144,7 +148,9 @@ async def test_run_and_its_errors_leave_no_secret_anywhere(tmp_path: Path, caplo
             messages.append(await failure(kms_store.create_dialogue("KMS is down", "Does it leak?")))
         finally:
             await dead_kms.close()
-        offline = AnthropicProvider(api_key=api_key, base_url=f"http://127.0.0.1:{free_port()}", max_retries=0, timeout=2)
+        offline = AnthropicProvider(
+            api_key=api_key, base_url=f"http://127.0.0.1:{free_port()}", max_retries=0, timeout=2
+        )
         try:
             messages.append(await failure(offline.complete(Call("system", "prompt", "muffin", 0, "claude-sonnet-4-6"))))
         finally:
@@ -155,8 +161,16 @@ async def test_run_and_its_errors_leave_no_secret_anywhere(tmp_path: Path, caplo
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONCORD_", "ANTHROPIC_"))}
     env.update(CONCORD_HOME=str(tmp_path / "exposed"), ANTHROPIC_API_KEY=api_key)
     shutil.copy(home / "concord.db", tmp_path / "exposed" / "concord.db")
-    shown = await asyncio.to_thread(subprocess.run, concord("show", dialogue_id), env=env, cwd=ROOT, capture_output=True,
-                                    text=True, timeout=60, check=False)
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        concord("show", dialogue_id),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert shown.returncode == 1 and "chmod 600" in shown.stderr, shown.stderr
     messages.append(shown.stdout + shown.stderr)
 
@@ -164,7 +178,9 @@ async def test_run_and_its_errors_leave_no_secret_anywhere(tmp_path: Path, caplo
     for n, message in enumerate(messages):
         found.assert_absent(f"error message {n}: {message!r}", message)
     found.assert_absent("the captured log", caplog.text)
-    assert any(r.name.startswith(("anthropic", "httpx", "httpcore")) for r in caplog.records), "DEBUG logs were captured"
+    assert any(r.name.startswith(("anthropic", "httpx", "httpcore")) for r in caplog.records), (
+        "DEBUG logs were captured"
+    )
     for event in bus.events:
         found.assert_absent(f"progress event {event.kind}", repr(event))
     files = [p for p in result.directory.rglob("*") if p.is_file()]
@@ -179,7 +195,9 @@ async def test_run_and_its_errors_leave_no_secret_anywhere(tmp_path: Path, caplo
 
 
 @BACKEND_AGNOSTIC
-async def test_api_answers_and_logs_hold_no_token_or_key(api: Api, key_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_api_answers_and_logs_hold_no_token_or_key(
+    api: Api, key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     found = Secrets()
     for name, token in api.tokens.items():
@@ -192,8 +210,12 @@ async def test_api_answers_and_logs_hold_no_token_or_key(api: Api, key_file: Pat
     stranger = "concord_" + secrets.token_urlsafe(32)
     found.add_text("an unknown token", stranger)
     responses = []
-    for headers in ({"Authorization": f"Bearer {stranger}"}, {"Authorization": f"Basic {api.tokens['writer']}"},
-                    {"Authorization": f"Bearer {api.tokens['writer']}x"}, {"Authorization": f"bearer {stranger}"}):
+    for headers in (
+        {"Authorization": f"Bearer {stranger}"},
+        {"Authorization": f"Basic {api.tokens['writer']}"},
+        {"Authorization": f"Bearer {api.tokens['writer']}x"},
+        {"Authorization": f"bearer {stranger}"},
+    ):
         response = await api.client.post("/graphql", json={"query": "{ __typename }"}, headers=headers)
         assert response.status_code == 401
         responses.append(response)
@@ -201,11 +223,15 @@ async def test_api_answers_and_logs_hold_no_token_or_key(api: Api, key_file: Pat
         ('{ dialogue(id: "no-such-dialogue-aaaaaa") { title } }', "writer"),
         ('query($d: ID!) { entity(dialogueId: $d, id: "T9999") { label } }', "writer"),
         ('query($d: ID!) { entity(dialogueId: $d, id: "not an id") { label } }', "writer"),
-        ('mutation($d: ID!) { registerRef(dialogueId: $d, source: "P0001", refType: RESOLVE, target: "P0002") { createdAt } }',
-         "writer"),
+        (
+            'mutation($d: ID!) { registerRef(dialogueId: $d, source: "P0001", refType: RESOLVE, target: "P0002") { createdAt } }',
+            "writer",
+        ),
         ('mutation($d: ID!) { updateTensionStatus(dialogueId: $d, id: "T0001", status: REOPENED) { id } }', "writer"),
-        ('mutation($d: ID!) { registerRef(dialogueId: $d, source: "P0001", refType: SUPPORT, target: "C0001") { createdAt } }',
-         "reader"),
+        (
+            'mutation($d: ID!) { registerRef(dialogueId: $d, source: "P0001", refType: SUPPORT, target: "C0001") { createdAt } }',
+            "reader",
+        ),
         ("query($d: ID!) { dialogue(id: $d) { title } }", "other"),
         ("{ dialogue(id: ", "writer"),
         ("query($d: ID!) { auditReport(dialogueId: $d) { ok head } }", "reader"),
@@ -238,8 +264,9 @@ def test_an_unsafe_tokens_file_is_logged_without_tokens(tmp_path: Path, caplog: 
 # --- file modes ----------------------------------------------------------------------------------------
 
 
-def test_key_file_is_0600_whatever_the_umask_and_refused_when_others_may_read(tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_file_is_0600_whatever_the_umask_and_refused_when_others_may_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with umask(0):
         direct = tmp_path / "direct" / "umk.key"
         LocalKeyProvider.create_key_file(direct)
@@ -279,9 +306,9 @@ async def test_a_store_refuses_to_run_on_a_readable_key_file(tmp_path: Path, key
         assert connection.execute("SELECT COUNT(*) FROM items").fetchone() == (0,), "nothing was written"
 
 
-def test_tokens_file_is_0600_whatever_the_umask_and_refused_when_others_may_read(tmp_path: Path,
-                                                                                    monkeypatch: pytest.MonkeyPatch,
-                                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_tokens_file_is_0600_whatever_the_umask_and_refused_when_others_may_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "direct" / "tokens.json"
     monkeypatch.setenv("CONCORD_HOME", str(tmp_path / "cli"))
     with umask(0):

@@ -7,21 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.judge import ExpertAnswer, judge_round
-from orchestrator.markers import parse_answer
-from orchestrator.panels import PanelMember
-from orchestrator.prompts import PromptContext, is_newcomer, render_expert_prompt
-from orchestrator.providers import Call, SimProvider
-from orchestrator.sim import notice, read_identity, read_round, read_tensions, simulate_answer
-from store.dialogue_store import DialogueStore, gate
-from store.keys import LocalKeyProvider
-from store.model import PanelSeat
-from store.snapshot import Snapshot
-from store.sqlite_backend import SQLiteBackend
+from concord.orchestrator.engine.prompts import PromptContext, is_newcomer, render_expert_prompt
+from concord.orchestrator.engine.providers import Call, SimProvider
+from concord.orchestrator.engine.sim import notice, read_identity, read_round, read_tensions, simulate_answer
+from concord.orchestrator.judging.markers import parse_answer
+from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
+from concord.orchestrator.panel.panels import PanelMember
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.model import PanelSeat
+from concord.store.snapshot import Snapshot
 
 NAMES = ["Muffin", "Cupcake", "Scone", "Eclair", "Donut", "Brioche", "Croissant", "Macaron"]
-ROLES = ["Platform Architect", "Security Lead", "Data Engineer", "Product Manager", "SRE",
-         "Finance Analyst", "QA Lead", "UX Researcher"]
+ROLES = [
+    "Platform Architect",
+    "Security Lead",
+    "Data Engineer",
+    "Product Manager",
+    "SRE",
+    "Finance Analyst",
+    "QA Lead",
+    "UX Researcher",
+]
 QUESTION = "How should the team roll out its new billing service?"
 TABLE = """| ID | Label | Status | Raised | Resolved | Resolution |
 |---|---|---|---|---|---|
@@ -61,8 +69,12 @@ def test_round_zero_gives_perspectives_and_one_tension(seed: int) -> None:
 def test_same_inputs_same_text_and_inputs_matter() -> None:
     base = answer("Scone", 1, TABLE)
     assert base == answer("Scone", 1, TABLE)
-    others = {answer("Scone", 1, TABLE, seed=1), answer("Eclair", 1, TABLE), answer("Scone", 2, TABLE),
-              simulate_answer(seed=0, expert="scone", round=1, prompt=prompt("Scone", "SRE", 1, TABLE) + "more")}
+    others = {
+        answer("Scone", 1, TABLE, seed=1),
+        answer("Eclair", 1, TABLE),
+        answer("Scone", 2, TABLE),
+        simulate_answer(seed=0, expert="scone", round=1, prompt=prompt("Scone", "SRE", 1, TABLE) + "more"),
+    }
     assert base not in others
 
 
@@ -84,7 +96,9 @@ def test_reads_other_table_layouts() -> None:
     bare = "| T0201 | No status column | Strudel |"
     rows = read_tensions(jira_like + "\n" + bare)
     assert [(r.id, r.status, r.author) for r in rows] == [
-        ("T0101", "resolved", None), ("T0102", "open", "Brioche"), ("T0201", "open", "Strudel"),
+        ("T0101", "resolved", None),
+        ("T0102", "open", "Brioche"),
+        ("T0201", "open", "Strudel"),
     ]
 
 
@@ -168,10 +182,14 @@ async def test_eight_sims_converge_under_the_rules_judge(dialogue_store: Dialogu
         answers = []
         for m in members:
             ctx = PromptContext(
-                QUESTION, number, m, is_newcomer(m, number),
+                QUESTION,
+                number,
+                m,
+                is_newcomer(m, number),
                 tensions_table=_tensions_table(snapshot) if number else "",
                 previous_summary=snapshot.rounds[number - 1].summary if number else "",
-                previous_panel=members if number else (), peer_answers=previous,
+                previous_panel=members if number else (),
+                peer_answers=previous,
             )
             rendered = render_expert_prompt(ctx)
             reply = await sim.complete(Call(rendered.system, rendered.user, m.slug, number, "sim"))

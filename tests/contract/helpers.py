@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from store.backend import Operation
-from store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score
+from concord.store.backends.base import Operation
+from concord.store.model import EntityDraft, Expert, PanelSeat, RefDraft, RoundBatch, Score
 
-PANEL = [("Muffin", "Relational Database Architect"), ("Cupcake", "Single-Table Design Specialist"), ("Scone", "Platform Engineer")]
+PANEL = [
+    ("Muffin", "Relational Database Architect"),
+    ("Cupcake", "Single-Table Design Specialist"),
+    ("Scone", "Platform Engineer"),
+]
 
 
 def panel_batch(round: int, **fields: object) -> RoundBatch:

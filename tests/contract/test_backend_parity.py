@@ -4,26 +4,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from store.dialogue_store import DialogueStore
-from store.keys import LocalKeyProvider
-from store.model import RefDraft, StatusChange, Verdict
-from store.sqlite_backend import SQLiteBackend
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.model import RefDraft, StatusChange, Verdict
 from tests.conftest import FakeClock
 from tests.contract.helpers import entity, panel_batch, perspective, tension
 
 
 async def write_history(store: DialogueStore) -> str:
     did = await store.create_dialogue("Parity", "Do both backends agree?", dialogue_id="parity-check")
-    await store.register_round(did, panel_batch(0, entities=[
-        perspective("MUFFIN-P0001", "first"), tension("MUFFIN-T0001", "tension"),
-        entity("evidence", "SCONE-E0001", "evidence", RefDraft("support", "MUFFIN-P0001")),
-    ]))
+    await store.register_round(
+        did,
+        panel_batch(
+            0,
+            entities=[
+                perspective("MUFFIN-P0001", "first"),
+                tension("MUFFIN-T0001", "tension"),
+                entity("evidence", "SCONE-E0001", "evidence", RefDraft("support", "MUFFIN-P0001")),
+            ],
+        ),
+    )
     await store.register_ref(did, "E0001", "address", "T0001")
     await store.update_entity_status(did, "T0001", "addressed", actors=["cupcake"])
-    await store.register_round(did, panel_batch(1, signals=["muffin", "cupcake", "scone"], new_perspectives=0,
-                                                entities=[perspective("MUFFIN-P0101", "refined", RefDraft("refine", "P0001"))],
-                                                status_changes=[StatusChange("T0001", "resolved", ["muffin"]),
-                                                                StatusChange("P0001", "refined", ["muffin"])]))
+    await store.register_round(
+        did,
+        panel_batch(
+            1,
+            signals=["muffin", "cupcake", "scone"],
+            new_perspectives=0,
+            entities=[perspective("MUFFIN-P0101", "refined", RefDraft("refine", "P0001"))],
+            status_changes=[
+                StatusChange("T0001", "resolved", ["muffin"]),
+                StatusChange("P0001", "refined", ["muffin"]),
+            ],
+        ),
+    )
     await store.register_verdict(did, Verdict("final", "final", 1, "agree"))
     return did
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from store.ids import canonical_address, display_id, new_dialogue_id, parse_display_id, parse_local_id, slugify
-from store.rules import ref_target_problem, transition_allowed
+from concord.store.ids import canonical_address, display_id, new_dialogue_id, parse_display_id, parse_local_id, slugify
+from concord.store.rules import ref_target_problem, transition_allowed
 
 
 def test_display_id_round_trip() -> None:
@@ -43,7 +43,10 @@ def test_slug_and_dialogue_id() -> None:
 
 
 def test_canonical_address() -> None:
-    assert canonical_address("dialogue#nvidia-analysis", "perspective#01#02") == "dialogue:nvidia-analysis/entity:perspective/01#02"
+    assert (
+        canonical_address("dialogue#nvidia-analysis", "perspective#01#02")
+        == "dialogue:nvidia-analysis/entity:perspective/01#02"
+    )
     assert canonical_address("dialogue#x", "meta") == "dialogue:x/entity:meta/"
 
 
@@ -65,8 +68,15 @@ def test_ref_endpoint_rules(ref_type: str, source: str, target: str, ok: bool) -
 
 
 def test_tension_transition_matrix() -> None:
-    allowed = {("open", "addressed"), ("open", "resolved"), ("addressed", "resolved"), ("addressed", "open"),
-               ("resolved", "reopened"), ("reopened", "addressed"), ("reopened", "resolved")}
+    allowed = {
+        ("open", "addressed"),
+        ("open", "resolved"),
+        ("addressed", "resolved"),
+        ("addressed", "open"),
+        ("resolved", "reopened"),
+        ("reopened", "addressed"),
+        ("reopened", "resolved"),
+    }
     statuses = ["open", "addressed", "resolved", "reopened"]
     for current in statuses:
         for new in statuses:

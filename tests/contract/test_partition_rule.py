@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 
-from store.analytics import AnalyticsStore
-from store.dialogue_store import DialogueStore
+from concord.store.analytics import AnalyticsStore
+from concord.store.dialogue_store import DialogueStore
 
 
 def public_methods(cls: type) -> dict[str, inspect.Signature]:

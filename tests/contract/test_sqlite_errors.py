@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from store.analytics import AnalyticsStore
-from store.backend import ABSENT, Put
-from store.dialogue_store import DialogueStore
-from store.errors import BackendUnavailable, SchemaVersionError
-from store.keys import LocalKeyProvider
-from store.sqlite_backend import INDEX_COLUMNS, SCHEMA_VERSION, SQLiteBackend
+from concord.store.analytics import AnalyticsStore
+from concord.store.backends.base import ABSENT, Put
+from concord.store.backends.sqlite import INDEX_COLUMNS, SCHEMA_VERSION, SQLiteBackend
+from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import BackendUnavailable, SchemaVersionError
 from tests.contract.helpers import panel_batch, perspective, tension
 
 
@@ -103,7 +103,9 @@ async def test_a_failed_read_leaves_no_old_snapshot_behind(tmp_path: Path) -> No
     backend = await SQLiteBackend(path).open()
     await backend.transact([Put({"pk": "dialogue#x", "sk": "meta"}, ABSENT)])
     outside = sqlite3.connect(path, isolation_level=None)
-    outside.execute("INSERT INTO items (pk, sk, attrs) VALUES ('dialogue#x', CAST(x'7a7aff' AS TEXT), '{}')")  # not UTF-8
+    outside.execute(
+        "INSERT INTO items (pk, sk, attrs) VALUES ('dialogue#x', CAST(x'7a7aff' AS TEXT), '{}')"
+    )  # not UTF-8
     with pytest.raises(BackendUnavailable) as failed:
         await backend.query("dialogue#x")
     await backend.transact([Put({"pk": "dialogue#y", "sk": "meta"}, ABSENT)])
@@ -136,8 +138,12 @@ async def test_reads_give_other_tasks_a_turn(sqlite_backend: SQLiteBackend) -> N
 async def test_non_finite_numbers_are_refused_and_nothing_is_written(sqlite_backend: SQLiteBackend) -> None:
     for value in (float("nan"), float("inf"), [1.0, float("-inf")], {"deep": float("nan")}):
         with pytest.raises(ValueError, match="cannot store the number"):
-            await sqlite_backend.transact([Put({"pk": "dialogue#x", "sk": "meta"}, ABSENT),
-                                           Put({"pk": "dialogue#x", "sk": "round#00", "n": value}, ABSENT)])
+            await sqlite_backend.transact(
+                [
+                    Put({"pk": "dialogue#x", "sk": "meta"}, ABSENT),
+                    Put({"pk": "dialogue#x", "sk": "round#00", "n": value}, ABSENT),
+                ]
+            )
     assert await sqlite_backend.query("dialogue#x") == []
 
 
@@ -159,8 +165,10 @@ def rewrite_as_version_1(path: Path) -> int:
         for pk, sk, attrs, mac, encrypted, nonce in rows:
             clear = {k: v for k, v in json.loads(attrs).items() if k not in ("pk", "sk", *INDEX_COLUMNS)}
             index_keys = [json.loads(attrs).get(c) for c in INDEX_COLUMNS]
-            db.execute(f"INSERT INTO items VALUES ({', '.join('?' * (5 + len(INDEX_COLUMNS)))})",
-                       [pk, sk, json.dumps({**clear, "mac": mac}, sort_keys=True), encrypted, nonce, *index_keys])
+            db.execute(
+                f"INSERT INTO items VALUES ({', '.join('?' * (5 + len(INDEX_COLUMNS)))})",
+                [pk, sk, json.dumps({**clear, "mac": mac}, sort_keys=True), encrypted, nonce, *index_keys],
+            )
         db.execute("UPDATE concord_schema SET version = 1")
     return len(rows)
 
@@ -171,7 +179,9 @@ async def test_version_1_database_is_upgraded_in_place_and_still_verifies(tmp_pa
     backend = await SQLiteBackend(path).open()
     store = DialogueStore(backend, keys, principal="tester")
     did = await store.create_dialogue("Upgrade", "Does an old file still open?")
-    await store.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first"), tension("MUFFIN-T0001")]))
+    await store.register_round(
+        did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first"), tension("MUFFIN-T0001")])
+    )
     before = await store.load_partition(did)
     await backend.close()
     count = rewrite_as_version_1(path)

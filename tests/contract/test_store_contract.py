@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
-from store.backend import ABSENT, Backend, Put, clear_json
-from store.dialogue_store import DialogueStore
-from store.errors import AlreadyExists, ConvergenceBlocked, NotFound, StoreError, ValidationFailed
-from store.factory import Stores
-from store.graph import DialogueGraph
-from store.model import EntityDraft, RefDraft, StatusChange, TextRecord, Verdict
-from store.sqlite_backend import SQLiteBackend
+from concord.store.backends.base import ABSENT, Backend, Put, clear_json
+from concord.store.backends.sqlite import SQLiteBackend
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import AlreadyExists, ConvergenceBlocked, NotFound, StoreError, ValidationFailed
+from concord.store.factory import Stores
+from concord.store.graph import DialogueGraph
+from concord.store.model import EntityDraft, RefDraft, StatusChange, TextRecord, Verdict
 from tests.contract.helpers import CrashingBackend, entity, panel_batch, perspective, tension
 
 
@@ -23,10 +24,17 @@ async def new_dialogue(store: DialogueStore, title: str = "Contract dialogue") -
 async def with_round0(store: DialogueStore) -> str:
     """A dialogue whose round 0 holds P0001, P0002 and T0001."""
     did = await new_dialogue(store)
-    await store.register_round(did, panel_batch(0, entities=[
-        perspective("MUFFIN-P0001", "first"), perspective("CUPCAKE-P0001", "second", author="cupcake"),
-        tension("MUFFIN-T0001", "the tension"),
-    ]))
+    await store.register_round(
+        did,
+        panel_batch(
+            0,
+            entities=[
+                perspective("MUFFIN-P0001", "first"),
+                perspective("CUPCAKE-P0001", "second", author="cupcake"),
+                tension("MUFFIN-T0001", "the tension"),
+            ],
+        ),
+    )
     return did
 
 
@@ -41,11 +49,24 @@ async def test_dialogue_ids_are_fresh_and_explicit_ids_insert_once(store: Dialog
 
 async def test_global_ids_and_mapping(store: DialogueStore) -> None:
     did = await with_round0(store)
-    mapping = await store.register_round(did, panel_batch(1, entities=[
-        perspective("MUFFIN-P0101", "one"), perspective("CUPCAKE-P0101", "two", author="cupcake"),
-        perspective("SCONE-P0101", "three", author="scone"), tension("MUFFIN-T0101", "new tension"),
-    ]))
-    assert mapping == {"MUFFIN-P0101": "P0101", "CUPCAKE-P0101": "P0102", "SCONE-P0101": "P0103", "MUFFIN-T0101": "T0101"}
+    mapping = await store.register_round(
+        did,
+        panel_batch(
+            1,
+            entities=[
+                perspective("MUFFIN-P0101", "one"),
+                perspective("CUPCAKE-P0101", "two", author="cupcake"),
+                perspective("SCONE-P0101", "three", author="scone"),
+                tension("MUFFIN-T0101", "new tension"),
+            ],
+        ),
+    )
+    assert mapping == {
+        "MUFFIN-P0101": "P0101",
+        "CUPCAKE-P0101": "P0102",
+        "SCONE-P0101": "P0103",
+        "MUFFIN-T0101": "T0101",
+    }
     snap = await store.load_partition(did)
     assert [e.id for e in snap.of_kind("perspective", 1)] == ["P0101", "P0102", "P0103"]
     assert snap.entities["P0102"].contributors == ["cupcake"]
@@ -53,10 +74,16 @@ async def test_global_ids_and_mapping(store: DialogueStore) -> None:
 
 async def test_same_batch_local_target_is_stored_as_global(store: DialogueStore) -> None:
     did = await with_round0(store)
-    mapping = await store.register_round(did, panel_batch(1, entities=[
-        perspective("MUFFIN-P0101", "base"),
-        perspective("CUPCAKE-P0101", "builds on it", RefDraft("support", "MUFFIN-P0101"), author="cupcake"),
-    ]))
+    mapping = await store.register_round(
+        did,
+        panel_batch(
+            1,
+            entities=[
+                perspective("MUFFIN-P0101", "base"),
+                perspective("CUPCAKE-P0101", "builds on it", RefDraft("support", "MUFFIN-P0101"), author="cupcake"),
+            ],
+        ),
+    )
     refs = await store.get_refs(did, source=mapping["CUPCAKE-P0101"])
     assert [(r.ref_type, r.target) for r in refs] == [("support", "P0101")]
     into = await store.get_refs(did, target="P0101")
@@ -66,7 +93,9 @@ async def test_same_batch_local_target_is_stored_as_global(store: DialogueStore)
 async def test_missing_target_fails(store: DialogueStore) -> None:
     did = await with_round0(store)
     with pytest.raises(ValidationFailed) as failed:
-        await store.register_round(did, panel_batch(1, entities=[perspective("MUFFIN-P0101", "x", RefDraft("support", "P0009"))]))
+        await store.register_round(
+            did, panel_batch(1, entities=[perspective("MUFFIN-P0101", "x", RefDraft("support", "P0009"))])
+        )
     assert failed.value.codes == ["target_not_found"]
     assert failed.value.problems[0].field == "entities[0].references[0].target"
 
@@ -74,13 +103,16 @@ async def test_missing_target_fails(store: DialogueStore) -> None:
 async def test_ref_semantics_and_all_errors_collected(store: DialogueStore) -> None:
     did = await with_round0(store)
     before = await store.load_partition(did)
-    batch = panel_batch(1, entities=[
-        perspective("MUFFIN-P0101", "resolves a perspective", RefDraft("resolve", "P0001")),
-        perspective("CUPCAKE-P0101", "refines across kinds", RefDraft("refine", "SCONE-R0101"), author="cupcake"),
-        entity("recommendation", "SCONE-R0101", "a recommendation"),
-        entity("evidence", "SCONE-E0101", "evidence", RefDraft("support", "T0001")),
-        tension("MUFFIN-T0101", "   "),
-    ])
+    batch = panel_batch(
+        1,
+        entities=[
+            perspective("MUFFIN-P0101", "resolves a perspective", RefDraft("resolve", "P0001")),
+            perspective("CUPCAKE-P0101", "refines across kinds", RefDraft("refine", "SCONE-R0101"), author="cupcake"),
+            entity("recommendation", "SCONE-R0101", "a recommendation"),
+            entity("evidence", "SCONE-E0101", "evidence", RefDraft("support", "T0001")),
+            tension("MUFFIN-T0101", "   "),
+        ],
+    )
     with pytest.raises(ValidationFailed) as failed:
         await store.register_round(did, batch)
     assert failed.value.codes == ["missing_field", "invalid_ref_target", "invalid_ref_target"]
@@ -114,8 +146,15 @@ async def test_tension_lifecycle_events(store: DialogueStore) -> None:
 
 async def test_verdicts_are_insert_only_and_final_converges(store: DialogueStore) -> None:
     did = await with_round0(store)
-    await store.register_round(did, panel_batch(1, signals=["muffin", "cupcake", "scone"], new_perspectives=0,
-                                                status_changes=[StatusChange("T0001", "resolved", ["muffin"])]))
+    await store.register_round(
+        did,
+        panel_batch(
+            1,
+            signals=["muffin", "cupcake", "scone"],
+            new_perspectives=0,
+            status_changes=[StatusChange("T0001", "resolved", ["muffin"])],
+        ),
+    )
     await store.register_verdict(did, Verdict("interim-1", "interim", 1, "keep going"))
     raw_before = await store.backend.get(f"dialogue#{did}", "verdict#interim-1")
     with pytest.raises(AlreadyExists):
@@ -157,8 +196,13 @@ async def test_retry_after_crash_counts_once(stores: Stores, fail_on: int, after
     await clean.register_round(reference, big_round(0))
     expected = await clean.load_partition(reference)
 
-    crashing = DialogueStore(CrashingBackend(stores.backend, fail_on, after_commit), clean.keys, tenant="local",
-                             principal="tester", clock=clean.clock)
+    crashing = DialogueStore(
+        CrashingBackend(stores.backend, fail_on, after_commit),
+        clean.keys,
+        tenant="local",
+        principal="tester",
+        clock=clean.clock,
+    )
     did = await new_dialogue(clean)
     with pytest.raises(ConnectionError):
         await crashing.register_round(did, big_round(0))
@@ -195,7 +239,16 @@ async def test_list_dialogues_by_status(stores: Stores) -> None:
     page = await stores.analytics.list_dialogues("open")
     assert {d.id for d in page.dialogues} == {did, other}
     assert all(d.title for d in page.dialogues)
-    await store.register_verdict(did, Verdict("final", "final", 0, "forced", ), force=True)
+    await store.register_verdict(
+        did,
+        Verdict(
+            "final",
+            "final",
+            0,
+            "forced",
+        ),
+        force=True,
+    )
     assert [d.id for d in (await stores.analytics.list_dialogues("converged")).dialogues] == [did]
     assert [d.id for d in (await stores.analytics.list_dialogues("open")).dialogues] == [other]
 
@@ -207,7 +260,7 @@ async def test_every_listed_dialogue_has_a_cursor_that_resumes_after_it(stores: 
     assert sorted(listed) == sorted(ids) and whole.cursor is None and len(whole.cursors) == 4
     for n, cursor in enumerate(whole.cursors):
         rest = await stores.analytics.list_dialogues("open", limit=10, cursor=cursor)
-        assert [d.id for d in rest.dialogues] == listed[n + 1:]
+        assert [d.id for d in rest.dialogues] == listed[n + 1 :]
     first = await stores.analytics.list_dialogues("open", limit=2)
     assert first.cursor == first.cursors[-1] and [d.id for d in first.dialogues] == listed[:2]
 
@@ -224,16 +277,30 @@ async def test_open_tensions_index_follows_status(stores: Stores) -> None:
 
 async def test_graph_cycles_depth_and_refs_in(store: DialogueStore) -> None:
     did = await with_round0(store)
-    await store.register_round(did, panel_batch(1, entities=[
-        entity("claim", "MUFFIN-C0101", "claim", RefDraft("depend", "MUFFIN-E0101")),
-        entity("evidence", "MUFFIN-E0101", "evidence", RefDraft("depend", "MUFFIN-C0101"), RefDraft("support", "P0001")),
-        perspective("SCONE-P0101", "supports", RefDraft("support", "P0001"), RefDraft("refine", "P0002"), author="scone"),
-    ]))
+    await store.register_round(
+        did,
+        panel_batch(
+            1,
+            entities=[
+                entity("claim", "MUFFIN-C0101", "claim", RefDraft("depend", "MUFFIN-E0101")),
+                entity(
+                    "evidence",
+                    "MUFFIN-E0101",
+                    "evidence",
+                    RefDraft("depend", "MUFFIN-C0101"),
+                    RefDraft("support", "P0001"),
+                ),
+                perspective(
+                    "SCONE-P0101", "supports", RefDraft("support", "P0001"), RefDraft("refine", "P0002"), author="scone"
+                ),
+            ],
+        ),
+    )
     graph = DialogueGraph(await store.load_partition(did))
-    assert {(l.entity_id, l.depth) for l in graph.links("C0101", "out")} == {("E0101", 1), ("P0001", 2)}
-    assert [l.entity_id for l in graph.links("C0101", "out", max_depth=1)] == ["E0101"]
+    assert {(link.entity_id, link.depth) for link in graph.links("C0101", "out")} == {("E0101", 1), ("P0001", 2)}
+    assert [link.entity_id for link in graph.links("C0101", "out", max_depth=1)] == ["E0101"]
     both = graph.links("C0101", "both")
-    assert len({l.entity_id for l in both}) == len(both)
+    assert len({link.entity_id for link in both}) == len(both)
     supporters = sorted(src for _, src in graph.refs_in("P0001", "support"))
     stored = sorted(r.source for r in await store.get_refs(did, target="P0001") if r.ref_type == "support")
     assert supporters == stored == ["E0101", "P0101"]
@@ -273,7 +340,9 @@ async def test_a_transaction_over_4_mb_is_refused_before_anything_is_written(bac
 
 async def test_large_texts_are_stored_in_writes_that_each_fit_a_transaction(store: DialogueStore) -> None:
     did = await new_dialogue(store)
-    texts = [TextRecord("answer", 1, f"expert{n:02d}", f"answer {n}: " + "a long argument " * 19_000) for n in range(14)]
+    texts = [
+        TextRecord("answer", 1, f"expert{n:02d}", f"answer {n}: " + "a long argument " * 19_000) for n in range(14)
+    ]
     assert await store.record_texts(did, texts) == 14  # about 300 KB each, 4.2 MB in all
     assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
     assert await store.record_texts(did, texts) == 0  # a retry writes nothing twice
@@ -286,8 +355,12 @@ async def test_large_texts_are_stored_in_writes_that_each_fit_a_transaction(stor
 def large_drafts(kind: str) -> list[EntityDraft]:
     """20 drafts of one kind for round 0, about 250 KB each: 5 MB together."""
     prefix = {"perspective": "P", "tension": "T", "recommendation": "R"}[kind]
-    return [EntityDraft(kind, f"MUFFIN-{prefix}00{n:02d}", f"{kind} {n}", f"{n}: " + "a long argument " * 16_000,
-                        ["muffin"]) for n in range(1, 21)]
+    return [
+        EntityDraft(
+            kind, f"MUFFIN-{prefix}00{n:02d}", f"{kind} {n}", f"{n}: " + "a long argument " * 16_000, ["muffin"]
+        )
+        for n in range(1, 21)
+    ]
 
 
 async def refused_unchanged(store: DialogueStore, did: str, write: Awaitable[object], match: str) -> None:
@@ -307,7 +380,9 @@ async def test_a_round_of_large_entities_is_written_in_chunks_that_each_fit_a_tr
     assert (await store.verify_audit(did)).ok
 
 
-async def test_a_round_whose_commit_would_not_fit_one_transaction_is_refused_before_any_write(store: DialogueStore) -> None:
+async def test_a_round_whose_commit_would_not_fit_one_transaction_is_refused_before_any_write(
+    store: DialogueStore,
+) -> None:
     did = await new_dialogue(store)
     await store.register_round(did, panel_batch(0, entities=large_drafts("tension")))
     changes = [StatusChange(f"T00{n:02d}", "addressed", ["muffin"]) for n in range(1, 21)]
@@ -318,11 +393,13 @@ async def test_a_round_whose_commit_would_not_fit_one_transaction_is_refused_bef
 async def test_leftovers_of_an_interrupted_batch_never_show_under_the_batch_that_replaces_it(stores: Stores) -> None:
     clean = stores.dialogues
     did = await new_dialogue(clean)
-    crashing = DialogueStore(CrashingBackend(stores.backend, 2), clean.keys, tenant="local", principal="tester",
-                             clock=clean.clock)
+    crashing = DialogueStore(
+        CrashingBackend(stores.backend, 2), clean.keys, tenant="local", principal="tester", clock=clean.clock
+    )
     with pytest.raises(ConnectionError):  # the entities are written, the round's commit is not
-        await crashing.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first"),
-                                                                     tension("MUFFIN-T0001", "abandoned")]))
+        await crashing.register_round(
+            did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first"), tension("MUFFIN-T0001", "abandoned")])
+        )
     assert any(i["sk"].startswith("tension#") for i in await stores.backend.query(f"dialogue#{did}"))
     await clean.register_round(did, panel_batch(0, entities=[perspective("MUFFIN-P0001", "first, rewritten")]))
     snap = await clean.load_partition(did)
@@ -335,5 +412,6 @@ async def test_a_verdict_too_large_for_one_write_is_refused_by_name_and_changes_
     did = await new_dialogue(store)
     await store.register_round(did, panel_batch(0, entities=large_drafts("recommendation")))
     adopting = Verdict("interim-1", "interim", 0, "adopt them all", adopted=[f"R00{n:02d}" for n in range(1, 21)])
-    await refused_unchanged(store, did, store.register_verdict(did, adopting),
-                            "register_verdict:interim-1 is too large for one write")
+    await refused_unchanged(
+        store, did, store.register_verdict(did, adopting), "register_verdict:interim-1 is too large for one write"
+    )

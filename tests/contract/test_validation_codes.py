@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from store.dialogue_store import DialogueStore
-from store.errors import ValidationFailed
-from store.model import EntityDraft, RefDraft, StatusChange
+from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import ValidationFailed
+from concord.store.model import EntityDraft, RefDraft, StatusChange
 from tests.contract.helpers import panel_batch, perspective, tension
 
 
@@ -73,11 +73,19 @@ async def test_invalid_status_transition(store: DialogueStore) -> None:
 async def test_three_errors_in_one_batch(store: DialogueStore) -> None:
     """protocol.md §9 check 19: a tension without description, a ref type 'endorse' and a target 'P1'."""
     did = await round0(store)
-    error = await rejected(store, did, entities=[
-        EntityDraft("tension", "MUFFIN-T0101", "label", ""),
-        perspective("CUPCAKE-P0101", "x", RefDraft("endorse", "P0001"), RefDraft("support", "P1"), author="cupcake"),
-    ])
+    error = await rejected(
+        store,
+        did,
+        entities=[
+            EntityDraft("tension", "MUFFIN-T0101", "label", ""),
+            perspective(
+                "CUPCAKE-P0101", "x", RefDraft("endorse", "P0001"), RefDraft("support", "P1"), author="cupcake"
+            ),
+        ],
+    )
     assert sorted(error.codes) == ["invalid_display_id", "invalid_ref_type", "missing_field"]
     assert {p.field for p in error.problems} == {
-        "entities[0].content", "entities[1].references[0].ref_type", "entities[1].references[1].target",
+        "entities[0].content",
+        "entities[1].references[0].ref_type",
+        "entities[1].references[1].target",
     }

@@ -21,13 +21,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from store.audit import GENESIS, entry_hash
-from store.codec import encode_entity
-from store.envelope import canonical_json, seal
-from store.ids import canonical_address
-from store.keys import LocalKeyProvider, blind_index, kek_info, normalise_role, write_private_file
-from store.model import AuditEntry, Perspective
-from store.signing import MAC_PURPOSE, item_mac, mac_input
+from concord.store.audit import GENESIS, entry_hash
+from concord.store.codec import encode_entity
+from concord.store.crypto.envelope import canonical_json, seal
+from concord.store.crypto.keys import LocalKeyProvider, blind_index, kek_info, normalise_role, write_private_file
+from concord.store.crypto.signing import MAC_PURPOSE, item_mac, mac_input
+from concord.store.ids import canonical_address
+from concord.store.model import AuditEntry, Perspective
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +40,11 @@ EPOCH = 2
 DIALOGUE = "nvidia-analysis"
 DEK_VERSION = 1
 ROLE = "Relational Database Architect"
-ROLE_VARIANTS = ["  relational   DATABASE\tarchitect ", "RELATIONAL DATABASE ARCHITECT", "Relational Database Architect"]
+ROLE_VARIANTS = [
+    "  relational   DATABASE\tarchitect ",
+    "RELATIONAL DATABASE ARCHITECT",
+    "Relational Database Architect",
+]
 
 ENTITY = Perspective(
     id="P0102",
@@ -84,8 +88,16 @@ def concord_vectors() -> dict[str, Any]:
     envelope = seal(DEK, key_id, record.pk, record.sk, record.secret or {}, nonce=ENVELOPE_NONCE)
     signed_item = {"pk": record.pk, "sk": record.sk, "tenant": TENANT, **record.clear, **envelope.attributes()}
     # Every JSON shape an attribute can take, so a change in how orjson writes one shows up here.
-    signed_item["shapes"] = {"relevance": 0.85, "tiny": 1.5e-7, "huge": 1.25e21, "whole": 3, "flag": True,
-                             "none": None, "text": "Zoë “quoted” \n 漢字 🎉", "nested": {"b": [1, {"a": False}]}}
+    signed_item["shapes"] = {
+        "relevance": 0.85,
+        "tiny": 1.5e-7,
+        "huge": 1.25e21,
+        "whole": 3,
+        "flag": True,
+        "none": None,
+        "text": "Zoë “quoted” \n 漢字 🎉",
+        "nested": {"b": [1, {"a": False}]},
+    }
     return {
         "inputs": {
             "umk": UMK.hex(),
@@ -115,7 +127,11 @@ def concord_vectors() -> dict[str, Any]:
             "content_encrypted": envelope.content_encrypted.hex(),
             "encryption_version": envelope.encryption_version,
         },
-        "meta_address": {"pk": f"dialogue#{DIALOGUE}", "sk": "meta", "canonical_address": canonical_address(f"dialogue#{DIALOGUE}", "meta")},
+        "meta_address": {
+            "pk": f"dialogue#{DIALOGUE}",
+            "sk": "meta",
+            "canonical_address": canonical_address(f"dialogue#{DIALOGUE}", "meta"),
+        },
         "blind_index": {
             "purpose": "blind-index",
             "tenant_secret": secret.hex(),
@@ -146,47 +162,100 @@ GCM_AAD = "feedfacedeadbeeffeedfacedeadbeefabaddad2"
 NIST_AES_GCM = {
     "source": "The Galois/Counter Mode of Operation (GCM), McGrew & Viega, appendix B, test cases 13-18 (AES-256)",
     "cases": [
-        {"name": "13", "key": "00" * 32, "iv": "00" * 12, "plaintext": "", "aad": "", "ciphertext": "",
-         "tag": "530f8afbc74536b9a963b4f1c4cb738b"},
-        {"name": "14", "key": "00" * 32, "iv": "00" * 12, "plaintext": "00" * 16, "aad": "",
-         "ciphertext": "cea7403d4d606b6e074ec5d3baf39d18", "tag": "d0d1c8a799996bf0265b98b5d48ab919"},
-        {"name": "15", "key": GCM_KEY, "iv": "cafebabefacedbaddecaf888", "plaintext": GCM_PLAINTEXT, "aad": "",
-         "ciphertext": "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
-                       "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad",
-         "tag": "b094dac5d93471bdec1a502270e3cc6c"},
-        {"name": "16", "key": GCM_KEY, "iv": "cafebabefacedbaddecaf888", "plaintext": GCM_PLAINTEXT[:120], "aad": GCM_AAD,
-         "ciphertext": "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
-                       "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
-         "tag": "76fc6ece0f4e1768cddf8853bb2d551b"},
-        {"name": "17", "key": GCM_KEY, "iv": "cafebabefacedbad", "plaintext": GCM_PLAINTEXT[:120], "aad": GCM_AAD,
-         "ciphertext": "c3762df1ca787d32ae47c13bf19844cbaf1ae14d0b976afac52ff7d79bba9de0"
-                       "feb582d33934a4f0954cc2363bc73f7862ac430e64abe499f47c9b1f",
-         "tag": "3a337dbf46a792c45e454913fe2ea8f2"},
-        {"name": "18", "key": GCM_KEY,
-         "iv": "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728"
-               "c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
-         "plaintext": GCM_PLAINTEXT[:120], "aad": GCM_AAD,
-         "ciphertext": "5a8def2f0c9e53f1f75d7853659e2a20eeb2b22aafde6419a058ab4f6f746bf4"
-                       "0fc0c3b780f244452da3ebf1c5d82cdea2418997200ef82e44ae7e3f",
-         "tag": "a44a8266ee1c8eb0c8b5d4cf5ae9f19a"},
+        {
+            "name": "13",
+            "key": "00" * 32,
+            "iv": "00" * 12,
+            "plaintext": "",
+            "aad": "",
+            "ciphertext": "",
+            "tag": "530f8afbc74536b9a963b4f1c4cb738b",
+        },
+        {
+            "name": "14",
+            "key": "00" * 32,
+            "iv": "00" * 12,
+            "plaintext": "00" * 16,
+            "aad": "",
+            "ciphertext": "cea7403d4d606b6e074ec5d3baf39d18",
+            "tag": "d0d1c8a799996bf0265b98b5d48ab919",
+        },
+        {
+            "name": "15",
+            "key": GCM_KEY,
+            "iv": "cafebabefacedbaddecaf888",
+            "plaintext": GCM_PLAINTEXT,
+            "aad": "",
+            "ciphertext": "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+            "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad",
+            "tag": "b094dac5d93471bdec1a502270e3cc6c",
+        },
+        {
+            "name": "16",
+            "key": GCM_KEY,
+            "iv": "cafebabefacedbaddecaf888",
+            "plaintext": GCM_PLAINTEXT[:120],
+            "aad": GCM_AAD,
+            "ciphertext": "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+            "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+            "tag": "76fc6ece0f4e1768cddf8853bb2d551b",
+        },
+        {
+            "name": "17",
+            "key": GCM_KEY,
+            "iv": "cafebabefacedbad",
+            "plaintext": GCM_PLAINTEXT[:120],
+            "aad": GCM_AAD,
+            "ciphertext": "c3762df1ca787d32ae47c13bf19844cbaf1ae14d0b976afac52ff7d79bba9de0"
+            "feb582d33934a4f0954cc2363bc73f7862ac430e64abe499f47c9b1f",
+            "tag": "3a337dbf46a792c45e454913fe2ea8f2",
+        },
+        {
+            "name": "18",
+            "key": GCM_KEY,
+            "iv": "9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728"
+            "c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b",
+            "plaintext": GCM_PLAINTEXT[:120],
+            "aad": GCM_AAD,
+            "ciphertext": "5a8def2f0c9e53f1f75d7853659e2a20eeb2b22aafde6419a058ab4f6f746bf4"
+            "0fc0c3b780f244452da3ebf1c5d82cdea2418997200ef82e44ae7e3f",
+            "tag": "a44a8266ee1c8eb0c8b5d4cf5ae9f19a",
+        },
     ],
 }
 
 RFC5869_HKDF = {
     "source": "RFC 5869 appendix A.1-A.3 (HKDF with SHA-256)",
     "cases": [
-        {"name": "A.1", "ikm": "0b" * 22, "salt": "000102030405060708090a0b0c", "info": "f0f1f2f3f4f5f6f7f8f9", "length": 42,
-         "prk": "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5",
-         "okm": "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"},
-        {"name": "A.2", "ikm": bytes(range(0x00, 0x50)).hex(), "salt": bytes(range(0x60, 0xB0)).hex(),
-         "info": bytes(range(0xB0, 0x100)).hex(), "length": 82,
-         "prk": "06a6b88c5853361a06104c9ceb35b45cef760014904671014a193f40c15fc244",
-         "okm": "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
-                "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
-                "cc30c58179ec3e87c14c01d5c1f3434f1d87"},
-        {"name": "A.3", "ikm": "0b" * 22, "salt": "", "info": "", "length": 42,
-         "prk": "19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04",
-         "okm": "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"},
+        {
+            "name": "A.1",
+            "ikm": "0b" * 22,
+            "salt": "000102030405060708090a0b0c",
+            "info": "f0f1f2f3f4f5f6f7f8f9",
+            "length": 42,
+            "prk": "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5",
+            "okm": "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+        },
+        {
+            "name": "A.2",
+            "ikm": bytes(range(0x00, 0x50)).hex(),
+            "salt": bytes(range(0x60, 0xB0)).hex(),
+            "info": bytes(range(0xB0, 0x100)).hex(),
+            "length": 82,
+            "prk": "06a6b88c5853361a06104c9ceb35b45cef760014904671014a193f40c15fc244",
+            "okm": "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
+            "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
+            "cc30c58179ec3e87c14c01d5c1f3434f1d87",
+        },
+        {
+            "name": "A.3",
+            "ikm": "0b" * 22,
+            "salt": "",
+            "info": "",
+            "length": 42,
+            "prk": "19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04",
+            "okm": "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+        },
     ],
 }
 

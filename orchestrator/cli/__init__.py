@@ -1,0 +1,1 @@
+"""The `concord` command line: one parser, one module per command group."""

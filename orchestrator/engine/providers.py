@@ -1,0 +1,240 @@
+"""Agent providers behind one interface: the Anthropic Messages API, a recorded dialogue, the sim panel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import anthropic
+
+from concord.orchestrator.engine.sim import estimate_tokens, simulate_answer
+from concord.orchestrator.panel.panels import Panel, infer_panel, load_panel
+from concord.orchestrator.panel.pools import Pool, load_pool, slug
+
+SIM_MODEL = "concord-sim"
+REPLAY_MODEL = "replay"
+_ERROR_DETAIL_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one call consumed, as the provider reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an expert answered, with its cost and provenance."""
+
+    text: str
+    usage: Usage
+    model: str
+    latency: float
+    simulated: bool = False
+
+
+class AgentFailed(Exception):
+    """The provider gave up on this call (after the SDK's own retries): the expert is recorded absent."""
+
+
+class ReplayMissing(Exception):
+    """Replay has no recorded answer for this expert and round: an error, never a live call."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to an expert: the prompt parts, who and which round, and sampling settings."""
+
+    system: str
+    prompt: str
+    expert: str
+    round: int
+    model: str
+    max_tokens: int = 2048
+    temperature: float = 0.7
+    repair: bool = False
+
+
+class Provider(Protocol):
+    """Anything that turns a Call into an Answer."""
+
+    name: str
+    simulated: bool
+
+    async def complete(self, call: Call) -> Answer:
+        """Answer one call, or raise AgentFailed (ReplayMissing for replay)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections the provider holds."""
+        ...
+
+
+class AnthropicProvider:
+    """The Anthropic Messages API through the official SDK, which owns HTTP retries and timeouts."""
+
+    name = "anthropic"
+    simulated = False
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        max_retries: int = 2,
+        timeout: float = 120.0,
+    ) -> None:
+        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            raise ValueError("the anthropic provider needs an API key: set ANTHROPIC_API_KEY")
+        self._key = key
+        self._client = anthropic.AsyncAnthropic(
+            api_key=key, base_url=base_url, max_retries=max_retries, timeout=timeout
+        )
+
+    async def complete(self, call: Call) -> Answer:
+        """Send one Messages request; SDK failures after its retries become AgentFailed.
+
+        `call.temperature` is not sent: SDK 2.x has no sampling parameters and API version
+        2026-10-21, which it speaks, answers 400 to any of them.
+        """
+        started = time.monotonic()
+        try:
+            response = await self._client.messages.create(
+                model=call.model,
+                max_tokens=call.max_tokens,
+                system=call.system,
+                messages=[{"role": "user", "content": call.prompt}],
+                extra_headers={
+                    "x-concord-expert": call.expert,
+                    "x-concord-round": str(call.round),
+                    "x-concord-repair": "1" if call.repair else "0",
+                },
+            )
+        except anthropic.APIError as exc:
+            # `from None`: the SDK error carries the request, whose headers hold the key.
+            raise AgentFailed(self._describe(exc, call)) from None
+        text = "".join(block.text for block in response.content if block.type == "text")
+        usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
+        return Answer(text, usage, response.model, time.monotonic() - started)
+
+    def _describe(self, exc: anthropic.APIError, call: Call) -> str:
+        """Summarise an SDK failure in one short line that never contains the API key."""
+        who = f"{call.expert} round {call.round}"
+        if isinstance(exc, anthropic.APITimeoutError):
+            detail = "request timed out"
+        elif isinstance(exc, anthropic.APIConnectionError):
+            detail = "connection failed"
+        elif isinstance(exc, anthropic.APIStatusError):
+            detail = f"HTTP {exc.status_code}: {_error_message(exc.body) or type(exc).__name__}"
+        else:
+            detail = type(exc).__name__
+        return f"anthropic call for {who} failed: {detail[:_ERROR_DETAIL_CHARS]}".replace(self._key, "***")
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP client."""
+        await self._client.close()
+
+
+def _error_message(body: object) -> str:
+    """Return the message of an API error body ({"error": {"message": …}}), if it has one."""
+    error: Any = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+class ReplayProvider:
+    """Answers from a recorded blue-layout dialogue directory (round-N/<expert>.md), never live."""
+
+    name = "replay"
+    simulated = False
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise ValueError(f"no recorded dialogue directory at {self.directory}")
+        pool_file = self.directory / "expert-pool.json"
+        self._pool: Pool | None = load_pool(pool_file) if pool_file.is_file() else None
+
+    def rounds(self) -> list[int]:
+        """Return the recorded round numbers, ascending."""
+        numbers = []
+        for path in self.directory.glob("round-*"):
+            number = path.name.removeprefix("round-")
+            if path.is_dir() and number.isdigit():
+                numbers.append(int(number))
+        return sorted(numbers)
+
+    def panel(self, round: int) -> Panel:
+        """Return a recorded round's panel: its panel.json, else inferred from the answer files."""
+        round_dir = self.directory / f"round-{round}"
+        panel_file = round_dir / "panel.json"
+        if panel_file.is_file():
+            return load_panel(panel_file, round, pool=self._pool)
+        return infer_panel(round_dir, round, self._pool)
+
+    async def complete(self, call: Call) -> Answer:
+        """Return the recorded answer (repairs: <expert>.repair.md); ReplayMissing when absent."""
+        stem = slug(call.expert) + (".repair" if call.repair else "")
+        path = self.directory / f"round-{call.round}" / f"{stem}.md"
+        if not path.is_file():
+            raise ReplayMissing(f"replay has no answer {path.relative_to(self.directory)} in {self.directory}")
+        return Answer(path.read_text(encoding="utf-8"), Usage(), REPLAY_MODEL, 0.0)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class SimProvider:
+    """The seeded offline panel of orchestrator.sim; every answer says it is simulated."""
+
+    name = "sim"
+    simulated = True
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        latency: float = 0.0,
+        unparsable: Collection[tuple[str, int]] = (),
+        unrepairable: Collection[tuple[str, int]] = (),
+    ) -> None:
+        """`unparsable` (expert, round) pairs answer without markers once, then repair fine;
+        `unrepairable` pairs answer without markers to the repair prompt too."""
+        self.seed = seed
+        self.latency = latency
+        self._unparsable = {(slug(name), round) for name, round in unparsable}
+        self._unrepairable = {(slug(name), round) for name, round in unrepairable}
+
+    async def complete(self, call: Call) -> Answer:
+        """Write the expert's simulated answer after the configured latency."""
+        started = time.monotonic()
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        key = (slug(call.expert), call.round)
+        broken = key in self._unrepairable or (key in self._unparsable and not call.repair)
+        prompt = f"{call.system}\n\n{call.prompt}"
+        text = simulate_answer(seed=self.seed, expert=call.expert, round=call.round, prompt=prompt, unparsable=broken)
+        usage = Usage(estimate_tokens(prompt), estimate_tokens(text))
+        return Answer(text, usage, SIM_MODEL, time.monotonic() - started, simulated=True)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def make_provider(name: str, **options: Any) -> Provider:
+    """Build a provider by name ("anthropic", "sim" or "replay") with its constructor options."""
+    if name == "anthropic":
+        return AnthropicProvider(**options)
+    if name == "sim":
+        return SimProvider(**options)
+    if name == "replay":
+        return ReplayProvider(**options)
+    raise ValueError(f"unknown provider {name!r}: choose anthropic, sim or replay")

@@ -1,0 +1,522 @@
+"""The run loop: panels, prompts, concurrent agent calls, judging, registration, gate, verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from concord.orchestrator.blue.atomic import write_atomic
+from concord.orchestrator.blue.judge_files import write_judge_files, write_verdict_file
+from concord.orchestrator.blue.layout import dialogue_dir_name
+from concord.orchestrator.engine.prompts import (
+    PromptContext,
+    RenderedPrompt,
+    render_expert_prompt,
+    render_repair_prompt,
+)
+from concord.orchestrator.engine.providers import AgentFailed, Call, Provider, ReplayProvider
+from concord.orchestrator.judging.llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
+from concord.orchestrator.judging.markers import parse_answer
+from concord.orchestrator.judging.rules_judge import ExpertAnswer, JudgedRound, judge_round
+from concord.orchestrator.panel.panels import Panel, PanelMember, load_panel, sample_panel
+from concord.orchestrator.panel.pools import Pool, parse_pool
+from concord.orchestrator.panel.rotation import next_panel
+from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
+from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.errors import ItemTooLarge, ValidationFailed
+from concord.store.model import PanelSeat, TextRecord, Verdict
+from concord.store.snapshot import Snapshot
+
+#: Times a round is judged again when a concurrent status change made its planned transitions stale.
+RE_JUDGE_ATTEMPTS = 3
+STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
+#: The seat judge calls are made from: its prompt and answer files are round-N/judge.prompt.md and judge.md.
+JUDGE_SEAT = PanelMember(JUDGE.capitalize(), "judge of the dialogue", "Core", 1.0, "created")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a dialogue runs; stored (encrypted) with the dialogue so `resume` needs no flags."""
+
+    provider: str = "sim"
+    judge: str = "rules"
+    model: str = "claude-sonnet-4-6"
+    max_rounds: int = 10
+    panel_size: int | None = None
+    seed: int = 0
+    concurrency: int = 8
+    budget_tokens: int | None = None
+    replay_dir: str | None = None
+    max_tokens: int = 2048
+    temperature: float = 0.7
+    models: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the dialogue's settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSettings:
+        """Settings stored with a dialogue."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class RunResult:
+    """Where a run ended."""
+
+    dialogue_id: str
+    status: str
+    rounds: int
+    directory: Path
+    verdict: Verdict | None = None
+    tokens: int = 0
+    simulated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine-readable summary."""
+        return {
+            "dialogue_id": self.dialogue_id,
+            "status": self.status,
+            "rounds": self.rounds,
+            "directory": str(self.directory),
+            "verdict": None
+            if self.verdict is None
+            else {
+                "id": self.verdict.id,
+                "forced": self.verdict.forced,
+                "warning": self.verdict.warning,
+            },
+            "tokens": self.tokens,
+            "simulated": self.simulated,
+        }
+
+
+class Orchestrator:
+    """Runs dialogues over the store with one agent provider, publishing progress on a bus."""
+
+    def __init__(
+        self,
+        store: DialogueStore,
+        provider: Provider,
+        *,
+        bus: ProgressBus | None = None,
+        judge_provider: Provider | None = None,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.judge_provider = judge_provider
+        self.bus = bus or ProgressBus()
+
+    def _publish(
+        self, dialogue_id: str, kind: str, round: int | None = None, expert: str | None = None, **data: Any
+    ) -> None:
+        self.bus.publish(ProgressEvent(dialogue_id, kind, round, expert, data))
+
+    async def create(
+        self, question: str, pool: Pool, settings: RunSettings, out_dir: Path, *, title: str | None = None
+    ) -> str:
+        """Create the dialogue (id, data key, directory, pool file); nothing is called yet."""
+        title = title or question
+        directory = out_dir.resolve() / dialogue_dir_name(title, datetime.now(UTC))
+        dialogue_id = await self.store.create_dialogue(
+            title,
+            question,
+            output_dir=str(directory),
+            pool=pool.to_json(),
+            settings=settings.to_json(),
+            origin="sim" if self.provider.simulated else settings.provider,
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / "expert-pool.json", json.dumps(pool.to_json(), indent=2, ensure_ascii=False) + "\n")
+        self._publish(dialogue_id, "dialogue_started", directory=str(directory), simulated=self.provider.simulated)
+        return dialogue_id
+
+    async def run(self, dialogue_id: str) -> RunResult:
+        """Run (or resume) a dialogue until it converges, hits the round cap, or exhausts its budget."""
+        snap = await self.store.load_partition(dialogue_id)
+        settings = RunSettings.from_json(snap.dialogue.settings)
+        directory = Path(snap.dialogue.output_dir or ".")
+        pool = parse_pool(snap.dialogue.pool)
+        try:
+            return await self._loop(snap, settings, directory, pool)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._publish(dialogue_id, "dialogue_stopped", reason="interrupted; resume with `concord resume`")
+            raise
+
+    async def _loop(self, snap: Snapshot, settings: RunSettings, directory: Path, pool: Pool) -> RunResult:
+        dialogue_id = snap.dialogue.id
+        while True:
+            if snap.rounds:
+                write_judge_files(directory, snap)
+            if snap.dialogue.status in STOPPED_STATUSES:
+                return self._result(snap, directory)
+            verdict = await self._maybe_conclude(snap, settings, directory)
+            if verdict is not None:
+                snap = await self.store.load_partition(dialogue_id)
+                return self._result(snap, directory, verdict)
+            number = snap.dialogue.total_rounds
+            panel = await self._panel(snap, settings, directory, pool, number)
+            self._publish(dialogue_id, "round_started", number, panel=[m.name for m in panel.members])
+            answers, over_budget = await self._collect(snap, settings, directory, panel)
+            if over_budget:
+                await self.store.set_dialogue_status(dialogue_id, "budget_exceeded")
+                self._publish(dialogue_id, "dialogue_stopped", number, reason="token budget exhausted")
+                snap = await self.store.load_partition(dialogue_id)
+                return self._result(snap, directory)
+            seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members]
+            judged = await self._judge_and_register(snap, settings, directory, panel, seats, answers)
+            snap = await self.store.load_partition(dialogue_id)
+            self._publish(
+                dialogue_id,
+                "round_closed",
+                number,
+                velocity=judged.velocity,
+                converge_percent=judged.converge_percent,
+                warnings=len(judged.warnings),
+            )
+
+    async def _judge_and_register(
+        self,
+        snap: Snapshot,
+        settings: RunSettings,
+        directory: Path,
+        panel: Panel,
+        seats: list[PanelSeat],
+        answers: list[ExpertAnswer],
+    ) -> JudgedRound:
+        """Judge the round and register it; if someone changed a tension meanwhile, judge again on fresh state."""
+        attempt = 1
+        while True:
+            judged = judge_round(snap, panel.round, seats, answers)
+            if settings.judge == "llm":
+                await self._llm_scores(snap, settings, directory, panel, answers, judged)
+            try:
+                await self.store.register_round(snap.dialogue.id, judged.batch)
+                return judged
+            except ValidationFailed as failed:
+                stale = all(p.code == "invalid_status_transition" for p in failed.problems)
+                if not stale or attempt == RE_JUDGE_ATTEMPTS:
+                    raise
+            attempt += 1
+            snap = await self.store.load_partition(snap.dialogue.id)
+
+    async def _llm_scores(
+        self,
+        snap: Snapshot,
+        settings: RunSettings,
+        directory: Path,
+        panel: Panel,
+        answers: list[ExpertAnswer],
+        judged: JudgedRound,
+    ) -> None:
+        """Replace the rules judge's per-expert scores by a validated llm assessment, or say why not."""
+        answered = {a.expert: a.text for a in answers if a.text is not None}
+        if not answered:
+            return
+        if self.judge_provider is None:
+            judged.batch.notes.append("llm judge requested but no judge model is configured; rules scores kept")
+            return
+        prompt = judge_prompt(
+            snap.dialogue.question, panel.round, answered, _read(directory / "tensions.md"), panel.members
+        )
+        stored = [t for t in snap.texts if t.round == panel.round]
+        budget = Budget(
+            settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
+        )
+        text, _ = await self._exchange(
+            snap.dialogue.id,
+            settings,
+            directory,
+            panel.round,
+            JUDGE_SEAT,
+            prompt,
+            budget,
+            stored,
+            repair=False,
+            provider=self.judge_provider,
+        )
+        if text is None:
+            judged.batch.notes.append("the llm judge did not answer; rules scores kept")
+            return
+        try:
+            assessment = parse_assessment(text, list(answered))
+        except AssessmentError as exc:
+            judged.batch.notes.append(f"the llm judge's reply was rejected ({exc}); rules scores kept")
+            return
+        judged.batch.scores = dict(assessment.scores)
+        judged.batch.notes.append(
+            f"scores by the llm judge ({settings.model}); totals summed by Concord. {assessment.summary}"
+        )
+
+    def _result(self, snap: Snapshot, directory: Path, verdict: Verdict | None = None) -> RunResult:
+        tokens = sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
+        verdict = verdict or next((v for v in snap.verdicts if v.verdict_type == "final"), None)
+        return RunResult(
+            snap.dialogue.id,
+            snap.dialogue.status,
+            len(snap.rounds),
+            directory,
+            verdict,
+            tokens,
+            self.provider.simulated,
+        )
+
+    async def _maybe_conclude(self, snap: Snapshot, settings: RunSettings, directory: Path) -> Verdict | None:
+        """Register the final verdict when the gate passes, or forced at the round cap / end of a replay."""
+        last = snap.last_round
+        if last is None:
+            return None
+        converged, blockers, _ = gate(last)
+        at_cap = len(snap.rounds) >= settings.max_rounds
+        if isinstance(self.provider, ReplayProvider) and last.number >= max(self.provider.rounds()):
+            at_cap = True
+        if not converged and not at_cap:
+            return None
+        summary = last.summary.splitlines()[0] if last.summary else ""
+        verdict = Verdict(
+            id="final",
+            verdict_type="final",
+            round=last.number,
+            recommendation=f"Panel {'converged' if converged else 'stopped'} after round {last.number}. {summary}".strip(),
+            confidence="unanimous" if converged else "contested",
+            description=last.summary,
+            vote=f"{last.signals}-{last.answered - last.signals}",
+            supporting_experts=sorted(s.expert for s in snap.signals if s.round == last.number),
+        )
+        stored = await self.store.register_verdict(snap.dialogue.id, verdict, force=not converged)
+        snap = await self.store.load_partition(snap.dialogue.id)
+        write_verdict_file(directory, snap, stored)
+        self._publish(
+            snap.dialogue.id, "verdict", last.number, forced=stored.forced, warning=stored.warning, blockers=blockers
+        )
+        return stored
+
+    async def _panel(self, snap: Snapshot, settings: RunSettings, directory: Path, pool: Pool, number: int) -> Panel:
+        """The round's panel: as written before a crash, else sampled (round 0) or rotated."""
+        panel_file = directory / f"round-{number}" / "panel.json"
+        if panel_file.exists():
+            return load_panel(panel_file, number, pool=pool)
+        if isinstance(self.provider, ReplayProvider):
+            panel = self.provider.panel(number)
+        elif number == 0:
+            panel = sample_panel(pool, settings.panel_size, seed=settings.seed)
+        else:
+            previous = Panel(
+                number - 1,
+                tuple(
+                    PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus)
+                    for s in snap.rounds[number - 1].panel
+                ),
+            )
+            used = {s.name for rnd in snap.rounds.values() for s in rnd.panel}
+            panel = next_panel(pool, snap, previous, used)
+        write_atomic(panel_file, json.dumps(panel.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return panel
+
+    async def _collect(
+        self, snap: Snapshot, settings: RunSettings, directory: Path, panel: Panel
+    ) -> tuple[list[ExpertAnswer], bool]:
+        """Every panel member's answer for the round: reused when already complete, else requested."""
+        number = panel.round
+        budget = Budget(
+            settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
+        )
+        semaphore = asyncio.Semaphore(max(1, settings.concurrency))
+        contexts = {m.slug: self._context(snap, directory, panel, m) for m in panel.members}
+
+        async def one(member: PanelMember) -> ExpertAnswer:
+            async with semaphore:
+                return ExpertAnswer(
+                    member.slug,
+                    await self._answer(snap, settings, directory, number, member, contexts[member.slug], budget),
+                )
+
+        answers = await asyncio.gather(*(one(m) for m in panel.members))
+        return list(answers), budget.exhausted
+
+    def _context(self, snap: Snapshot, directory: Path, panel: Panel, member: PanelMember) -> PromptContext:
+        number = panel.round
+        if number == 0:
+            return PromptContext(
+                question=snap.dialogue.question, round=0, expert=member, newcomer=False, focus=member.focus
+            )
+        previous = snap.rounds[number - 1]
+        previous_answers = [t for t in snap.texts if t.kind == "answer" and t.round == number - 1 and t.expert != JUDGE]
+        peers = {t.expert: t.text for t in previous_answers if not t.repair}
+        peers.update({t.expert: t.text for t in previous_answers if t.repair})
+        return PromptContext(
+            question=snap.dialogue.question,
+            round=number,
+            expert=member,
+            newcomer=member.source != "retained",
+            focus=member.focus,
+            tensions_table=_read(directory / "tensions.md"),
+            previous_summary=previous.summary or _read(directory / f"round-{number - 1}.summary.md"),
+            previous_panel=[
+                PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus) for s in previous.panel
+            ],
+            peer_answers={name.capitalize(): text for name, text in sorted(peers.items())},
+        )
+
+    async def _answer(
+        self,
+        snap: Snapshot,
+        settings: RunSettings,
+        directory: Path,
+        number: int,
+        member: PanelMember,
+        ctx: PromptContext,
+        budget: Budget,
+    ) -> str | None:
+        """One expert's usable answer text, with one repair attempt; None when absent."""
+        did = snap.dialogue.id
+        prompt = render_expert_prompt(ctx)
+        stored = [t for t in snap.texts if t.round == number]
+        text, tokens = await self._exchange(
+            did, settings, directory, number, member, prompt, budget, stored, repair=False
+        )
+        if text is None:
+            return None
+        if parse_answer(text).has_content:
+            self._publish(did, "expert_answered", number, member.slug, tokens=tokens)
+            return text
+        repair = render_repair_prompt(ctx, text, "the answer contains no marker Concord can parse")
+        fixed, more = await self._exchange(
+            did, settings, directory, number, member, repair, budget, stored, repair=True
+        )
+        if fixed is not None and parse_answer(fixed).has_content:
+            self._publish(did, "expert_repaired", number, member.slug, tokens=tokens + more)
+            return fixed
+        self._publish(did, "expert_absent", number, member.slug, reason="no parsable marker after one repair")
+        return None
+
+    async def _exchange(
+        self,
+        did: str,
+        settings: RunSettings,
+        directory: Path,
+        number: int,
+        member: PanelMember,
+        prompt: RenderedPrompt,
+        budget: Budget,
+        stored_texts: list[TextRecord],
+        *,
+        repair: bool,
+        provider: Provider | None = None,
+    ) -> tuple[str | None, int]:
+        """Write the prompt, then reuse a complete stored/written answer or call the provider once.
+
+        A prompt already written for this seat (in the store or on disk) is the one that counts: it
+        is reused as is, so a resumed round sends and audits exactly what was prepared before.
+        Returns the answer text (None when the call failed or the budget is spent) and its tokens.
+        """
+        stem = member.slug + (".repair" if repair else "")
+        prompt_rel, answer_rel = f"round-{number}/{stem}.prompt.md", f"round-{number}/{stem}.md"
+        mine = {t.kind: t for t in stored_texts if t.expert == member.slug and t.repair == repair}
+        if "prompt" in mine:
+            prompt_text = mine["prompt"].text
+        elif (directory / prompt_rel).exists():
+            prompt_text = (directory / prompt_rel).read_text(encoding="utf-8")
+        else:
+            prompt_text = prompt.as_markdown()
+        if not (directory / prompt_rel).exists():
+            await asyncio.to_thread(write_atomic, directory / prompt_rel, prompt_text)
+        prompt = RenderedPrompt.from_markdown(prompt_text)
+        prompt_record = TextRecord("prompt", number, member.slug, prompt_text, repair, path=prompt_rel)
+        stored = mine.get("answer")
+        if stored is not None:
+            await self.store.record_text(did, prompt_record)
+            if not (directory / answer_rel).exists():
+                await asyncio.to_thread(write_atomic, directory / answer_rel, stored.text)
+            return stored.text, stored.input_tokens + stored.output_tokens
+        if (directory / answer_rel).exists():
+            text = (directory / answer_rel).read_text(encoding="utf-8")
+            await self.store.record_text(did, prompt_record)
+            kept = await self._keep_answer(
+                did, member, TextRecord("answer", number, member.slug, text, repair, path=answer_rel)
+            )
+            return (text if kept else None), 0
+        if budget.exhausted or budget.spent_all():
+            budget.exhausted = True
+            await self.store.record_text(did, prompt_record)
+            return None, 0
+        model = settings.models.get(member.slug, settings.model)
+        self._publish(did, "prompt_sent", number, member.slug, repair=repair)
+        call = Call(
+            prompt.system, prompt.user, member.slug, number, model, settings.max_tokens, settings.temperature, repair
+        )
+        # The prompt file is on disk before the call; its store record is written while the call runs.
+        recorded, outcome = await asyncio.gather(
+            self.store.record_text(did, prompt_record),
+            (provider or self.provider).complete(call),
+            return_exceptions=True,
+        )
+        if isinstance(recorded, BaseException):
+            raise recorded
+        if isinstance(outcome, AgentFailed):
+            self._publish(did, "expert_absent", number, member.slug, reason=str(outcome))
+            return None, 0
+        if isinstance(outcome, BaseException):
+            raise outcome
+        answer = outcome
+        budget.add(answer.usage.input_tokens + answer.usage.output_tokens)
+        try:
+            await asyncio.to_thread(write_atomic, directory / answer_rel, answer.text)
+        finally:
+            # Stored even when the file cannot be written: a paid answer is never lost, and resume rewrites the file.
+            kept = await self._keep_answer(
+                did,
+                member,
+                TextRecord(
+                    "answer",
+                    number,
+                    member.slug,
+                    answer.text,
+                    repair,
+                    path=answer_rel,
+                    model=answer.model,
+                    input_tokens=answer.usage.input_tokens,
+                    output_tokens=answer.usage.output_tokens,
+                ),
+            )
+        return (answer.text if kept else None), answer.usage.input_tokens + answer.usage.output_tokens
+
+    async def _keep_answer(self, did: str, member: PanelMember, record: TextRecord) -> bool:
+        """Store an answer; False (the expert is absent, the file stays on disk) when it is too large to store."""
+        try:
+            await self.store.record_text(did, record)
+        except ItemTooLarge as exc:
+            self._publish(
+                did,
+                "expert_absent",
+                record.round,
+                member.slug,
+                reason=f"answer of {len(record.text.encode())} bytes not stored ({exc}); kept in {record.path} only",
+            )
+            return False
+        return True
+
+
+class Budget:
+    """Tokens spent by a dialogue against its optional cap."""
+
+    def __init__(self, cap: int | None, spent: int) -> None:
+        self.cap, self.spent, self.exhausted = cap, spent, False
+
+    def add(self, tokens: int) -> None:
+        """Count tokens a call used."""
+        self.spent += tokens
+
+    def spent_all(self) -> bool:
+        """True once the cap is reached."""
+        return self.cap is not None and self.spent >= self.cap
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""

@@ -1,0 +1,1 @@
+"""Reading answers: the marker parser, reference resolution, similarity and the two judges."""

@@ -1,0 +1,1 @@
+"""Expert pools, panel sampling and rotation between rounds."""

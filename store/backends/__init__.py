@@ -1,0 +1,1 @@
+"""Storage backends that hold sealed items: the shared contract, SQLite and DynamoDB."""

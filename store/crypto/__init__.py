@@ -1,0 +1,1 @@
+"""Envelope encryption, key hierarchy, KMS and item signatures."""
