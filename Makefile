@@ -1,7 +1,7 @@
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: run test bench dynamodb-local install clean
+.PHONY: run test lint bench dynamodb-local install clean
 
 $(VENV_STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -20,6 +20,11 @@ run: $(VENV_STAMP)
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
+
+lint: $(VENV_STAMP)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
