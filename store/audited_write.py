@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
-from concord.store import codec
+from concord.store import trail_codec
 from concord.store.audit import GENESIS, entry_hash, envelopes_digest
 from concord.store.backends.base import ABSENT, Item, Operation, Put, check_transaction, equals
 from concord.store.clock import Clock, iso
@@ -126,7 +126,7 @@ class AuditedWriter:
         )
         entry = replace(entry, hash=entry_hash(entry))
         item = {"pk": meta["pk"], "sk": f"audit#{seq:08d}", "tenant": self.tenant}
-        item.update(codec.encode_audit(dialogue_id, entry).clear)
+        item.update(trail_codec.encode_audit(dialogue_id, entry).clear)
         return Put(item, ABSENT), Rewrite(meta, {"audit_seq": seq, "audit_head": entry.hash})
 
 

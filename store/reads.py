@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from concord.store import codec
+from concord.store import codec, trail_codec
 from concord.store.audit import GENESIS
 from concord.store.backends.base import Item, StoredRead
 from concord.store.codec import round_key
@@ -202,6 +202,6 @@ def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, An
     elif kind == "move":
         snap.moves.append(codec.decode_move(item, secret))
     elif kind in ("prompt", "answer"):
-        snap.texts.append(codec.decode_text(item, secret))
+        snap.texts.append(trail_codec.decode_text(item, secret))
     elif kind == "audit":
-        snap.audit.append(codec.decode_audit(item))
+        snap.audit.append(trail_codec.decode_audit(item))

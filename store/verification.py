@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from concord.store import codec
+from concord.store import trail_codec
 from concord.store.audit import GENESIS, AuditReport, verify_chain
 from concord.store.crypto.signing import SignedBackend
 from concord.store.ids import check_dialogue_id, partition_key
@@ -27,7 +27,7 @@ async def verify_partition(
     reads = await items.query_raw(partition_key(dialogue_id), consistent=True)
     raw = [item for item, _ in reads]
     meta = owned(tenant, dialogue_id, next((i for i in raw if i["sk"] == "meta"), None))
-    entries = [codec.decode_audit(i) for i in raw if i["sk"].startswith("audit#")]
+    entries = [trail_codec.decode_audit(i) for i in raw if i["sk"].startswith("audit#")]
     head = (int(meta.get("audit_seq", 0)), str(meta.get("audit_head", GENESIS)))
     report = verify_chain(dialogue_id, entries, recorded_head=head, files_root=files_root)
     if not report.ok:

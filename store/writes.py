@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from concord.store import codec
+from concord.store import codec, trail_codec
 from concord.store.audit import GENESIS
 from concord.store.audited_write import AuditedWriter, Rewrite, WritePlan, grouped
 from concord.store.backends.base import ABSENT, Item, Operation, Put
@@ -171,7 +171,7 @@ class DialogueWrites:
             check_expert_slug(text.expert)
             digest = hashlib.sha256(text.text.encode()).hexdigest()
             prepared.append(replace(text, sha256=digest, created_at=text.created_at or self._now()))
-        records = [codec.encode_text(dialogue_id, text) for text in prepared]
+        records = [trail_codec.encode_text(dialogue_id, text) for text in prepared]
         written = 0
         for chunk in grouped(records, _sealed_size, TEXTS_PER_WRITE):
 

@@ -11,12 +11,12 @@ import pytest
 
 from concord.store.audit import GENESIS, entry_hash, envelopes_digest, verify_chain
 from concord.store.backends.base import ABSENT, Delete, Put, equals
-from concord.store.codec import decode_audit
 from concord.store.crypto.envelope import envelope_hash
 from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import ConditionFailed, ConflictError, ValidationFailed
 from concord.store.ids import partition_key
 from concord.store.model import AuditEntry, TextRecord
+from concord.store.trail_codec import decode_audit
 from tests.test_encrypted_store import DIALOGUE, build_dialogue, fresh_store, items_of, overwrite, sqlite_only
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
