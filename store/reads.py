@@ -21,7 +21,7 @@ from concord.store.ids import (
 )
 from concord.store.model import Dialogue, Entity, Event, Expert, Ref, Round, Verdict
 from concord.store.rules import gate
-from concord.store.sealing import Sealer, key_version
+from concord.store.sealing import Sealer
 from concord.store.snapshot import Snapshot
 
 
@@ -93,7 +93,7 @@ class PartitionReader:
         meta = owned(self.tenant, dialogue_id, meta)
         dek_items = {int(i["sk"].split("#")[1]): i for i, _ in reads if i["sk"].startswith("dek#")}
         opener = self.sealer.opener(meta, dek_items)
-        await opener.cipher(key_version(meta))  # first, so a missing key is reported as such before any signature
+        await opener.cipher(meta)  # first, so a missing key is reported as such before any signature
         signer = await self.items.signer(self.tenant)
         if not signer.holds(meta, meta_json):
             await self.authentic(meta, meta, dek_items)
