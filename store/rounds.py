@@ -90,7 +90,7 @@ class RoundWriter:
             body.append(Put(item, condition))
             written.append(item)
         commit: list[Operation | Rewrite] = []
-        for record, _prior in plan.status_records:
+        for record in plan.status_records:
             if record.sk.startswith("event#"):
                 item = await self.sealer.seal(meta, record)
                 commit.append(Put(item, ABSENT))
