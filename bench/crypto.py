@@ -1,7 +1,7 @@
 """register_round + load_partition of a 100-entity round on SQLite: AES-256-GCM vs an identity sealer.
 
 The baseline runs the very same DialogueStore code (codec, validation, audit chain, transactions,
-DEK cache lookups) with the two envelope primitives the store module calls, `seal` and
+DEK cache lookups) with the two envelope primitives the store's sealing module calls, `seal` and
 `open_item`, swapped for identity versions that store the canonical JSON unencrypted. The swap
 lives in this file only and is active only inside `identity_sealer()`; nothing in the product
 can reach it. A self-check refuses to report a ratio unless the baseline really stored plaintext
@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import concord.store.dialogue_store as dialogue_store_module  # noqa: E402
+import concord.store.sealing as sealing_module  # noqa: E402
 from concord.store.backends.sqlite import SQLiteBackend  # noqa: E402
 from concord.store.crypto.envelope import ENCRYPTION_VERSION, Envelope, canonical_json  # noqa: E402
 from concord.store.crypto.keys import LocalKeyProvider  # noqa: E402
@@ -93,12 +93,12 @@ def _identity_open(key: Any, item: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def identity_sealer() -> Iterator[None]:
     """Swap the store's envelope primitives for identity ones, for the baseline only."""
-    saved = dialogue_store_module.seal, dialogue_store_module.open_item
-    dialogue_store_module.seal, dialogue_store_module.open_item = _identity_seal, _identity_open
+    saved = sealing_module.seal, sealing_module.open_item
+    sealing_module.seal, sealing_module.open_item = _identity_seal, _identity_open
     try:
         yield
     finally:
-        dialogue_store_module.seal, dialogue_store_module.open_item = saved
+        sealing_module.seal, sealing_module.open_item = saved
 
 
 async def one_op(store: DialogueStore, batch: RoundBatch, n: int) -> tuple[float, float]:

@@ -15,9 +15,11 @@ from concord.resolvers.ports import DialogueStarter, ProgressSource
 from concord.resolvers.reader import StoreReader
 from concord.resolvers.tokens import Caller
 from concord.store.analytics import AnalyticsStore
+from concord.store.audited_write import WriteLocks
 from concord.store.backends.base import Backend
+from concord.store.clock import Clock
 from concord.store.crypto.keys import DekCache, KeyProvider
-from concord.store.dialogue_store import Clock, DialogueStore, WriteLocks
+from concord.store.dialogue_store import DialogueStore
 
 
 @dataclass(frozen=True)

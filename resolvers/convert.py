@@ -9,9 +9,9 @@ from concord.schema import results as gqr
 from concord.schema.enums import Confidence, DialogueStatus, EntityKind, RefType, VerdictType
 from concord.store import model
 from concord.store.audit import AuditReport
-from concord.store.dialogue_store import gate
 from concord.store.graph import Link
 from concord.store.model import Score, sum_scores
+from concord.store.rules import gate
 
 ENTITY_TYPES: dict[str, type[gqe.Entity]] = {
     "perspective": gqe.Perspective,

@@ -116,13 +116,6 @@ class AnalyticsStore:
             async for item in self._all_meta(status)
         ]
 
-    async def count_by_status(self) -> dict[str, int]:
-        """Number of this tenant's dialogues in each status (keys only, nothing decrypted)."""
-        counts = {}
-        for status in DIALOGUE_STATUSES:
-            counts[status] = len([item async for item in self._all_meta(status)])
-        return counts
-
     async def chain_heads(self) -> dict[str, tuple[int, str]]:
         """Every dialogue's audit-chain head (seq, hash), from the signed cleartext of its meta item."""
         heads: dict[str, tuple[int, str]] = {}

@@ -3,7 +3,9 @@
     ConcordError            anything Concord raises on purpose (the CLI exits 1; anything else is a bug)
     ├── BadInput            input the caller gave is wrong: arguments, pool, panel, files (the CLI exits 2)
     └── StoreError          the store refused or failed an operation
-        ├── NotFound, AlreadyExists, ConflictError, ConvergenceBlocked, ItemTooLarge
+        ├── NotFound, AlreadyExists, ConvergenceBlocked, ItemTooLarge
+        ├── ConflictError
+        │   └── ConditionFailed    a backend's signal that one operation's condition did not hold
         ├── BackendUnavailable, SchemaVersionError, IntegrityError, KeyMaterialError
         └── ValidationFailed   carries every Problem found; nothing was written
 
@@ -21,6 +23,7 @@ __all__ = [
     "BackendUnavailable",
     "BadInput",
     "ConcordError",
+    "ConditionFailed",
     "ConflictError",
     "ConvergenceBlocked",
     "IntegrityError",
@@ -68,6 +71,21 @@ class ConflictError(StoreError):
     """A conditional write lost against a concurrent writer; reload and retry."""
 
     code = "conflict"
+
+
+class ConditionFailed(ConflictError):
+    """A backend cancelled a transaction because the condition of operation `index` (on item `key`) did not hold.
+
+    The domain store turns it into what it means there (a retry against fresh state, or AlreadyExists);
+    only a caller of a Backend itself sees it.
+    """
+
+    code = "condition_failed"
+
+    def __init__(self, index: int, key: tuple[str, str]) -> None:
+        super().__init__(f"condition failed on operation {index} ({key[0]} / {key[1]})")
+        self.index = index
+        self.key = key
 
 
 class ConvergenceBlocked(StoreError):

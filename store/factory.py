@@ -7,9 +7,10 @@ from typing import Any
 
 from concord.store.analytics import AnalyticsStore
 from concord.store.backends.base import Backend
+from concord.store.clock import Clock, utc_now
 from concord.store.config import Settings
 from concord.store.crypto.keys import KeyProvider, LocalKeyProvider
-from concord.store.dialogue_store import Clock, DialogueStore, utc_now
+from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import KeyMaterialError
 
 

@@ -43,7 +43,7 @@ class RoundPlan:
 
     def __init__(self) -> None:
         self.records: list[Record] = []
-        self.status_records: list[tuple[Record, str | None]] = []
+        self.status_records: list[Record] = []
         self.mapping: dict[str, str] = {}
         self.files: dict[str, str] = {}
         self.experts: list[Expert] = []
@@ -254,21 +254,16 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
             change.result_id,
             seq=event_seq[gid],
         )
-        plan.status_records.append((codec.encode_event(dialogue_id, event, now_ms), None))
+        plan.status_records.append(codec.encode_event(dialogue_id, event, now_ms))
         if gid in new_entities:
             continue
-        plan.status_records.append((_status_update_record(snap, gid, change.status, now, tenant), None))
+        plan.status_records.append(_status_update_record(snap, gid, change.status, now, tenant))
 
-    # Collapse several changes of one existing entity into one conditional update on its first status.
-    merged: dict[str, tuple[Record, str | None]] = {}
-    ordered: list[tuple[Record, str | None]] = []
-    for record, _ in plan.status_records:
-        if record.sk.startswith("event#"):
-            ordered.append((record, None))
-            continue
-        gid = codec.display_of_sk(record.sk)
-        merged[gid] = (record, snap.entities[gid].status)
-    plan.status_records = ordered + list(merged.values())
+    # Several changes of one existing entity become one update to its last status (a transaction touches an
+    # item once; the commit makes it conditional on the item as read).
+    events = [record for record in plan.status_records if record.sk.startswith("event#")]
+    updates = {record.sk: record for record in plan.status_records if not record.sk.startswith("event#")}
+    plan.status_records = events + list(updates.values())
     for gid, entity in new_entities.items():
         if entity.status != statuses[gid]:
             entity.status = statuses[gid]

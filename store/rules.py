@@ -1,6 +1,10 @@
-"""Domain rules: ref endpoint types and the status transition matrices."""
+"""Domain rules: ref endpoint types, the status transition matrices, and the convergence gate."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from concord.store.model import Round
 
 REF_TYPES = ("support", "oppose", "refine", "address", "resolve", "reopen", "question", "depend")
 TENSION_ONLY_REFS = ("address", "resolve", "reopen")
@@ -53,3 +57,24 @@ def ref_target_problem(ref_type: str, source_kind: str, target_kind: str) -> str
 def transition_allowed(kind: str, current: str, new: str) -> bool:
     """True when `kind` may move from `current` to `new`."""
     return new in TRANSITIONS.get(kind, {}).get(current, ())
+
+
+def gate(last: Round) -> tuple[bool, list[str], dict[str, Any]]:
+    """Converged iff velocity == 0 and every answering expert signalled converge; also the blockers and the state."""
+    state = {
+        "round": last.number,
+        "velocity": last.velocity,
+        "open_tensions": last.open_tensions,
+        "new_perspectives": last.new_perspectives,
+        "converge_percent": last.converge_percent,
+        "converge_signals": last.signals,
+        "answered": last.answered,
+    }
+    blockers = []
+    if last.velocity != 0:
+        blockers.append(
+            f"velocity={last.velocity} (open_tensions={last.open_tensions}, new_perspectives={last.new_perspectives})"
+        )
+    if last.answered == 0 or last.signals < last.answered:
+        blockers.append(f"converge_percent={last.converge_percent:.0f}% ({last.signals}/{last.answered})")
+    return not blockers, blockers, state

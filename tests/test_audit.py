@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from concord.store.audit import GENESIS, entry_hash, envelopes_digest, verify_chain
-from concord.store.backends.base import ABSENT, ConditionFailed, Delete, Put, Update, equals
-from concord.store.codec import decode_audit
+from concord.store.backends.base import ABSENT, Delete, Put, equals
 from concord.store.crypto.envelope import envelope_hash
 from concord.store.dialogue_store import DialogueStore
-from concord.store.errors import ConflictError, ValidationFailed
+from concord.store.errors import ConditionFailed, ConflictError, ValidationFailed
 from concord.store.ids import partition_key
 from concord.store.model import AuditEntry, TextRecord
+from concord.store.trail_codec import decode_audit
 from tests.test_encrypted_store import DIALOGUE, build_dialogue, fresh_store, items_of, overwrite, sqlite_only
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -154,10 +154,8 @@ async def test_appending_on_a_stale_head_is_rejected(store: DialogueStore) -> No
         await store.backend.transact(
             [
                 Put(next_slot, ABSENT),
-                Update(
-                    PK,
-                    "meta",
-                    set={"audit_seq": seq + 1, "audit_head": "f" * 64},
+                Put(
+                    {**stale, "audit_seq": seq + 1, "audit_head": "f" * 64},
                     condition=equals("audit_seq", stale["audit_seq"]),
                 ),
             ]

@@ -9,18 +9,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from concord.store.backends.base import (
-    MAX_ITEM_BYTES,
-    Check,
-    ConditionFailed,
-    Delete,
-    Item,
-    Put,
-    Update,
-    equals,
-)
+from concord.store.backends.base import MAX_ITEM_BYTES, Delete, Item, Put, equals
 from concord.store.backends.dynamodb import DynamoDBBackend, _cancellation_error
-from concord.store.errors import BackendUnavailable, ConflictError, ItemTooLarge, StoreError
+from concord.store.errors import BackendUnavailable, ConditionFailed, ConflictError, ItemTooLarge, StoreError
 from tests.services import DynamoDBLocal, MotoServer, free_port
 
 PK = "dialogue#d1"
@@ -102,8 +93,7 @@ async def test_absent_condition_fails_on_second_put_with_its_index(
     second = Put(item("verdict#v1", v=2))
     with pytest.raises(ConditionFailed) as failed:
         await dynamodb_backend.transact([Put(item("verdict#v0")), second])
-    assert failed.value.index == 1
-    assert failed.value.operation is second
+    assert (failed.value.index, failed.value.key) == (1, (PK, "verdict#v1"))
     assert await dynamodb_backend.get(PK, "verdict#v0") is None
     assert (await dynamodb_backend.get(PK, "verdict#v1")) == item("verdict#v1", v=1)
 
@@ -117,57 +107,28 @@ async def test_put_without_condition_replaces(dynamodb_backend: DynamoDBBackend)
 async def test_equals_condition(dynamodb_backend: DynamoDBBackend) -> None:
     await dynamodb_backend.transact([Put(item("meta", status="open"))])
     with pytest.raises(ConditionFailed) as failed:
-        await dynamodb_backend.transact(
-            [Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "done"))]
-        )
+        await dynamodb_backend.transact([Put(item("meta", status="closed"), condition=equals("status", "done"))])
     assert failed.value.index == 0
-    await dynamodb_backend.transact([Update(PK, "meta", set={"status": "closed"}, condition=equals("status", "open"))])
-    await dynamodb_backend.transact([Put(item("meta", status="archived"), condition=equals("status", "closed"))])
-    assert await dynamodb_backend.get(PK, "meta") == item("meta", status="archived")
+    assert await dynamodb_backend.get(PK, "meta") == item("meta", status="open")
+    await dynamodb_backend.transact([Put(item("meta", status="closed"), condition=equals("status", "open"))])
+    assert await dynamodb_backend.get(PK, "meta") == item("meta", status="closed")
 
 
-async def test_update_requires_the_item_to_exist(dynamodb_backend: DynamoDBBackend) -> None:
+async def test_conditional_delete(dynamodb_backend: DynamoDBBackend) -> None:
+    await dynamodb_backend.transact([Put(item("a", batch="one")), Put(item("b", batch="one"))])
     with pytest.raises(ConditionFailed) as failed:
-        await dynamodb_backend.transact([Update(PK, "round#01", set={"x": 1})])
-    assert failed.value.index == 0
-    assert await dynamodb_backend.get(PK, "round#01") is None
-
-
-async def test_update_sets_adds_and_removes(dynamodb_backend: DynamoDBBackend) -> None:
-    await dynamodb_backend.transact([Put(item("round#01", total=1, score=0.5, status="open", old="x"))])
-    await dynamodb_backend.transact(
-        [
-            Update(
-                PK,
-                "round#01",
-                set={"status": "closed", "size": 3, "data": {"a": [1]}},
-                add={"total": 2, "score": 0.25, "fresh": 1},
-                remove=("old",),
-            )
-        ]
-    )
-    assert await dynamodb_backend.get(PK, "round#01") == item(
-        "round#01", total=3, score=0.75, status="closed", size=3, data={"a": [1]}, fresh=1
-    )
-
-
-async def test_delete_and_check(dynamodb_backend: DynamoDBBackend) -> None:
-    await dynamodb_backend.transact([Put(item("a", status="open")), Put(item("b"))])
-    with pytest.raises(ConditionFailed) as failed:
-        await dynamodb_backend.transact([Delete(PK, "b"), Check(PK, "a", equals("status", "closed"))])
+        await dynamodb_backend.transact([Delete(PK, "a"), Delete(PK, "b", equals("batch", "two"))])
     assert failed.value.index == 1
-    assert await dynamodb_backend.get(PK, "b") is not None
-    await dynamodb_backend.transact([Delete(PK, "b"), Check(PK, "a", equals("status", "open"))])
-    assert await dynamodb_backend.get(PK, "b") is None
+    assert await dynamodb_backend.get(PK, "a") is not None
+    await dynamodb_backend.transact([Delete(PK, "a"), Delete(PK, "b", equals("batch", "one"))])
+    assert await dynamodb_backend.query(PK, consistent=True) == []
     await dynamodb_backend.transact([Delete(PK, "never-there")])
 
 
 async def test_a_failing_third_operation_writes_nothing(dynamodb_backend: DynamoDBBackend) -> None:
     await dynamodb_backend.transact([Put(item("c", n=1)), Put(item("exists"))])
     with pytest.raises(ConditionFailed) as failed:
-        await dynamodb_backend.transact(
-            [Put(item("a")), Update(PK, "c", add={"n": 1}), Put(item("exists")), Put(item("d"))]
-        )
+        await dynamodb_backend.transact([Put(item("a")), Delete(PK, "c"), Put(item("exists")), Put(item("d"))])
     assert failed.value.index == 2
     assert await dynamodb_backend.query(PK, consistent=True) == [item("c", n=1), item("exists")]
 
@@ -179,8 +140,6 @@ async def test_transaction_limits_are_checked_before_the_call(
         await dynamodb_backend.transact([Put(item(f"x#{n:03d}")) for n in range(101)])
     with pytest.raises(ValueError):
         await dynamodb_backend.transact([Put(item("x")), Delete(PK, "x")])
-    with pytest.raises(ValueError):
-        await dynamodb_backend.transact([Update(PK, "x")])
     await dynamodb_backend.transact([])
     assert sum(dynamodb_backend.calls.values()) == 0
 

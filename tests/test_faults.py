@@ -74,7 +74,8 @@ async def wait_until(check: Any, what: str, timeout: float = WAIT) -> Any:
 
 async def stored_texts(store: DialogueStore, dialogue_id: str, kind: str, round: int = 0) -> dict[str, str]:
     """Expert slug -> text of the stored (non-repair) prompts or answers of one round."""
-    return {t.expert: t.text for t in await store.get_texts(dialogue_id, kind, round) if not t.repair}
+    texts = (await store.load_partition(dialogue_id)).texts
+    return {t.expert: t.text for t in texts if (t.kind, t.round, t.repair) == (kind, round, False)}
 
 
 async def finished_cleanly(store: DialogueStore, result: RunResult) -> None:
@@ -201,8 +202,8 @@ def stored_answers(home: Path, dialogue_id: str) -> dict[tuple[str, int], str]:
     async def read() -> dict[tuple[str, int], str]:
         stores = await open_stores(Settings(home=home))
         try:
-            texts = await stores.dialogues.get_texts(dialogue_id, "answer")
-            return {(t.expert, t.round): t.text for t in texts if not t.repair}
+            texts = (await stores.dialogues.load_partition(dialogue_id)).texts
+            return {(t.expert, t.round): t.text for t in texts if t.kind == "answer" and not t.repair}
         finally:
             await stores.close()
 

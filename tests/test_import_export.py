@@ -17,7 +17,8 @@ from concord.orchestrator.judging.similarity import content_words
 from concord.orchestrator.panel.panels import load_panel
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
-from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.dialogue_store import DialogueStore
+from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock, corpus_dialogue
 

@@ -18,9 +18,10 @@ from concord.orchestrator.judging.rules_judge import (
 )
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
-from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import ConvergenceBlocked
 from concord.store.model import PanelSeat, Round, Verdict
+from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock, corpus_dialogue
 

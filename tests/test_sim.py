@@ -15,8 +15,9 @@ from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
 from concord.orchestrator.panel.panels import PanelMember
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
-from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.dialogue_store import DialogueStore
 from concord.store.model import PanelSeat
+from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
 NAMES = ["Muffin", "Cupcake", "Scone", "Eclair", "Donut", "Brioche", "Croissant", "Macaron"]

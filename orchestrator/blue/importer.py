@@ -39,10 +39,11 @@ from concord.orchestrator.judging.markers import ParsedAnswer, parse_answer
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round, plan_entities
 from concord.orchestrator.panel.panels import Panel, PanelError, infer_panel, load_panel
 from concord.orchestrator.panel.pools import Pool, PoolError, parse_pool
-from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import AlreadyExists
 from concord.store.factory import Stores
 from concord.store.model import PanelSeat, TextRecord, Verdict
+from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
 

@@ -28,8 +28,8 @@ from concord.orchestrator.blue.layout import (
 )
 from concord.orchestrator.blue.markdown_tables import Table, plain, read_tables, render_table
 from concord.orchestrator.judging.rules_judge import AUTHORITY_RULE
-from concord.store.dialogue_store import gate
 from concord.store.model import Round, Verdict, sum_scores
+from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
 DIALOGUE_FORMAT = "concord.dialogue/1"

@@ -26,9 +26,10 @@ from concord.orchestrator.panel.panels import Panel, PanelMember, load_panel, sa
 from concord.orchestrator.panel.pools import Pool, parse_pool
 from concord.orchestrator.panel.rotation import next_panel
 from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
-from concord.store.dialogue_store import DialogueStore, gate
+from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import ItemTooLarge, ValidationFailed
 from concord.store.model import PanelSeat, TextRecord, Verdict
+from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
 #: Times a round is judged again when a concurrent status change made its planned transitions stale.

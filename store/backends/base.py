@@ -49,15 +49,14 @@ MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Condition:
-    """A precondition on the current item: absent, present, or one attribute equal to a value."""
+    """A precondition on the current item: absent, or one attribute equal to a value."""
 
-    kind: Literal["absent", "exists", "equals"]
+    kind: Literal["absent", "equals"]
     attribute: str = ""
     value: Any = None
 
 
 ABSENT = Condition("absent")
-EXISTS = Condition("exists")
 
 
 def equals(attribute: str, value: Any) -> Condition:
@@ -72,17 +71,10 @@ class Put:
     item: Item
     condition: Condition | None = ABSENT
 
-
-@dataclass(frozen=True)
-class Update:
-    """Change attributes of an existing item: set values, add to numbers, remove attributes."""
-
-    pk: str
-    sk: str
-    set: dict[str, Any] = field(default_factory=dict)
-    add: dict[str, int | float] = field(default_factory=dict)
-    remove: tuple[str, ...] = ()
-    condition: Condition | None = EXISTS
+    @property
+    def key(self) -> tuple[str, str]:
+        """The (pk, sk) of the item written."""
+        return str(self.item["pk"]), str(self.item["sk"])
 
 
 @dataclass(frozen=True)
@@ -93,27 +85,14 @@ class Delete:
     sk: str
     condition: Condition | None = None
 
-
-@dataclass(frozen=True)
-class Check:
-    """Fail the transaction unless the condition holds; writes nothing."""
-
-    pk: str
-    sk: str
-    condition: Condition
+    @property
+    def key(self) -> tuple[str, str]:
+        """The (pk, sk) of the item removed."""
+        return self.pk, self.sk
 
 
-Operation = Put | Update | Delete | Check
-
-
-class ConditionFailed(Exception):
-    """A transaction was cancelled because one operation's condition did not hold."""
-
-    def __init__(self, index: int, operation: Operation) -> None:
-        key = operation.item["sk"] if isinstance(operation, Put) else operation.sk
-        super().__init__(f"condition failed on operation {index} ({key})")
-        self.index = index
-        self.operation = operation
+#: Every write is a whole-item Put or a Delete: a signed item cannot be changed in part (see SignedBackend).
+Operation = Put | Delete
 
 
 @dataclass
@@ -173,7 +152,7 @@ def check_transaction(operations: Sequence[Operation]) -> None:
     seen: set[tuple[str, str]] = set()
     total = 0
     for op in operations:
-        key = (str(op.item["pk"]), str(op.item["sk"])) if isinstance(op, Put) else (op.pk, op.sk)
+        key = op.key
         if key in seen:
             raise ValueError(f"one transaction cannot hold two operations on item {key[0]} / {key[1]}")
         seen.add(key)

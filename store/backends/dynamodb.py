@@ -40,17 +40,14 @@ from botocore.exceptions import (
 from concord.store.backends.base import (
     INDEXES,
     Condition,
-    ConditionFailed,
-    Delete,
     Item,
     Operation,
     Page,
     Put,
     StoredRead,
-    Update,
     check_transaction,
 )
-from concord.store.errors import BackendUnavailable, ConflictError, StoreError
+from concord.store.errors import BackendUnavailable, ConditionFailed, ConflictError, StoreError
 
 AttributeValue = dict[str, Any]
 
@@ -234,13 +231,9 @@ class DynamoDBBackend:
         if isinstance(operation, Put):
             body: dict[str, Any] = {"TableName": self.table, "Item": _encode_item(operation.item)}
             return {"Put": _with_condition(body, operation.condition)}
-        key = _encode_item({"pk": operation.pk, "sk": operation.sk})
-        body = {"TableName": self.table, "Key": key}
-        if isinstance(operation, Update):
-            return {"Update": _with_condition(_with_update(body, operation), operation.condition)}
-        if isinstance(operation, Delete):
-            return {"Delete": _with_condition(body, operation.condition)}
-        return {"ConditionCheck": _with_condition(body, operation.condition)}
+        pk, sk = operation.key
+        body = {"TableName": self.table, "Key": _encode_item({"pk": pk, "sk": sk})}
+        return {"Delete": _with_condition(body, operation.condition)}
 
     async def _wait_active(self) -> None:
         """Poll DescribeTable until the table and every index are ACTIVE."""
@@ -304,8 +297,6 @@ def _with_condition(body: dict[str, Any], condition: Condition | None) -> dict[s
         return body
     if condition.kind == "absent":
         body["ConditionExpression"] = "attribute_not_exists(pk)"
-    elif condition.kind == "exists":
-        body["ConditionExpression"] = "attribute_exists(pk)"
     else:
         body["ConditionExpression"] = "#cond = :cond"
         body.setdefault("ExpressionAttributeNames", {})["#cond"] = condition.attribute
@@ -313,44 +304,12 @@ def _with_condition(body: dict[str, Any], condition: Condition | None) -> dict[s
     return body
 
 
-def _with_update(body: dict[str, Any], update: Update) -> dict[str, Any]:
-    """Add the UpdateExpression (SET, ADD, REMOVE) and its placeholders to an action body."""
-    names: dict[str, str] = {}
-    values: dict[str, AttributeValue] = {}
-    clauses: list[str] = []
-    sets = []
-    for n, (attribute, value) in enumerate(update.set.items()):
-        names[f"#s{n}"], values[f":s{n}"] = attribute, _encode(value)
-        sets.append(f"#s{n} = :s{n}")
-    if sets:
-        clauses.append("SET " + ", ".join(sets))
-    adds = []
-    for n, (attribute, amount) in enumerate(update.add.items()):
-        names[f"#a{n}"], values[f":a{n}"] = attribute, _encode(amount)
-        adds.append(f"#a{n} :a{n}")
-    if adds:
-        clauses.append("ADD " + ", ".join(adds))
-    removes = []
-    for n, attribute in enumerate(update.remove):
-        names[f"#r{n}"] = attribute
-        removes.append(f"#r{n}")
-    if removes:
-        clauses.append("REMOVE " + ", ".join(removes))
-    if not clauses:
-        raise ValueError(f"update of {update.pk} / {update.sk} changes nothing")
-    body["UpdateExpression"] = " ".join(clauses)
-    body["ExpressionAttributeNames"] = names
-    if values:
-        body["ExpressionAttributeValues"] = values
-    return body
-
-
-def _cancellation_error(exc: ClientError, operations: Sequence[Operation]) -> StoreError | ConditionFailed:
+def _cancellation_error(exc: ClientError, operations: Sequence[Operation]) -> StoreError:
     """The error a cancelled transaction maps to, from its per-operation CancellationReasons."""
     reasons = [reason.get("Code", "None") for reason in exc.response.get("CancellationReasons", [])]
     for index, code in enumerate(reasons):
         if code == "ConditionalCheckFailed":
-            return ConditionFailed(index, operations[index])
+            return ConditionFailed(index, operations[index].key)
     if "TransactionConflict" in reasons:
         return ConflictError("the transaction conflicted with a concurrent write; reload and retry")
     failed = [f"{index}: {code}" for index, code in enumerate(reasons) if code != "None"]

@@ -20,20 +20,16 @@ from concord.store.backends.base import (
     BINARY_ATTRIBUTES,
     INDEXES,
     MAC_ATTRIBUTE,
-    Check,
     Condition,
-    ConditionFailed,
-    Delete,
     Item,
     Operation,
     Page,
     Put,
     StoredRead,
-    Update,
     check_transaction,
     clear_json,
 )
-from concord.store.errors import BackendUnavailable, SchemaVersionError
+from concord.store.errors import BackendUnavailable, ConditionFailed, SchemaVersionError
 
 SCHEMA_VERSION = 2
 #: Longest a read waits for a lock, on the caller's thread (in WAL mode readers meet one only in rare
@@ -366,34 +362,13 @@ def _holds(condition: Condition | None, current: Item | None) -> bool:
         return True
     if condition.kind == "absent":
         return current is None
-    if condition.kind == "exists":
-        return current is not None
     return current is not None and current.get(condition.attribute) == condition.value
 
 
 def _apply(conn: sqlite3.Connection, index: int, op: Operation) -> None:
+    if not _holds(op.condition, _current(conn, *op.key)):
+        raise ConditionFailed(index, op.key)
     if isinstance(op, Put):
-        current = _current(conn, op.item["pk"], op.item["sk"])
-        if not _holds(op.condition, current):
-            raise ConditionFailed(index, op)
         _write_item(conn, op.item)
-    elif isinstance(op, Update):
-        current = _current(conn, op.pk, op.sk)
-        if not _holds(op.condition, current):
-            raise ConditionFailed(index, op)
-        item = dict(current) if current else {"pk": op.pk, "sk": op.sk}
-        item.update(op.set)
-        for name, amount in op.add.items():
-            item[name] = item.get(name, 0) + amount
-        for name in op.remove:
-            item.pop(name, None)
-        _write_item(conn, item)
-    elif isinstance(op, Delete):
-        if not _holds(op.condition, _current(conn, op.pk, op.sk)):
-            raise ConditionFailed(index, op)
-        conn.execute("DELETE FROM items WHERE pk = ? AND sk = ?", (op.pk, op.sk))
-    elif isinstance(op, Check):
-        if not _holds(op.condition, _current(conn, op.pk, op.sk)):
-            raise ConditionFailed(index, op)
     else:
-        raise TypeError(f"unknown operation {op!r}")
+        conn.execute("DELETE FROM items WHERE pk = ? AND sk = ?", op.key)

