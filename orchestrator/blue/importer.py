@@ -42,7 +42,7 @@ from concord.orchestrator.panel.pools import Pool, PoolError, parse_pool
 from concord.store.dialogue_store import DialogueStore, gate
 from concord.store.errors import AlreadyExists
 from concord.store.factory import Stores
-from concord.store.model import PanelSeat, TextRecord, Verdict
+from concord.store.model import TextRecord, Verdict
 from concord.store.snapshot import Snapshot
 
 
@@ -181,13 +181,13 @@ async def _import_round(
             for slug, text in sorted(texts.items())
         ],
     )
-    seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members] if panel else []
+    seats = list(panel.members) if panel else []
     answers = _answers(rnd)
     judged = judge_round(
         snap,
         rnd.number,
         seats,
-        [ExpertAnswer(s.name.lower(), answers.get(s.name.lower())) for s in seats],
+        [ExpertAnswer(s.slug, answers.get(s.slug)) for s in seats],
         aliases=aliases,
     )
     batch = judged.batch

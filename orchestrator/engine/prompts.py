@@ -10,7 +10,8 @@ from importlib import resources
 from string import Template
 from types import MappingProxyType
 
-from concord.orchestrator.panel.panels import EMOJI, PanelMember
+from concord.orchestrator.panel.panels import EMOJI
+from concord.store.model import PanelSeat
 
 #: The prompt templates, package data of concord.prompts (the repository's prompts/ folder).
 PROMPTS = resources.files("concord.prompts")
@@ -34,12 +35,12 @@ class PromptContext:
 
     question: str
     round: int
-    expert: PanelMember
+    expert: PanelSeat
     newcomer: bool
     focus: str | None = None
     tensions_table: str = ""
     previous_summary: str = ""
-    previous_panel: Sequence[PanelMember] = ()
+    previous_panel: Sequence[PanelSeat] = ()
     peer_answers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     grounding: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
@@ -68,7 +69,7 @@ _SYSTEM_HEADING = "# System\n\n"
 _USER_HEADING = "\n\n# User\n\n"
 
 
-def is_newcomer(member: PanelMember, round: int) -> bool:
+def is_newcomer(member: PanelSeat, round: int) -> bool:
     """Tell whether an expert gets the context brief: anyone not retained, from round 1 on."""
     return round >= 1 and member.source != "retained"
 
@@ -183,7 +184,7 @@ def render_context_brief(ctx: PromptContext) -> str:
     )
 
 
-def _who(name: str, panel: Sequence[PanelMember]) -> str:
+def _who(name: str, panel: Sequence[PanelSeat]) -> str:
     """Name an expert with the role it held on the given panel, when known."""
     role = next((m.role for m in panel if m.name.casefold() == name.casefold() and m.role), "")
     return f"{name} ({role})" if role else name
@@ -283,7 +284,7 @@ def render_judge_prompt(
     answers: Mapping[str, str],
     *,
     tensions_table: str = "",
-    panel: Sequence[PanelMember] = (),
+    panel: Sequence[PanelSeat] = (),
 ) -> RenderedPrompt:
     """Render the llm judge's request to assess one round's answers (W/C/T/R per expert, as JSON)."""
     table = tensions_table.strip()

@@ -22,7 +22,7 @@ from concord.orchestrator.engine.providers import AgentFailed, Call, Provider, R
 from concord.orchestrator.judging.llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
 from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, JudgedRound, judge_round
-from concord.orchestrator.panel.panels import Panel, PanelMember, load_panel, sample_panel
+from concord.orchestrator.panel.panels import Panel, load_panel, sample_panel
 from concord.orchestrator.panel.pools import Pool, parse_pool
 from concord.orchestrator.panel.rotation import next_panel
 from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
@@ -35,7 +35,7 @@ from concord.store.snapshot import Snapshot
 RE_JUDGE_ATTEMPTS = 3
 STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
 #: The seat judge calls are made from: its prompt and answer files are round-N/judge.prompt.md and judge.md.
-JUDGE_SEAT = PanelMember(JUDGE.capitalize(), "judge of the dialogue", "Core", 1.0, "created")
+JUDGE_SEAT = PanelSeat(JUDGE.capitalize(), "judge of the dialogue", "Core", "created", 1.0)
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,7 @@ class Orchestrator:
                 self._publish(dialogue_id, "dialogue_stopped", number, reason="token budget exhausted")
                 snap = await self.store.load_partition(dialogue_id)
                 return self._result(snap, directory)
-            seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members]
-            judged = await self._judge_and_register(snap, settings, directory, panel, seats, answers)
+            judged = await self._judge_and_register(snap, settings, directory, panel, answers)
             snap = await self.store.load_partition(dialogue_id)
             self._publish(
                 dialogue_id,
@@ -187,13 +186,12 @@ class Orchestrator:
         settings: RunSettings,
         directory: Path,
         panel: Panel,
-        seats: list[PanelSeat],
         answers: list[ExpertAnswer],
     ) -> JudgedRound:
         """Judge the round and register it; if someone changed a tension meanwhile, judge again on fresh state."""
         attempt = 1
         while True:
-            judged = judge_round(snap, panel.round, seats, answers)
+            judged = judge_round(snap, panel.round, panel.members, answers)
             if settings.judge == "llm":
                 await self._llm_scores(snap, settings, directory, panel, answers, judged)
             try:
@@ -307,13 +305,7 @@ class Orchestrator:
         elif number == 0:
             panel = sample_panel(pool, settings.panel_size, seed=settings.seed)
         else:
-            previous = Panel(
-                number - 1,
-                tuple(
-                    PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus)
-                    for s in snap.rounds[number - 1].panel
-                ),
-            )
+            previous = Panel(number - 1, tuple(snap.rounds[number - 1].panel))
             used = {s.name for rnd in snap.rounds.values() for s in rnd.panel}
             panel = next_panel(pool, snap, previous, used)
         write_atomic(panel_file, json.dumps(panel.to_json(), indent=2, ensure_ascii=False) + "\n")
@@ -330,7 +322,7 @@ class Orchestrator:
         semaphore = asyncio.Semaphore(max(1, settings.concurrency))
         contexts = {m.slug: self._context(snap, directory, panel, m) for m in panel.members}
 
-        async def one(member: PanelMember) -> ExpertAnswer:
+        async def one(member: PanelSeat) -> ExpertAnswer:
             async with semaphore:
                 return ExpertAnswer(
                     member.slug,
@@ -340,7 +332,7 @@ class Orchestrator:
         answers = await asyncio.gather(*(one(m) for m in panel.members))
         return list(answers), budget.exhausted
 
-    def _context(self, snap: Snapshot, directory: Path, panel: Panel, member: PanelMember) -> PromptContext:
+    def _context(self, snap: Snapshot, directory: Path, panel: Panel, member: PanelSeat) -> PromptContext:
         number = panel.round
         if number == 0:
             return PromptContext(
@@ -358,9 +350,7 @@ class Orchestrator:
             focus=member.focus,
             tensions_table=_read(directory / "tensions.md"),
             previous_summary=previous.summary or _read(directory / f"round-{number - 1}.summary.md"),
-            previous_panel=[
-                PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus) for s in previous.panel
-            ],
+            previous_panel=previous.panel,
             peer_answers={name.capitalize(): text for name, text in sorted(peers.items())},
         )
 
@@ -370,7 +360,7 @@ class Orchestrator:
         settings: RunSettings,
         directory: Path,
         number: int,
-        member: PanelMember,
+        member: PanelSeat,
         ctx: PromptContext,
         budget: Budget,
     ) -> str | None:
@@ -402,7 +392,7 @@ class Orchestrator:
         settings: RunSettings,
         directory: Path,
         number: int,
-        member: PanelMember,
+        member: PanelSeat,
         prompt: RenderedPrompt,
         budget: Budget,
         stored_texts: list[TextRecord],
@@ -487,7 +477,7 @@ class Orchestrator:
             )
         return (answer.text if kept else None), answer.usage.input_tokens + answer.usage.output_tokens
 
-    async def _keep_answer(self, did: str, member: PanelMember, record: TextRecord) -> bool:
+    async def _keep_answer(self, did: str, member: PanelSeat, record: TextRecord) -> bool:
         """Store an answer; False (the expert is absent, the file stays on disk) when it is too large to store."""
         try:
             await self.store.record_text(did, record)

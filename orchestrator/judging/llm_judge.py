@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from concord.orchestrator.engine.prompts import RenderedPrompt, render_judge_prompt
-from concord.orchestrator.panel.panels import PanelMember
-from concord.store.model import Score
+from concord.store.model import PanelSeat, Score
 
 #: The expert slug under which judge calls are sent and their prompt/answer records are stored.
 JUDGE = "judge"
@@ -87,7 +86,7 @@ def parse_assessment(text: str, answered: Sequence[str]) -> Assessment:
 
 
 def judge_prompt(
-    question: str, round: int, answers: Mapping[str, str], tensions_table: str, panel: Sequence[PanelMember]
+    question: str, round: int, answers: Mapping[str, str], tensions_table: str, panel: Sequence[PanelSeat]
 ) -> RenderedPrompt:
     """The prompt asking the model to assess one round (answers keyed by slug)."""
     named = {next((m.name for m in panel if m.slug == slug), slug.capitalize()): text for slug, text in answers.items()}

@@ -238,7 +238,7 @@ class _Round:
         self.snapshot = snapshot
         self.round = round
         self.panel = list(panel)
-        self.seats = {seat.name.lower(): seat for seat in panel}
+        self.seats = {seat.slug: seat for seat in panel}
         self.registry = build_registry(snapshot)
         self.aliases = dict(aliases)
         self.warnings: list[str] = []
@@ -434,13 +434,13 @@ class _Round:
         signals = [s for s in self.signals if s in self.answered]
         percent = 100.0 * len(signals) / len(self.answered) if self.answered else 0.0
         scores = {expert: self.tallies[expert].score() for expert in self.answered}
-        absent = [seat.name.lower() for seat in self.panel if seat.name.lower() not in self.answered]
+        absent = [seat.slug for seat in self.panel if seat.slug not in self.answered]
         batch = RoundBatch(
             round=self.round,
             entities=self.drafts,
             status_changes=changes,
             experts=[
-                _expert(seat, self.round) for seat in self.panel if seat.name.lower() not in self.snapshot.experts
+                _expert(seat, self.round) for seat in self.panel if seat.slug not in self.snapshot.experts
             ],
             panel=list(self.panel),
             scores=scores,
@@ -478,7 +478,7 @@ class _Round:
         for tension, status in before.items():
             if status == "addressed" and tension not in disputed:
                 move(tension, "resolved", [], f"confirmed: no one re-opened or opposed it in round {self.round}")
-        seated = {seat.name.lower() for seat in self.panel}
+        seated = {seat.slug for seat in self.panel}
         if self.answered and set(self.answered) >= seated and set(self.signals) >= seated:
             for tension, status in list(statuses.items()):
                 if status == "addressed":
@@ -552,7 +552,7 @@ def _label(marker: Marker) -> str:
 
 
 def _expert(seat: PanelSeat, round: int) -> Expert:
-    return Expert(seat.name.lower(), seat.role, seat.tier, seat.source, seat.relevance, round, focus=seat.focus)
+    return Expert(seat.slug, seat.role, seat.tier, seat.source, seat.relevance, round, focus=seat.focus)
 
 
 def _summary(batch: RoundBatch, changes: list[StatusChange], velocity: int, percent: float) -> str:

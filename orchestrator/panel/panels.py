@@ -20,6 +20,7 @@ from concord.orchestrator.panel.pools import (
     pastry_name,
     slug,
 )
+from concord.store.model import PanelSeat
 
 EMOJI = "🧁"
 SOURCES = ("retained", "pool", "created")
@@ -47,28 +48,11 @@ class SourceCounts(NamedTuple):
 
 
 @dataclass(frozen=True)
-class PanelMember:
-    """One named expert seated on a round's panel."""
-
-    name: str
-    role: str
-    tier: str
-    relevance: float
-    source: str = "pool"
-    focus: str | None = None
-
-    @property
-    def slug(self) -> str:
-        """Return the file stem of this member's prompt and answer files."""
-        return slug(self.name)
-
-
-@dataclass(frozen=True)
 class Panel:
     """The experts seated for one round."""
 
     round: int
-    members: tuple[PanelMember, ...]
+    members: tuple[PanelSeat, ...]
 
     def names(self) -> list[str]:
         """Return the member names in panel order."""
@@ -146,8 +130,7 @@ def sample_panel(
         raise ValueError(f"panel size must be >= 1, got {wanted}")
     drawn = draw_experts(pool, min(wanted, len(pool.experts)), rng or random.Random(seed))
     members = tuple(
-        PanelMember(name=pastry_name(i), role=e.role, tier=e.tier, relevance=e.relevance, focus=e.focus)
-        for i, e in enumerate(drawn)
+        PanelSeat(pastry_name(i), e.role, e.tier, relevance=e.relevance, focus=e.focus) for i, e in enumerate(drawn)
     )
     return Panel(round=0, members=members)
 
@@ -184,7 +167,7 @@ def _assign_names(specs: Sequence[PanelSpec], used_names: Iterable[str]) -> list
     return names
 
 
-def _seat(pool: Pool, spec: PanelSpec, name: str) -> PanelMember:
+def _seat(pool: Pool, spec: PanelSpec, name: str) -> PanelSeat:
     """Fill one requested seat with tier and relevance from its source and the pool."""
     if spec.source == "created":
         tier = normalise_tier(spec.tier) if spec.tier is not None else UNMATCHED_TIER
@@ -194,7 +177,7 @@ def _seat(pool: Pool, spec: PanelSpec, name: str) -> PanelMember:
     else:
         match = pool.find_role(spec.role)
         tier, relevance = (match.tier, match.relevance) if match else (UNMATCHED_TIER, UNMATCHED_RELEVANCE)
-    return PanelMember(name, spec.role, tier, relevance, spec.source, spec.focus)
+    return PanelSeat(name, spec.role, tier, spec.source, relevance, spec.focus)
 
 
 def evolve_panel(pool: Pool, round: int, specs: Sequence[PanelSpec], *, used_names: Iterable[str] = ()) -> Panel:
@@ -221,7 +204,7 @@ def _text(entry: dict[str, Any], key: str, where: str, *, required: bool) -> str
     return value
 
 
-def _member(entry: object, where: str, source: object, focus: object, pool: Pool | None) -> PanelMember:
+def _member(entry: object, where: str, source: object, focus: object, pool: Pool | None) -> PanelSeat:
     """Build one member from a panel.json entry plus its separately recorded source and focus."""
     if not isinstance(entry, dict):
         raise PanelError(f"{where} must be an object")
@@ -241,7 +224,7 @@ def _member(entry: object, where: str, source: object, focus: object, pool: Pool
         raise PanelError(f"{where}.relevance must be a number")
     if focus is not None and not isinstance(focus, str):
         raise PanelError(f"{where}.focus must be a string")
-    return PanelMember(name, role, tier, float(relevance), source, focus)
+    return PanelSeat(name, role, tier, source, float(relevance), focus)
 
 
 def _field(entry: object, key: str) -> object:
@@ -249,12 +232,12 @@ def _field(entry: object, key: str) -> object:
     return entry.get(key) if isinstance(entry, dict) else None
 
 
-def _from_bare_list(agents: list[Any], pool: Pool | None) -> list[PanelMember]:
+def _from_bare_list(agents: list[Any], pool: Pool | None) -> list[PanelSeat]:
     """Read the bare agent array written by round-0 sampling."""
     return [_member(a, f"[{i}]", "pool", _field(a, "focus"), pool) for i, a in enumerate(agents)]
 
 
-def _from_agents(data: dict[str, Any], pool: Pool | None) -> list[PanelMember]:
+def _from_agents(data: dict[str, Any], pool: Pool | None) -> list[PanelSeat]:
     """Read the agents-plus-history shape, taking each source from the history by name."""
     history = data.get("history") if isinstance(data.get("history"), dict) else {}
     specs = {_field(e, "name"): e for e in history.get("experts") or [] if isinstance(e, dict)}
@@ -266,7 +249,7 @@ def _from_agents(data: dict[str, Any], pool: Pool | None) -> list[PanelMember]:
     return members
 
 
-def _from_judge_panel(entries: list[Any], pool: Pool | None) -> list[PanelMember]:
+def _from_judge_panel(entries: list[Any], pool: Pool | None) -> list[PanelSeat]:
     """Read the Judge-written shape, whose entries carry their own source and focus."""
     return [
         _member(e, f"panel[{i}]", _field(e, "source") or "pool", _field(e, "focus"), pool)
@@ -274,7 +257,7 @@ def _from_judge_panel(entries: list[Any], pool: Pool | None) -> list[PanelMember
     ]
 
 
-def _members(data: object, pool: Pool | None) -> tuple[list[PanelMember], object]:
+def _members(data: object, pool: Pool | None) -> tuple[list[PanelSeat], object]:
     """Return a decoded panel.json's members and the round it states, if any."""
     if isinstance(data, list):
         return _from_bare_list(data, pool), None
@@ -364,13 +347,13 @@ def infer_panel(round_dir: Path, round: int, pool: Pool | None = None) -> Panel:
         role, focus = _prompt_details(round_dir / f"{slug(name)}.prompt.md", name)
         match = pool.find_role(role) if pool and role else None
         tier, relevance = (match.tier, match.relevance) if match else (UNMATCHED_TIER, 0.0)
-        members.append(PanelMember(name, role, tier, relevance, "pool", focus))
+        members.append(PanelSeat(name, role, tier, "pool", relevance, focus))
     if not members:
         raise PanelError(f"{round_dir} holds no expert answers")
     return Panel(round=round, members=tuple(members))
 
 
-def _continuity_problem(member: PanelMember, previous: Panel | None, earlier: tuple[int, str] | None) -> str | None:
+def _continuity_problem(member: PanelSeat, previous: Panel | None, earlier: tuple[int, str] | None) -> str | None:
     """Describe how a member breaks continuity with the last panel and its name's last role."""
     if member.source == "retained" and previous and member.name not in previous.names():
         return f"marked retained but not on the round-{previous.round} panel"
