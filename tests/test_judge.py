@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from concord.orchestrator.blue.judge_files import parse_scoreboard
-from concord.orchestrator.judging.markers import parse_reference
 from concord.orchestrator.judging.rules_judge import (
     NEW_PERSPECTIVE_NOVELTY,
     ExpertAnswer,
@@ -16,6 +15,7 @@ from concord.orchestrator.judging.rules_judge import (
     build_registry,
     judge_round,
 )
+from concord.orchestrator.judging.written_ids import parse_reference
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
 from concord.store.dialogue_store import DialogueStore, gate

@@ -59,9 +59,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from concord.orchestrator.judging.markers import Marker, ParsedAnswer, parse_answer, parse_reference
+from concord.orchestrator.judging.markers import Marker, ParsedAnswer, parse_answer
 from concord.orchestrator.judging.references import IdRegistry, resolve_all
 from concord.orchestrator.judging.similarity import content_words, novelty
+from concord.orchestrator.judging.written_ids import ids_in_prose, parse_reference
 from concord.store.ids import PREFIX_BY_KIND, is_display_id, kind_of, parse_local_id
 from concord.store.model import (
     UNRESOLVED_TENSION,
@@ -96,9 +97,6 @@ _ENTITY_KIND = {
     "evidence": "evidence",
     "claim": "claim",
 }
-_MENTION = re.compile(
-    r"\b(?:[A-Z][A-Za-z]+[0-9]*(?:-| )R[0-9]{1,2}-[PRTEC][0-9]{1,4}|[A-Z][A-Za-z]+[0-9]*-[PRTEC][0-9]{1,4}|[PRTEC][0-9]{2,4})\b"
-)
 _ACT_WORDS = {"resolve": "resolved", "concede": "conceded", "address": "addressed", "reopen": "re-opened"}
 _GROUNDED = re.compile(r"`[^`\n]+`|https?://|\b[0-9]{2,}\b")
 _DECORATION = re.compile(r"^[\s#>*_\-+]+")
@@ -298,13 +296,13 @@ class _Round:
                 self._empty(author, marker, anchor, tally)
             elif marker.kind == "resolved":
                 self._resolved(author, marker, anchor, tally)
-            elif marker.kind == "concession" or (marker.kind == "move" and marker.name == "CONCEDE"):
+            elif marker.kind == "concession" or (marker.kind == "move" and marker.name == "concede"):
                 self._concession(author, marker, anchor, tally)
             elif marker.kind == "ref":
                 self._ref_marker(author, marker, latest or anchor, tally)
             elif marker.kind == "move":
                 ids = self._resolve(author, marker, anchor, tally)
-                self._move(author, marker.name.lower(), ids, marker.label)
+                self._move(author, marker.name, ids, marker.label)
             elif marker.kind == "unknown":
                 self.warn(
                     f"unknown marker {marker.raw} on line {marker.line} of {author}'s answer in round {self.round}"
@@ -412,9 +410,8 @@ class _Round:
     def _mentioned(self, author: str, label: str) -> list[str]:
         """Earlier entities a label names by id (prose mentions that resolve; the rest is ignored)."""
         found = []
-        for match in _MENTION.finditer(label):
-            ref = parse_reference(match.group(0))
-            target = self.registry.resolve(ref, author=author, round=self.round) if ref else None
+        for ref in ids_in_prose(label):
+            target = self.registry.resolve(ref, author=author, round=self.round)
             if target and target not in found:
                 found.append(target)
         return found
@@ -439,9 +436,7 @@ class _Round:
             round=self.round,
             entities=self.drafts,
             status_changes=changes,
-            experts=[
-                _expert(seat, self.round) for seat in self.panel if seat.slug not in self.snapshot.experts
-            ],
+            experts=[_expert(seat, self.round) for seat in self.panel if seat.slug not in self.snapshot.experts],
             panel=list(self.panel),
             scores=scores,
             signals=signals,
