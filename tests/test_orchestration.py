@@ -10,9 +10,9 @@ import pytest
 
 from concord.orchestrator.engine.providers import AnthropicProvider, SimProvider
 from concord.orchestrator.engine.run import Orchestrator, RunSettings
+from concord.orchestrator.judging.entity_plan import plan_entities
 from concord.orchestrator.judging.llm_judge import parse_assessment
 from concord.orchestrator.judging.markers import parse_answer
-from concord.orchestrator.judging.rules_judge import plan_entities
 from concord.orchestrator.panel.pools import load_pool
 from concord.orchestrator.progress.bus import ProgressBus
 from concord.store.factory import Stores

@@ -260,7 +260,7 @@ def test_templates_state_the_convergence_signal() -> None:
     assert "[MOVE:CONVERGE]" in (PROMPTS / "expert.md").read_text(encoding="utf-8")
     for ctx in (context(round=0), context()):
         assert "[MOVE:CONVERGE]" in render_expert_prompt(ctx).user
-    assert "[MOVE:CONVERGE]" in render_repair_prompt(context(), "no markers", "no marker found").user
+    assert "[MOVE:CONVERGE]" in render_repair_prompt(context(), "no markers").user
 
 
 def test_answer_structure_asks_for_what_the_parser_reads() -> None:
@@ -291,12 +291,12 @@ def test_answer_structure_asks_for_what_the_parser_reads() -> None:
 def test_repair_prompt_shows_the_problem_and_the_answer() -> None:
     ctx = context()
     bad = "I think we should just ship it."
-    repair = render_repair_prompt(ctx, bad, "the answer contains no marker Concord can parse")
+    repair = render_repair_prompt(ctx, bad)
     assert repair.system == render_expert_prompt(ctx).system
-    assert "could not read the answer you just gave: the answer contains no marker Concord can parse." in repair.user
+    assert "could not read the answer you just gave: it contains no marker Concord can parse." in repair.user
     assert "```text\n" + bad + "\n```" in repair.user
     assert STRUCTURE in repair.user and CLOSING in repair.user and READ_CONTEXT in repair.user
-    empty = render_repair_prompt(ctx, "  ", "the answer was empty")
+    empty = render_repair_prompt(ctx, "  ")
     assert "### The answer as you sent it" not in empty.user
 
 

@@ -35,8 +35,9 @@ from concord.orchestrator.blue.layout import (
     read_dialogue_dir,
     title_of,
 )
+from concord.orchestrator.judging.entity_plan import plan_entities
 from concord.orchestrator.judging.markers import ParsedAnswer, parse_answer
-from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round, plan_entities
+from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
 from concord.orchestrator.panel.panels import Panel, PanelError, infer_panel, load_panel
 from concord.orchestrator.panel.pools import Pool, PoolError, parse_pool
 from concord.store.dialogue_store import DialogueStore, gate

@@ -27,18 +27,14 @@ from concord.orchestrator.blue.layout import (
     summary_file,
 )
 from concord.orchestrator.blue.markdown_tables import Table, plain, read_tables, render_table
-from concord.orchestrator.judging.rules_judge import AUTHORITY_RULE
+from concord.orchestrator.judging.scoring import scoring_rule
+from concord.orchestrator.judging.tension_lifecycle import AUTHORITY_RULE
 from concord.store.dialogue_store import gate
 from concord.store.model import Round, Verdict, sum_scores
 from concord.store.snapshot import Snapshot
 
 DIALOGUE_FORMAT = "concord.dialogue/1"
-SCORING_NOTE = (
-    "Rules judge: W = 3·perspectives + 2·refinements; C = 2·resolutions + concessions; "
-    "T = 2·evidence + claims + entities citing specifics; R = other experts' entities referenced + other "
-    "experts named. "
-    "Velocity = open tensions + new perspectives."
-)
+SCORING_NOTE = f"Rules judge: {scoring_rule()}. Velocity = open tensions + new perspectives."
 ROUNDS_HEADER = ("Round", "W", "C", "T", "R", "Score", "Σ", "Open T", "New P", "Velocity", "Converge %")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _ROUND_COLUMN = re.compile(r"R([0-9]+)")

@@ -270,10 +270,10 @@ def render_expert_prompt(ctx: PromptContext) -> RenderedPrompt:
     return RenderedPrompt(system=_system(ctx), user=_layout("expert", "user", blocks))
 
 
-def render_repair_prompt(ctx: PromptContext, bad_answer: str, problem: str) -> RenderedPrompt:
-    """Render the one repair request for an answer Concord could not parse."""
+def render_repair_prompt(ctx: PromptContext, bad_answer: str) -> RenderedPrompt:
+    """Render the one repair request for an answer holding no marker Concord can parse."""
     blocks = _shared_blocks(ctx)
-    blocks["problem"] = _fill("repair", "problem", round=ctx.round, problem=problem.strip().rstrip("."))
+    blocks["problem"] = _fill("repair", "problem", round=ctx.round)
     blocks["answer"] = _fill("repair", "answer", text=_fenced(bad_answer)) if bad_answer.strip() else ""
     return RenderedPrompt(system=_system(ctx), user=_layout("repair", "user", blocks))
 

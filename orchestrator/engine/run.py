@@ -376,7 +376,7 @@ class Orchestrator:
         if parse_answer(text).has_content:
             self._publish(did, "expert_answered", number, member.slug, tokens=tokens)
             return text
-        repair = render_repair_prompt(ctx, text, "the answer contains no marker Concord can parse")
+        repair = render_repair_prompt(ctx, text)
         fixed, more = await self._exchange(
             did, settings, directory, number, member, repair, budget, stored, repair=True
         )

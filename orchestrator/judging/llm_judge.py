@@ -58,7 +58,7 @@ def parse_assessment(text: str, answered: Sequence[str]) -> Assessment:
     fenced = _FENCE.match(text)
     try:
         data = json.loads(fenced.group(1) if fenced else text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise AssessmentError(f"the reply is not JSON ({exc.msg})") from exc
     if (
         not isinstance(data, dict)

@@ -221,7 +221,8 @@ def _targeting_head(kind: str, name: str, rest: str) -> _Head:
     description = rest[separator.end() :].strip() if separator else ""
     parsed = _parse_header(header)
     if parsed is None:
-        addressee, header_refs = None, []
+        addressee: str | None = None
+        header_refs: list[Reference] = []
         label = _strip_separator(rest)
     else:
         addressee, header_refs = parsed
