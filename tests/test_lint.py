@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from concord.orchestrator.blue.lint import LintError, format_lint, lint_directory, main
+from concord.orchestrator.blue.lint import LintError, format_lint, lint_directory
 from concord.orchestrator.judging.markers import parse_answer
 from tests.conftest import corpus_dialogue
 
@@ -95,15 +95,6 @@ def test_errors(tmp_path: Path) -> None:
     (tmp_path / "round-0" / "panel.json").write_text("{}", encoding="utf-8")
     with pytest.raises(LintError, match="no expert answers"):
         lint_directory(tmp_path)
-
-
-def test_command_line(dialogue: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(dialogue)]) == 0
-    assert "Score: 0.7500" in capsys.readouterr().out
-    assert main([str(dialogue), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["score"] == 0.75
-    assert main([str(tmp_path / "missing")]) == 2
-    assert "does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.corpus

@@ -27,6 +27,7 @@ from concord.orchestrator.blue.judge_files import (
     parse_scoreboard,
 )
 from concord.orchestrator.blue.layout import (
+    DialogueDirError,
     DialogueFiles,
     RoundFiles,
     answer_file,
@@ -397,7 +398,7 @@ def _our_dialogue_json(files: DialogueFiles) -> dict[str, Any] | None:
         return None
     problem = _shape_problem(data)
     if problem is not None:
-        raise ValueError(f"{files.path / 'dialogue.json'} is not a valid {DIALOGUE_FORMAT} file: {problem}")
+        raise DialogueDirError(f"{files.path / 'dialogue.json'} is not a valid {DIALOGUE_FORMAT} file: {problem}")
     return data
 
 
@@ -418,6 +419,11 @@ def _shape_problem(data: dict[str, Any]) -> str | None:
             or not all(isinstance(a, str) for a in aliases)
         ):
             return "each of 'entities' needs a string 'local_id' and a list of string 'aliases'"
+    for verdict in data.get("verdicts", []):
+        if not all(isinstance(verdict.get(k), str) for k in ("id", "verdict_type", "recommendation")) or not (
+            isinstance(verdict.get("round"), int) and not isinstance(verdict.get("round"), bool)
+        ):
+            return "each of 'verdicts' needs a string 'id', 'verdict_type' and 'recommendation' and a whole 'round'"
     return None
 
 

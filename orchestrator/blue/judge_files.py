@@ -122,9 +122,13 @@ def parse_round_scoreboard(text: str, number: int) -> RoundFigures | None:
     open_t = _labelled(text, "Open Tensions")
     new_p = _labelled(text, "New Perspectives")
     converge = re.search(r"Converge[^\n]*?([0-9]+(?:\.[0-9]+)?)%", text)
+    w, c, t, r = sums
     return RoundFigures(
         number,
-        *sums,
+        w,
+        c,
+        t,
+        r,
         sum(sums),
         open_t or 0,
         new_p or 0,

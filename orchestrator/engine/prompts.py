@@ -11,6 +11,7 @@ from string import Template
 from types import MappingProxyType
 
 from concord.orchestrator.panel.panels import EMOJI
+from concord.store.errors import BadInput
 from concord.store.model import PanelSeat
 
 #: The prompt templates, package data of concord.prompts (the repository's prompts/ folder).
@@ -45,6 +46,10 @@ class PromptContext:
     grounding: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
+class NotAPromptFile(BadInput):
+    """A file in a dialogue's round directory that should hold a prompt but does not."""
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
     """The system and user parts of one request."""
@@ -60,7 +65,7 @@ class RenderedPrompt:
     def from_markdown(cls, text: str) -> RenderedPrompt:
         """The prompt a prompt file holds (the inverse of as_markdown)."""
         if not text.startswith(_SYSTEM_HEADING) or _USER_HEADING not in text:
-            raise ValueError("not a prompt file: expected '# System' and '# User' parts")
+            raise NotAPromptFile("not a prompt file: expected '# System' and '# User' parts")
         system, _, user = text[len(_SYSTEM_HEADING) :].partition(_USER_HEADING)
         return cls(system=system, user=user.removesuffix("\n"))
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from concord.orchestrator.engine.prompts import RenderedPrompt, render_judge_prompt
+from concord.store.errors import ConcordError
 from concord.store.model import PanelSeat, Score
 
 #: The expert slug under which judge calls are sent and their prompt/answer records are stored.
@@ -41,7 +42,7 @@ ASSESSMENT_SCHEMA = {
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-class AssessmentError(ValueError):
+class AssessmentError(ConcordError):
     """The model's reply is not a valid assessment."""
 
 

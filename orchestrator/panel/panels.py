@@ -20,6 +20,7 @@ from concord.orchestrator.panel.pools import (
     pastry_name,
     slug,
 )
+from concord.store.errors import BadInput
 from concord.store.model import PanelSeat
 
 EMOJI = "🧁"
@@ -35,7 +36,7 @@ _IDENTITY = re.compile(
 _FOCUS = re.compile(r"^\*\*Your Focus\*\*:\s*(?P<focus>[^\n]+)", re.MULTILINE)
 
 
-class PanelError(ValueError):
+class PanelError(BadInput):
     """A panel that cannot be built, evolved or read."""
 
 
@@ -120,14 +121,14 @@ def sample_panel(
     """Draw the round-0 panel by tier quotas and relevance weight.
 
     `size` defaults to min(len(pool), 12); a size larger than the pool is clamped to the pool
-    size (the whole pool is seated), and a size below 1 raises ValueError. Pass `seed` or `rng`
+    size (the whole pool is seated), and a size below 1 raises PanelError. Pass `seed` or `rng`
     (not both) for a reproducible draw; with neither the draw is random.
     """
     if seed is not None and rng is not None:
         raise ValueError("pass seed or rng, not both")
     wanted = min(len(pool.experts), DEFAULT_PANEL_CAP) if size is None else size
     if wanted < 1:
-        raise ValueError(f"panel size must be >= 1, got {wanted}")
+        raise PanelError(f"panel size must be at least 1, got {wanted}")
     drawn = draw_experts(pool, min(wanted, len(pool.experts)), rng or random.Random(seed))
     members = tuple(
         PanelSeat(pastry_name(i), e.role, e.tier, relevance=e.relevance, focus=e.focus) for i, e in enumerate(drawn)
@@ -239,7 +240,8 @@ def _from_bare_list(agents: list[Any], pool: Pool | None) -> list[PanelSeat]:
 
 def _from_agents(data: dict[str, Any], pool: Pool | None) -> list[PanelSeat]:
     """Read the agents-plus-history shape, taking each source from the history by name."""
-    history = data.get("history") if isinstance(data.get("history"), dict) else {}
+    raw_history = data.get("history")
+    history: dict[str, Any] = raw_history if isinstance(raw_history, dict) else {}
     specs = {_field(e, "name"): e for e in history.get("experts") or [] if isinstance(e, dict)}
     members = []
     for i, agent in enumerate(data["agents"]):
