@@ -252,3 +252,10 @@ async def test_eight_sim_experts_signal_converge_in_round_two() -> None:
 def test_unknown_provider_name() -> None:
     with pytest.raises(BadInput, match="anthropic, sim or replay"):
         make_provider("openai")
+
+
+async def test_replay_reads_an_undecodable_answer_with_replacement_characters(tmp_path: Path) -> None:
+    (tmp_path / "round-0").mkdir()
+    (tmp_path / "round-0" / "muffin.md").write_bytes(b"[PERSPECTIVE P01: caf\xe9]\nbody\n---\n")
+    answer = await ReplayProvider(tmp_path).complete(Call("s", "p", "Muffin", 0, "m"))
+    assert answer.text == "[PERSPECTIVE P01: caf\ufffd]\nbody\n---\n"
