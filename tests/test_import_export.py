@@ -12,8 +12,8 @@ from concord.orchestrator.blue.aliases import read_recorded_tensions
 from concord.orchestrator.blue.compare import compare_recorded, format_comparison
 from concord.orchestrator.blue.exporter import export_dialogue
 from concord.orchestrator.blue.importer import format_import, import_dialogue
-from concord.orchestrator.blue.judge_files import parse_scoreboard
 from concord.orchestrator.blue.layout import imported_dialogue_id
+from concord.orchestrator.blue.round_figures import parse_scoreboard
 from concord.orchestrator.judging.similarity import content_words
 from concord.orchestrator.panel.panels import load_panel
 from concord.store.backends.sqlite import SQLiteBackend

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from concord.orchestrator.blue.judge_files import parse_scoreboard
+from concord.orchestrator.blue.round_figures import parse_scoreboard
 from concord.orchestrator.judging.new_perspectives import NEW_PERSPECTIVE_NOVELTY
 from concord.orchestrator.judging.rules_judge import (
     ExpertAnswer,

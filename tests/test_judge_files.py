@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from concord.orchestrator.blue.judge_files import (
-    figures_of,
-    parse_scoreboard,
     render_rounds_table,
     render_scoreboard,
     render_tensions,
@@ -21,6 +19,7 @@ from concord.orchestrator.blue.judge_files import (
     write_judge_files,
 )
 from concord.orchestrator.blue.layout import DIR_NAME, dialogue_dir_name, imported_dialogue_id
+from concord.orchestrator.blue.round_figures import figures_of, parse_scoreboard
 from concord.orchestrator.engine.sim import read_tensions
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
 from concord.orchestrator.judging.scoring import scoring_rule
