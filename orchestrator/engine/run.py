@@ -11,7 +11,7 @@ from typing import Any
 
 from concord.orchestrator.blue.atomic import write_atomic
 from concord.orchestrator.blue.judge_files import write_judge_files, write_verdict_file
-from concord.orchestrator.blue.layout import dialogue_dir_name, read_text
+from concord.orchestrator.blue.layout import dialogue_dir_name
 from concord.orchestrator.engine.exchange import Budget, Exchanges, Sampling
 from concord.orchestrator.engine.prompts import (
     PromptContext,
@@ -19,6 +19,7 @@ from concord.orchestrator.engine.prompts import (
     render_repair_prompt,
 )
 from concord.orchestrator.engine.providers import Provider, ReplayProvider
+from concord.orchestrator.engine.round_context import prompt_context, read_if_present
 from concord.orchestrator.judging.llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
 from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, JudgedRound, judge_round
@@ -222,7 +223,7 @@ class Orchestrator:
             judged.batch.notes.append("llm judge requested but no judge model is configured; rules scores kept")
             return
         prompt = judge_prompt(
-            snap.dialogue.question, panel.round, answered, _read(directory / "tensions.md"), panel.members
+            snap.dialogue.question, panel.round, answered, read_if_present(directory / "tensions.md"), panel.members
         )
         stored = [t for t in snap.texts if t.round == panel.round]
         budget = Budget(
@@ -321,7 +322,7 @@ class Orchestrator:
             settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
         )
         semaphore = asyncio.Semaphore(max(1, settings.concurrency))
-        contexts = {m.slug: self._context(snap, directory, panel, m) for m in panel.members}
+        contexts = {m.slug: prompt_context(snap, directory, panel.round, m) for m in panel.members}
 
         async def one(member: PanelSeat) -> ExpertAnswer:
             async with semaphore:
@@ -332,28 +333,6 @@ class Orchestrator:
 
         answers = await asyncio.gather(*(one(m) for m in panel.members))
         return list(answers), budget.exhausted
-
-    def _context(self, snap: Snapshot, directory: Path, panel: Panel, member: PanelSeat) -> PromptContext:
-        number = panel.round
-        if number == 0:
-            return PromptContext(
-                question=snap.dialogue.question, round=0, expert=member, newcomer=False, focus=member.focus
-            )
-        previous = snap.rounds[number - 1]
-        previous_answers = [t for t in snap.texts if t.kind == "answer" and t.round == number - 1 and t.expert != JUDGE]
-        peers = {t.expert: t.text for t in previous_answers if not t.repair}
-        peers.update({t.expert: t.text for t in previous_answers if t.repair})
-        return PromptContext(
-            question=snap.dialogue.question,
-            round=number,
-            expert=member,
-            newcomer=member.source != "retained",
-            focus=member.focus,
-            tensions_table=_read(directory / "tensions.md"),
-            previous_summary=previous.summary or _read(directory / f"round-{number - 1}.summary.md"),
-            previous_panel=previous.panel,
-            peer_answers={name.capitalize(): text for name, text in sorted(peers.items())},
-        )
 
     async def _answer(
         self,
@@ -410,7 +389,3 @@ class Orchestrator:
 def _sampling(settings: RunSettings, slug: str) -> Sampling:
     """The model (a per-seat override, else the dialogue's) and sampling settings a seat is asked with."""
     return Sampling(settings.models.get(slug, settings.model), settings.max_tokens, settings.temperature)
-
-
-def _read(path: Path) -> str:
-    return read_text(path) if path.exists() else ""
