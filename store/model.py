@@ -93,9 +93,9 @@ def sum_scores(scores: Any) -> Score:
     return total
 
 
-@dataclass
+@dataclass(frozen=True)
 class PanelSeat:
-    """One expert's seat on a round's panel."""
+    """One named expert seated on a round's panel: the orchestrator's panel member and the stored seat."""
 
     name: str
     role: str
@@ -103,6 +103,11 @@ class PanelSeat:
     source: str = "pool"
     relevance: float = 0.0
     focus: str | None = None
+
+    @property
+    def slug(self) -> str:
+        """The expert's store slug and the stem of its prompt and answer files: the name in lowercase."""
+        return self.name.lower()
 
 
 @dataclass

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, mutations, nodes, queries
 
+from concord.orchestrator.blue.dialogue_json import DIALOGUE_FORMAT
 from concord.orchestrator.blue.importer import import_dialogue
-from concord.orchestrator.blue.judge_files import DIALOGUE_FORMAT
 from concord.orchestrator.engine.providers import Answer, Call, SimProvider
 from concord.orchestrator.engine.run import Orchestrator, RunSettings
 from concord.orchestrator.judging.markers import parse_answer
@@ -30,7 +30,7 @@ from concord.resolvers.schema import build_schema
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
 from concord.store.dialogue_store import DialogueStore
-from concord.store.errors import StoreError
+from concord.store.errors import ConcordError
 from concord.store.model import PanelSeat
 from tests.graphql_helpers import Api, build_dialogue
 
@@ -254,7 +254,7 @@ directories = st.dictionaries(
 )
 
 
-async def import_into_fresh_store(folder: Path, directory: Path) -> ValueError | StoreError | None:
+async def import_into_fresh_store(folder: Path, directory: Path) -> ConcordError | None:
     """The domain error importing `directory` into a new store raised, if any (others propagate; a hang fails at 20 s)."""
     (folder / "store").mkdir()
     LocalKeyProvider.create_key_file(folder / "store" / "umk.key")
@@ -262,7 +262,7 @@ async def import_into_fresh_store(folder: Path, directory: Path) -> ValueError |
     try:
         store = DialogueStore(backend, LocalKeyProvider(folder / "store" / "umk.key"), principal="fuzz")
         await asyncio.wait_for(import_dialogue(store, directory), 20)
-    except (ValueError, StoreError) as exc:
+    except ConcordError as exc:
         return exc
     finally:
         await backend.close()

@@ -12,12 +12,14 @@ from concord.orchestrator.blue.aliases import read_recorded_tensions
 from concord.orchestrator.blue.compare import compare_recorded, format_comparison
 from concord.orchestrator.blue.exporter import export_dialogue
 from concord.orchestrator.blue.importer import format_import, import_dialogue
-from concord.orchestrator.blue.judge_files import parse_scoreboard
+from concord.orchestrator.blue.layout import imported_dialogue_id
+from concord.orchestrator.blue.round_figures import parse_scoreboard
 from concord.orchestrator.judging.similarity import content_words
 from concord.orchestrator.panel.panels import load_panel
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
 from concord.store.dialogue_store import DialogueStore
+from concord.store.errors import BadInput, NotFound
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock, corpus_dialogue
@@ -184,3 +186,30 @@ async def test_an_interrupted_import_resumes_to_the_same_snapshot(sqlite_store: 
     assert comparable(await sqlite_store.load_partition(resumed.dialogue_id)) == comparable(
         await sqlite_store.load_partition(direct.dialogue_id)
     )
+
+
+async def test_a_path_that_is_no_dialogue_directory_is_bad_input(sqlite_store: DialogueStore, tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="is not a dialogue directory"):
+        await import_dialogue(sqlite_store, tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "complaint"),
+    [
+        ({"id": "final", "verdict_type": "final", "recommendation": "Ship it."}, "'verdicts'"),
+        ({"id": "final", "verdict_type": "final", "round": "0", "recommendation": "Ship it."}, "'verdicts'"),
+        ({"verdict_type": "final", "round": 0, "recommendation": "Ship it."}, "'verdicts'"),
+    ],
+)
+async def test_a_broken_dialogue_json_is_bad_input_and_imports_nothing(
+    sqlite_store: DialogueStore, tmp_path: Path, verdict: dict[str, object], complaint: str
+) -> None:
+    directory = tmp_path / "2026-01-01T0000Z-broken"
+    (directory / "round-0").mkdir(parents=True)
+    (directory / "round-0" / "muffin.md").write_text("[PERSPECTIVE P01: One writer]\nWhy.\n---\n", encoding="utf-8")
+    dialogue = {"format": "concord.dialogue/1", "dialogue": {"title": "T", "question": "Q"}, "verdicts": [verdict]}
+    (directory / "dialogue.json").write_text(json.dumps(dialogue), encoding="utf-8")
+    with pytest.raises(BadInput, match=complaint):
+        await import_dialogue(sqlite_store, directory)
+    with pytest.raises(NotFound):
+        await sqlite_store.load_partition(imported_dialogue_id(directory.name))

@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from concord.orchestrator.blue.judge_files import parse_scoreboard
-from concord.orchestrator.judging.markers import parse_reference
+from concord.orchestrator.blue.round_figures import parse_scoreboard
+from concord.orchestrator.judging.new_perspectives import NEW_PERSPECTIVE_NOVELTY
 from concord.orchestrator.judging.rules_judge import (
-    NEW_PERSPECTIVE_NOVELTY,
     ExpertAnswer,
     JudgedRound,
     build_registry,
     judge_round,
 )
+from concord.orchestrator.judging.scoring import Tally
+from concord.orchestrator.judging.written_ids import parse_reference
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
 from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import ConvergenceBlocked
-from concord.store.model import PanelSeat, Round, Verdict
+from concord.store.model import PanelSeat, Round, Score, Verdict
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 from tests.conftest import FakeClock, corpus_dialogue
@@ -344,3 +345,26 @@ async def test_check11_unconverged_at_round_index_9_is_forced_with_warning(store
     forced = await store.register_verdict(did, verdict, force=True)
     assert forced.forced and forced.warning is not None and forced.warning.startswith("FORCED CONVERGENCE")
     assert f"velocity={judged[-1].velocity}" in forced.warning and "converge_percent=50%" in forced.warning
+
+
+@pytest.mark.parametrize(
+    ("count", "one"),
+    [
+        ("perspectives", Score(w=3)),
+        ("refinements", Score(w=2)),
+        ("resolutions", Score(c=2)),
+        ("concessions", Score(c=1)),
+        ("evidence", Score(t=2)),
+        ("claims", Score(t=1)),
+        ("grounded", Score(t=1)),
+        ("others", Score(r=1)),
+        ("named", Score(r=1)),
+    ],
+)
+def test_each_scoring_term_weighs_its_own_count(count: str, one: Score) -> None:
+    def tally(n: int) -> Tally:
+        value: object = {f"e{i}" for i in range(n)} if count in ("others", "named") else n
+        return Tally(**{count: value})
+
+    assert tally(1).score() == one
+    assert tally(3).score() == Score(*(3 * part for part in one.to_list()))

@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from concord.orchestrator.blue.judge_files import (
-    figures_of,
-    parse_scoreboard,
     render_rounds_table,
     render_scoreboard,
     render_tensions,
@@ -21,8 +19,10 @@ from concord.orchestrator.blue.judge_files import (
     write_judge_files,
 )
 from concord.orchestrator.blue.layout import DIR_NAME, dialogue_dir_name, imported_dialogue_id
+from concord.orchestrator.blue.round_figures import figures_of, parse_scoreboard
 from concord.orchestrator.engine.sim import read_tensions
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
+from concord.orchestrator.judging.scoring import scoring_rule
 from concord.orchestrator.panel.panels import load_panel
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
@@ -174,3 +174,13 @@ def test_round_verify_reports_a_stale_scoreboard(snap: Snapshot, tmp_path: Path)
     (tmp_path / "round-2.summary.md").write_text("x", encoding="utf-8")
     check = verify_round(tmp_path, 2, ["Muffin", "Cupcake"])
     assert check.status == "ok" and check.stale == ["scoreboard.md"]
+
+
+def test_the_scoreboard_states_the_rule_the_judge_scores_by(snap: Snapshot) -> None:
+    rule = (
+        "W = 3·perspectives + 2·refinements; C = 2·resolutions + concessions; "
+        "T = 2·evidence + claims + entities citing specifics; "
+        "R = other experts' entities referenced + other experts named"
+    )
+    assert scoring_rule() == rule
+    assert f"Rules judge: {rule}." in render_scoreboard(snap)

@@ -11,7 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from concord.orchestrator.judging.markers import Marker, ParsedAnswer, Reference, parse_answer, parse_reference
+from concord.orchestrator.judging.markers import Marker, ParsedAnswer, parse_answer
+from concord.orchestrator.judging.written_ids import Reference, ids_in_prose, parse_reference
+from concord.store.model import MOVE_TYPES
+from concord.store.rules import REF_TYPES
 from tests.conftest import corpus_dialogue
 
 
@@ -268,9 +271,9 @@ def test_bold_converge_line_counts_and_unknown_markers_are_reported() -> None:
     parsed = parse_answer(text)
     assert parsed.converge
     assert [(m.name, m.line) for m in parsed.unknown] == [
-        ("ACCEPT", 2),
-        ("DEFER", 3),
-        ("CONCEDE-WITH-SCOPE", 4),
+        ("accept", 2),
+        ("defer", 3),
+        ("concede-with-scope", 4),
     ]
 
 
@@ -302,7 +305,7 @@ def test_stance_marker() -> None:
     assert (marker.kind, marker.local_id, marker.name, marker.confidence) == (
         "stance",
         "MUFFIN-S0101",
-        "CONDITIONAL",
+        "conditional",
         0.85,
     )
     assert _one("[SCONE-S0201: APPROVE]").confidence is None
@@ -320,7 +323,7 @@ def test_ref_markers(ref_type: str) -> None:
 @pytest.mark.parametrize("move", ["DEFEND", "CHALLENGE", "BRIDGE", "REQUEST", "CONCEDE"])
 def test_move_markers(move: str) -> None:
     marker = _one(f"[MOVE:{move} DONUT-T0102]")
-    assert (marker.kind, marker.name) == ("move", move)
+    assert (marker.kind, marker.name) == ("move", move.lower())
     assert _target_ids(marker) == [("donut", 1, "T", 2)]
 
 
@@ -336,15 +339,15 @@ def test_verdict_markers() -> None:
 @pytest.mark.parametrize(
     ("text", "name", "targets"),
     [
-        ("[ACKNOWLEDGED T09: Fair point]", "ACKNOWLEDGED", [(None, None, "T", 9)]),
-        ("[RESOLUTION T03: Use a queue]", "RESOLUTION", [(None, None, "T", 3)]),
-        ("[ACCEPT]", "ACCEPT", []),
-        ("[DEFER]", "DEFER", []),
-        ("[CONCEDE-WITH-SCOPE]", "CONCEDE-WITH-SCOPE", []),
-        ("[MOVE:CONDITIONAL-CONVERGE]", "MOVE:CONDITIONAL-CONVERGE", []),
-        ("[RE:ENDORSE P0101]", "RE:ENDORSE", [(None, 1, "P", 1)]),
-        ("[PERSPECTIV P01: typo]", "PERSPECTIV", [(None, None, "P", 1)]),
-        ("[CONVERGENCE CONFIRMED]", "CONVERGENCE", []),
+        ("[ACKNOWLEDGED T09: Fair point]", "acknowledged", [(None, None, "T", 9)]),
+        ("[RESOLUTION T03: Use a queue]", "resolution", [(None, None, "T", 3)]),
+        ("[ACCEPT]", "accept", []),
+        ("[DEFER]", "defer", []),
+        ("[CONCEDE-WITH-SCOPE]", "concede-with-scope", []),
+        ("[MOVE:CONDITIONAL-CONVERGE]", "move:conditional-converge", []),
+        ("[RE:ENDORSE P0101]", "re:endorse", [(None, 1, "P", 1)]),
+        ("[PERSPECTIV P01: typo]", "perspectiv", [(None, None, "P", 1)]),
+        ("[CONVERGENCE CONFIRMED]", "convergence", []),
     ],
 )
 def test_unknown_markers_are_kept_with_their_name(text: str, name: str, targets: list[tuple[object, ...]]) -> None:
@@ -397,6 +400,46 @@ def test_parse_reference(text: str, expected: Reference) -> None:
 @pytest.mark.parametrize("text", ["", "T-NEW", "T01-RESPONSE", "on T01", "X01", "t01", "T", "the T01"])
 def test_parse_reference_rejects_non_ids(text: str) -> None:
     assert parse_reference(text) is None
+
+
+@pytest.mark.parametrize("text", ["T012", "P123", "MUFFIN-T012", "STRUDEL R1-T012", "T012-R1", "T01234"])
+def test_three_digit_ids_are_refused_not_read_as_global(text: str) -> None:
+    assert parse_reference(text) is None
+    assert ids_in_prose(f"as {text} says") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "is_global"),
+    [("T0103", True), ("P0001", True), ("T01", False), ("T1", False), ("T04-R1", False), ("MUFFIN-P0101", False)],
+)
+def test_only_a_bare_four_digit_id_is_global(text: str, is_global: bool) -> None:
+    ref = parse_reference(text)
+    assert ref is not None and ref.is_global is is_global
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("T01 resolves with Muffin's three-tier policy", [(None, None, "T", 1)]),
+        ("Verdict immutability dissolves MUFFIN R1-T01 but", [("muffin", 1, "T", 1)]),
+        ("as STRUDEL-R1-T02 and MACARON-T01 said", [("strudel", 1, "T", 2), ("macaron", None, "T", 1)]),
+        ("P0102 and T0215 both", [(None, 1, "P", 2), (None, 2, "T", 15)]),
+        ("See P01", [(None, None, "P", 1)]),  # a capitalised word before a bare id names no expert
+        ("in R1 we said P1 and T3", []),  # one-digit bare ids are words in prose (R1 is round 1)
+        ("XT0101 and T0101x and t0101", []),  # only whole words
+    ],
+)
+def test_ids_in_prose(text: str, found: list[tuple[object, ...]]) -> None:
+    assert [(r.expert, r.round, r.kind, r.number) for r in ids_in_prose(text)] == found
+
+
+def test_marker_names_are_lowercase_words_of_the_store_vocabulary() -> None:
+    text = (
+        "[RE:SUPPORT P0101]\n[MOVE:DEFEND P0101]\n[MOVE:CONVERGE]\n[MUFFIN-S0101: APPROVE | 0.9]\n[ACKNOWLEDGED T09]\n"
+    )
+    markers = parse_answer(text).markers
+    assert [m.name for m in markers] == ["support", "defend", "converge", "approve", "acknowledged"]
+    assert markers[0].name in REF_TYPES and markers[1].name in MOVE_TYPES and markers[2].name in MOVE_TYPES
 
 
 # --- robustness ---------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ import pytest
 
 from concord.orchestrator.engine.providers import AnthropicProvider, SimProvider
 from concord.orchestrator.engine.run import Orchestrator, RunSettings
+from concord.orchestrator.judging.entity_plan import plan_entities
 from concord.orchestrator.judging.llm_judge import parse_assessment
 from concord.orchestrator.judging.markers import parse_answer
-from concord.orchestrator.judging.rules_judge import plan_entities
 from concord.orchestrator.panel.pools import load_pool
 from concord.orchestrator.progress.bus import ProgressBus
+from concord.store.errors import BadInput
 from concord.store.factory import Stores
 from tests.fake_anthropic import FakeAnthropic
 
@@ -181,3 +182,15 @@ async def test_a_tension_changed_through_the_api_mid_round_does_not_break_the_ru
     snap = await stores.dialogues.load_partition(did)
     assert all(snap.entities[t].status == "resolved" for t in changed)
     assert (await stores.dialogues.verify_audit(did, files_root=result.directory)).ok
+
+
+async def test_a_round_prompt_file_that_is_no_prompt_stops_the_run_naming_it(stores: Stores, tmp_path: Path) -> None:
+    orchestrator = Orchestrator(stores.dialogues, SimProvider(seed=3))
+    settings = RunSettings(provider="sim", panel_size=3, seed=3, max_rounds=2)
+    did = await orchestrator.create(QUESTION, load_pool(POOL), settings, tmp_path / "out")
+    directory = Path((await stores.dialogues.load_partition(did)).dialogue.output_dir or "")
+    (directory / "round-0").mkdir()
+    (directory / "round-0" / "muffin.prompt.md").write_text("edited by hand\n", encoding="utf-8")
+    with pytest.raises(BadInput, match=r"round-0/muffin\.prompt\.md: not a prompt file"):
+        await orchestrator.run(did)
+    assert not (directory / "round-0" / "muffin.md").exists()

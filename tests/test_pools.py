@@ -11,7 +11,6 @@ import pytest
 from concord.orchestrator.panel.panels import (
     Panel,
     PanelError,
-    PanelMember,
     PanelSpec,
     check_stability,
     evolve_panel,
@@ -32,6 +31,7 @@ from concord.orchestrator.panel.pools import (
     slug,
     tier_split,
 )
+from concord.store.model import PanelSeat
 from tests.conftest import corpus_dialogue, corpus_path
 
 # (Core, Adjacent, Wildcard) quotas for panel sizes 1..20 (pools.md §2.2).
@@ -130,7 +130,7 @@ def test_every_field_error_is_collected() -> None:
         parse_pool(data)
     fields = [e.field for e in caught.value.errors]
     assert fields == ["experts[1].tier", "experts[2].relevance", "experts[3].role", "experts[3].relevance"]
-    assert str(caught.value).splitlines() == [str(e) for e in caught.value.errors]
+    assert str(caught.value).split("; ") == [str(e) for e in caught.value.errors]
 
 
 @pytest.mark.parametrize(
@@ -253,7 +253,7 @@ def test_size_above_pool_is_clamped_and_below_one_refused() -> None:
     pool = _pool(("core", 0.9), ("adjacent", 0.5), ("wildcard", 0.2))
     panel = sample_panel(pool, 10, seed=1)
     assert [m.role for m in panel.members] == [e.role for e in pool.experts]
-    with pytest.raises(ValueError):
+    with pytest.raises(PanelError, match="panel size must be at least 1, got 0"):
         sample_panel(pool, 0)
 
 
@@ -308,7 +308,7 @@ def test_pastry_name_validity(name: str, valid: bool) -> None:
 
 def test_slug_is_lowercase_name() -> None:
     assert slug("Sfogliatella") == "sfogliatella"
-    assert PanelMember("Pastry21", "R", "Core", 0.5).slug == "pastry21"
+    assert PanelSeat("Pastry21", "R", "Core", relevance=0.5).slug == "pastry21"
 
 
 # --- evolve_panel (pools.md §7.8, protocol.md §9.14) -----------------------------------------
@@ -467,8 +467,8 @@ def test_bare_array_panel_loads(tmp_path: Path) -> None:
     assert panel == Panel(
         0,
         (
-            PanelMember("Muffin", "Kiln Operator", "Core", 0.9),
-            PanelMember("Cupcake", "Glaze Chemist", "Wildcard", 0.3, focus="crazing"),
+            PanelSeat("Muffin", "Kiln Operator", "Core", relevance=0.9),
+            PanelSeat("Cupcake", "Glaze Chemist", "Wildcard", relevance=0.3, focus="crazing"),
         ),
     )
     elsewhere = tmp_path / "panel.json"
@@ -554,8 +554,8 @@ def test_stability_finds_nothing_in_ukfs_and_jira(ukfs: Path, jira: Path) -> Non
 
 
 def test_retained_expert_missing_from_last_round_is__flagged() -> None:
-    before = Panel(0, (PanelMember("Muffin", "A", "Core", 0.9),))
+    before = Panel(0, (PanelSeat("Muffin", "A", "Core", relevance=0.9),))
     after = Panel(
-        1, (PanelMember("Muffin", "A", "Core", 0.9, "retained"), PanelMember("Scone", "B", "Core", 0.9, "retained"))
+        1, (PanelSeat("Muffin", "A", "Core", "retained", 0.9), PanelSeat("Scone", "B", "Core", "retained", 0.9))
     )
     assert _flagged([after, before]) == [(1, "Scone")]

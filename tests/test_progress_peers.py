@@ -108,6 +108,18 @@ async def test_each_store_has_its_own_channel(tmp_path: Path) -> None:
     assert PeerLink(ProgressBus(), Settings(home=tmp_path)).directory not in (link("a").directory, link("b").directory)
 
 
+def test_one_table_name_at_two_endpoints_or_regions_gets_two_channels(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, store="dynamodb", table="t")
+
+    def channel(endpoint: str, region: str) -> Path:
+        return PeerLink(ProgressBus(), settings, dynamodb_endpoint=endpoint, aws_region=region).directory
+
+    local = channel("http://localhost:8000", "eu-west-1")
+    assert local == channel("http://localhost:8000", "eu-west-1")
+    assert local != channel("http://localhost:8001", "eu-west-1")
+    assert local != channel("http://localhost:8000", "us-east-1")
+
+
 async def test_link_files_are_private_and_removed_on_close(tmp_path: Path) -> None:
     async with PeerLink(ProgressBus(), Settings(home=tmp_path)) as link:
         assert stat.S_IMODE(link.directory.stat().st_mode) == 0o700

@@ -23,7 +23,8 @@ from concord.orchestrator.engine.prompts import (
     render_repair_prompt,
 )
 from concord.orchestrator.judging.markers import parse_answer
-from concord.orchestrator.panel.panels import PanelMember, infer_panel
+from concord.orchestrator.panel.panels import infer_panel
+from concord.store.model import PanelSeat
 from tests.conftest import corpus_dialogue
 
 QUESTION = "How should the team roll out its new billing service?"
@@ -54,9 +55,9 @@ CLOSING = "## Closing rule"
 GROUNDING = "## Reference files"
 
 
-def member(name: str = "Galette", role: str = "Migration Specialist", source: str = "pool") -> PanelMember:
+def member(name: str = "Galette", role: str = "Migration Specialist", source: str = "pool") -> PanelSeat:
     """A panel member for prompt tests."""
-    return PanelMember(name, role, "Adjacent", 0.7, source)
+    return PanelSeat(name, role, "Adjacent", source, 0.7)
 
 
 def table(rows: int) -> str:
@@ -67,9 +68,9 @@ def table(rows: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def previous_panel(size: int = 10) -> tuple[PanelMember, ...]:
+def previous_panel(size: int = 10) -> tuple[PanelSeat, ...]:
     """A round-0 panel of `size` experts."""
-    return tuple(PanelMember(NAMES[i], ROLES[i], "Core", 0.9, "pool") for i in range(size))
+    return tuple(PanelSeat(NAMES[i], ROLES[i], "Core", "pool", 0.9) for i in range(size))
 
 
 def peers(size: int = 10) -> dict[str, str]:
@@ -80,7 +81,7 @@ def peers(size: int = 10) -> dict[str, str]:
 
 
 def context(
-    expert: PanelMember | None = None, round: int = 1, *, newcomer: bool | None = None, **fields: object
+    expert: PanelSeat | None = None, round: int = 1, *, newcomer: bool | None = None, **fields: object
 ) -> PromptContext:
     """A round-N context with a full previous round unless overridden."""
     expert = expert or member()
@@ -200,7 +201,7 @@ def test_retained_expert_gets_no_brief_but_the_read_context() -> None:
 def test_pool_created_and_omitted_sources_get_the_brief(source: str) -> None:
     assert is_newcomer(member(source=source), 1)
     assert BRIEF in render_expert_prompt(context(member(source=source))).user
-    omitted = PanelMember("Tartlet", "Data Migration Specialist", "Adjacent", 0.7)  # no source recorded
+    omitted = PanelSeat("Tartlet", "Data Migration Specialist", "Adjacent", relevance=0.7)  # no source recorded
     assert is_newcomer(omitted, 2)
     assert not is_newcomer(omitted, 0)
 
@@ -259,7 +260,7 @@ def test_templates_state_the_convergence_signal() -> None:
     assert "[MOVE:CONVERGE]" in (PROMPTS / "expert.md").read_text(encoding="utf-8")
     for ctx in (context(round=0), context()):
         assert "[MOVE:CONVERGE]" in render_expert_prompt(ctx).user
-    assert "[MOVE:CONVERGE]" in render_repair_prompt(context(), "no markers", "no marker found").user
+    assert "[MOVE:CONVERGE]" in render_repair_prompt(context(), "no markers").user
 
 
 def test_answer_structure_asks_for_what_the_parser_reads() -> None:
@@ -290,12 +291,12 @@ def test_answer_structure_asks_for_what_the_parser_reads() -> None:
 def test_repair_prompt_shows_the_problem_and_the_answer() -> None:
     ctx = context()
     bad = "I think we should just ship it."
-    repair = render_repair_prompt(ctx, bad, "the answer contains no marker Concord can parse")
+    repair = render_repair_prompt(ctx, bad)
     assert repair.system == render_expert_prompt(ctx).system
-    assert "could not read the answer you just gave: the answer contains no marker Concord can parse." in repair.user
+    assert "could not read the answer you just gave: it contains no marker Concord can parse." in repair.user
     assert "```text\n" + bad + "\n```" in repair.user
     assert STRUCTURE in repair.user and CLOSING in repair.user and READ_CONTEXT in repair.user
-    empty = render_repair_prompt(ctx, "  ", "the answer was empty")
+    empty = render_repair_prompt(ctx, "  ")
     assert "### The answer as you sent it" not in empty.user
 
 

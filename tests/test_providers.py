@@ -22,6 +22,7 @@ from concord.orchestrator.engine.providers import (
 )
 from concord.orchestrator.engine.sim import simulate_answer
 from concord.orchestrator.judging.markers import parse_answer
+from concord.store.errors import BadInput
 from tests.conftest import corpus_dialogue
 from tests.fake_anthropic import FakeAnthropic, Reply, fake_server_process
 
@@ -141,9 +142,9 @@ async def test_connection_refused_is_agent_failed_without_the_key() -> None:
 
 def test_missing_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    with pytest.raises(ValueError, match="set ANTHROPIC_API_KEY"):
+    with pytest.raises(BadInput, match="set ANTHROPIC_API_KEY"):
         AnthropicProvider()
-    with pytest.raises(ValueError, match="set ANTHROPIC_API_KEY"):
+    with pytest.raises(BadInput, match="set ANTHROPIC_API_KEY"):
         make_provider("anthropic")
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     assert make_provider("anthropic").name == "anthropic"
@@ -208,7 +209,7 @@ async def test_replay_answers_and_panels_from_the_d58_directory() -> None:
 
 
 def test_replay_needs_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no recorded dialogue"):
+    with pytest.raises(ReplayMissing, match="no recorded dialogue"):
         ReplayProvider(tmp_path / "missing")
 
 
@@ -249,5 +250,12 @@ async def test_eight_sim_experts_signal_converge_in_round_two() -> None:
 
 
 def test_unknown_provider_name() -> None:
-    with pytest.raises(ValueError, match="anthropic, sim or replay"):
+    with pytest.raises(BadInput, match="anthropic, sim or replay"):
         make_provider("openai")
+
+
+async def test_replay_reads_an_undecodable_answer_with_replacement_characters(tmp_path: Path) -> None:
+    (tmp_path / "round-0").mkdir()
+    (tmp_path / "round-0" / "muffin.md").write_bytes(b"[PERSPECTIVE P01: caf\xe9]\nbody\n---\n")
+    answer = await ReplayProvider(tmp_path).complete(Call("s", "p", "Muffin", 0, "m"))
+    assert answer.text == "[PERSPECTIVE P01: caf\ufffd]\nbody\n---\n"

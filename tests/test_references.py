@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from concord.orchestrator.judging.markers import Marker, Reference, parse_answer, parse_reference
+from concord.orchestrator.judging.markers import Marker, parse_answer
 from concord.orchestrator.judging.references import IdRegistry, resolve_all
+from concord.orchestrator.judging.written_ids import Reference, parse_reference
 from tests.conftest import corpus_dialogue
 
 

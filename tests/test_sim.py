@@ -12,7 +12,6 @@ from concord.orchestrator.engine.providers import Call, SimProvider
 from concord.orchestrator.engine.sim import notice, read_identity, read_round, read_tensions, simulate_answer
 from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
-from concord.orchestrator.panel.panels import PanelMember
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
 from concord.store.dialogue_store import DialogueStore
@@ -179,7 +178,7 @@ async def test_eight_sims_converge_under_the_rules_judge(dialogue_store: Dialogu
     for number in range(4):
         snapshot = await dialogue_store.load_partition(dialogue_id)
         source = "pool" if number == 0 else "retained"
-        members = [PanelMember(NAMES[i], ROLES[i], "Core", 0.9, source) for i in range(8)]
+        members = [PanelSeat(NAMES[i], ROLES[i], "Core", source, 0.9) for i in range(8)]
         answers = []
         for m in members:
             ctx = PromptContext(
@@ -195,8 +194,7 @@ async def test_eight_sims_converge_under_the_rules_judge(dialogue_store: Dialogu
             rendered = render_expert_prompt(ctx)
             reply = await sim.complete(Call(rendered.system, rendered.user, m.slug, number, "sim"))
             answers.append(ExpertAnswer(m.slug, reply.text))
-        seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance) for m in members]
-        await dialogue_store.register_round(dialogue_id, judge_round(snapshot, number, seats, answers).batch)
+        await dialogue_store.register_round(dialogue_id, judge_round(snapshot, number, members, answers).batch)
         converged, blockers, state = gate((await dialogue_store.load_partition(dialogue_id)).last_round)
         if converged:
             break

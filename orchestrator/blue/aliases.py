@@ -25,16 +25,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from concord.orchestrator.blue.markdown_tables import plain, read_tables
-from concord.orchestrator.judging.markers import parse_reference
 from concord.orchestrator.judging.similarity import content_words, jaccard
+from concord.orchestrator.judging.written_ids import NAMESPACED_IN_PROSE, parse_reference
 
 MIN_LABEL_SCORE = 0.5
 
 _HEADING = re.compile(
-    r"^#{2,6}\s+(?P<id>[A-Z][A-Za-z]+[0-9]*(?:-| R[0-9]{1,2}-)T[0-9]{1,2})(?:\s*\(R(?P<round>[0-9]{1,2})\))?\s*:\s*(?P<label>.+)$",
+    rf"^#{{2,6}}\s+(?P<id>{NAMESPACED_IN_PROSE})(?:\s*\(R(?P<round>[0-9]{{1,2}})\))?\s*:\s*(?P<label>.+)$",
     re.MULTILINE,
 )
-_PLAIN_ID = re.compile(r"T[0-9]{1,2}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,7 @@ def read_recorded_tensions(text: str) -> list[RecordedTension]:
     found = [
         RecordedTension(m["id"], m["label"].strip(), int(m["round"]) if m["round"] else None)
         for m in _HEADING.finditer(text)
+        if _kind_letter(m["id"]) == "T"
     ]
     for table in read_tables(text):
         id_col = table.column("ID")
@@ -87,7 +87,7 @@ def read_recorded_tensions(text: str) -> list[RecordedTension]:
         if id_col is None or label_col is None:
             continue
         for row in table.rows:
-            if max(id_col, label_col) < len(row) and _PLAIN_ID.fullmatch(plain(row[id_col])):
+            if max(id_col, label_col) < len(row) and _is_plain_tension_id(plain(row[id_col])):
                 found.append(RecordedTension(plain(row[id_col]), _first_clause(plain(row[label_col]))))
     unique: dict[str, RecordedTension] = {}
     for tension in found:
@@ -149,6 +149,18 @@ def match_aliases(
         matches.append(AliasMatch(alias, local_id, "label similarity", coverage))
     unmatched += [t for t in plain_ids if t.id not in taken_ids]
     return matches, unmatched
+
+
+def _kind_letter(text: str) -> str | None:
+    """The kind letter of a written id (`T` for `MUFFIN R1-T01`), None when it is not one."""
+    ref = parse_reference(text)
+    return ref.kind if ref else None
+
+
+def _is_plain_tension_id(text: str) -> bool:
+    """True for a recorded judge's own tension id, `T01`: no author, no round, not one of Concord's display ids."""
+    ref = parse_reference(text)
+    return ref is not None and ref.kind == "T" and ref.expert is None and ref.round is None
 
 
 def _first_clause(label: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from concord.orchestrator.blue.judge_files import RoundFigures, figures_of
+from concord.orchestrator.blue.round_figures import RoundFigures, figures_of
 from concord.store.snapshot import Snapshot
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from concord.orchestrator.blue.atomic import write_atomic
 from concord.orchestrator.blue.judge_files import write_judge_files, write_verdict_file
 from concord.orchestrator.blue.layout import BACKGROUND_FILE, POOL_FILE, answer_file, panel_file, prompt_file
-from concord.orchestrator.panel.panels import Panel, PanelMember
+from concord.orchestrator.panel.panels import Panel
 from concord.store.dialogue_store import DialogueStore
 from concord.store.factory import Stores
 from concord.store.model import Round
@@ -68,6 +68,4 @@ async def export_dialogue(target: DialogueStore | Stores, dialogue_id: str, out_
 
 
 def _panel(rnd: Round) -> Panel:
-    return Panel(
-        rnd.number, tuple(PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus) for s in rnd.panel)
-    )
+    return Panel(rnd.number, tuple(rnd.panel))

@@ -20,12 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from concord.orchestrator.blue.aliases import AliasMatch, Candidate, match_aliases, read_recorded_tensions
-from concord.orchestrator.blue.judge_files import (
-    DIALOGUE_FORMAT,
-    RoundFigures,
-    parse_round_scoreboard,
-    parse_scoreboard,
-)
+from concord.orchestrator.blue.dialogue_json import read_dialogue_json, round_of
 from concord.orchestrator.blue.layout import (
     DialogueFiles,
     RoundFiles,
@@ -35,14 +30,16 @@ from concord.orchestrator.blue.layout import (
     read_dialogue_dir,
     title_of,
 )
+from concord.orchestrator.blue.round_figures import RoundFigures, parse_round_scoreboard, parse_scoreboard
+from concord.orchestrator.judging.entity_plan import plan_entities
 from concord.orchestrator.judging.markers import ParsedAnswer, parse_answer
-from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round, plan_entities
+from concord.orchestrator.judging.rules_judge import ExpertAnswer, judge_round
 from concord.orchestrator.panel.panels import Panel, PanelError, infer_panel, load_panel
 from concord.orchestrator.panel.pools import Pool, PoolError, parse_pool
 from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import AlreadyExists
 from concord.store.factory import Stores
-from concord.store.model import PanelSeat, TextRecord, Verdict
+from concord.store.model import TextRecord, Verdict
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
@@ -112,7 +109,7 @@ async def import_dialogue(
     """Import a blue-layout dialogue directory; a repeated import of a finished one changes nothing."""
     store = target.dialogues if isinstance(target, Stores) else target
     files = read_dialogue_dir(Path(path))
-    ours = _our_dialogue_json(files)
+    ours = read_dialogue_json(files)
     warnings: list[str] = []
     pool_data, pool = _pool(files, warnings)
     rounds = _contiguous(files.rounds, warnings)
@@ -182,18 +179,18 @@ async def _import_round(
             for slug, text in sorted(texts.items())
         ],
     )
-    seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members] if panel else []
+    seats = list(panel.members) if panel else []
     answers = _answers(rnd)
     judged = judge_round(
         snap,
         rnd.number,
         seats,
-        [ExpertAnswer(s.name.lower(), answers.get(s.name.lower())) for s in seats],
+        [ExpertAnswer(s.slug, answers.get(s.slug)) for s in seats],
         aliases=aliases,
     )
     batch = judged.batch
     if ours is not None:
-        kept = _our_round(ours, rnd.number)
+        kept = round_of(ours, rnd.number)
         batch.summary, batch.recorded = kept.get("summary", batch.summary), kept.get("recorded")
     else:
         figures = recorded.get(rnd.number)
@@ -383,46 +380,6 @@ def verdict_line(text: str) -> str:
             break
     heading = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), "Recorded verdict")
     return " ".join(body)[:300] or heading
-
-
-def _our_dialogue_json(files: DialogueFiles) -> dict[str, Any] | None:
-    """dialogue.json when it is Concord's own format, else None."""
-    if files.dialogue_json is None:
-        return None
-    try:
-        data = json.loads(files.dialogue_json)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or data.get("format") != DIALOGUE_FORMAT:
-        return None
-    problem = _shape_problem(data)
-    if problem is not None:
-        raise ValueError(f"{files.path / 'dialogue.json'} is not a valid {DIALOGUE_FORMAT} file: {problem}")
-    return data
-
-
-def _shape_problem(data: dict[str, Any]) -> str | None:
-    """What makes a dialogue.json in our format unusable (the fields the import reads), or None."""
-    dialogue = data.get("dialogue")
-    if not isinstance(dialogue, dict) or not all(isinstance(dialogue.get(k), str) for k in ("title", "question")):
-        return "'dialogue' must be an object with a string 'title' and 'question'"
-    for key in ("rounds", "entities", "verdicts"):
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            return f"'{key}' must be a list of objects"
-    for entity in data.get("entities", []):
-        aliases = entity.get("aliases", [])
-        if (
-            not isinstance(entity.get("local_id", ""), str)
-            or not isinstance(aliases, list)
-            or not all(isinstance(a, str) for a in aliases)
-        ):
-            return "each of 'entities' needs a string 'local_id' and a list of string 'aliases'"
-    return None
-
-
-def _our_round(ours: dict[str, Any], number: int) -> dict[str, Any]:
-    return next((r for r in ours.get("rounds", []) if r.get("round") == number), {})
 
 
 def _report(snap: Snapshot, number: int, panel: Panel | None, parsed: dict[str, ParsedAnswer]) -> RoundReport:

@@ -1,22 +1,20 @@
-"""The judge's files in Concord's own format, plus the reader of recorded blue scoreboards.
+"""The judge's files in Concord's own format, and the round_verify check of a round's files.
 
 Written: `scoreboard.md` (per-round and per-expert W/C/T/R; every total is summed from the per-expert
 scores), `tensions.md` (one `| T…` row per tension, never dropped), `round-N.summary.md`,
-`verdict.md` and `dialogue.json` (the whole dialogue as data). `parse_scoreboard` reads the
-per-round table of a blue scoreboard (any of its column spellings) and of ours, so recorded
-figures can be kept and compared, and re-rendering them gives the same numbers.
+`verdict.md` and `dialogue.json` (`blue.dialogue_json`). Recorded scoreboards are read by
+`blue.round_figures`, so re-rendering them gives the same numbers.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from concord.orchestrator.blue.atomic import write_atomic
+from concord.orchestrator.blue.dialogue_json import dialogue_json_text
 from concord.orchestrator.blue.layout import (
     DIALOGUE_FILE,
     SCOREBOARD_FILE,
@@ -26,185 +24,16 @@ from concord.orchestrator.blue.layout import (
     round_dir,
     summary_file,
 )
-from concord.orchestrator.blue.markdown_tables import Table, plain, read_tables, render_table
-from concord.orchestrator.judging.rules_judge import AUTHORITY_RULE
-from concord.store.model import Round, Verdict, sum_scores
+from concord.orchestrator.blue.markdown_tables import render_table
+from concord.orchestrator.blue.round_figures import RoundFigures, figures_of, parse_scoreboard
+from concord.orchestrator.judging.scoring import scoring_rule
+from concord.orchestrator.judging.tension_lifecycle import AUTHORITY_RULE
+from concord.store.model import Verdict, sum_scores
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
-DIALOGUE_FORMAT = "concord.dialogue/1"
-SCORING_NOTE = (
-    "Rules judge: W = 3·perspectives + 2·refinements; C = 2·resolutions + concessions; "
-    "T = 2·evidence + claims + entities citing specifics; R = other experts' entities referenced + other "
-    "experts named. "
-    "Velocity = open tensions + new perspectives."
-)
+SCORING_NOTE = f"Rules judge: {scoring_rule()}. Velocity = open tensions + new perspectives."
 ROUNDS_HEADER = ("Round", "W", "C", "T", "R", "Score", "Σ", "Open T", "New P", "Velocity", "Converge %")
-_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-_ROUND_COLUMN = re.compile(r"R([0-9]+)")
-
-
-@dataclass
-class RoundFigures:
-    """One round's headline figures, as a judge recorded them."""
-
-    round: int
-    w: int
-    c: int
-    t: int
-    r: int
-    score: int
-    open_tensions: int
-    new_perspectives: int
-    velocity: int
-    converge_percent: float
-    experts: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data (stored as a round's `recorded` figures)."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RoundFigures:
-        """Figures from `to_json` output."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-def figures_of(rnd: Round) -> RoundFigures:
-    """The rules judge's figures of a stored round; totals summed from its per-expert scores."""
-    totals = rnd.totals
-    return RoundFigures(
-        rnd.number,
-        totals.w,
-        totals.c,
-        totals.t,
-        totals.r,
-        totals.total,
-        rnd.open_tensions,
-        rnd.new_perspectives,
-        rnd.velocity,
-        rnd.converge_percent,
-        {name: score.total for name, score in sorted(rnd.scores.items())},
-    )
-
-
-# --- reading recorded scoreboards ------------------------------------------------------
-
-
-def parse_scoreboard(text: str) -> list[RoundFigures]:
-    """The per-round figures of a scoreboard.md (blue's column spellings or ours), with per-expert scores."""
-    tables = read_tables(text)
-    rounds_table = next((t for t in tables if _is_rounds_table(t)), None)
-    if rounds_table is None:
-        return []
-    figures = [f for f in (_round_row(rounds_table, row) for row in rounds_table.rows) if f is not None]
-    by_round = {f.round: f for f in figures}
-    for table in tables:
-        for number, name, score in _expert_scores(table):
-            if number in by_round:
-                by_round[number].experts[name] = score
-    return figures
-
-
-def parse_round_scoreboard(text: str, number: int) -> RoundFigures | None:
-    """Figures of the older per-round scoreboard (`round-N/scoreboard.md`): expert rows summed."""
-    table = next((t for t in read_tables(text) if t.column("Expert") is not None and t.column("W") is not None), None)
-    if table is None:
-        return None
-    name_col = table.column("Expert")
-    cols = [table.column(n) for n in ("W", "C", "T", "R")]
-    experts: dict[str, int] = {}
-    sums = [0, 0, 0, 0]
-    for row in table.rows:
-        values = [_int(_cell(row, c)) for c in cols]
-        parts = [v for v in values if v is not None]
-        if len(parts) < 4:
-            continue
-        sums = [a + b for a, b in zip(sums, parts, strict=False)]
-        experts[_cell(row, name_col).lower()] = sum(parts)
-    open_t = _labelled(text, "Open Tensions")
-    new_p = _labelled(text, "New Perspectives")
-    converge = re.search(r"Converge[^\n]*?([0-9]+(?:\.[0-9]+)?)%", text)
-    return RoundFigures(
-        number,
-        *sums,
-        sum(sums),
-        open_t or 0,
-        new_p or 0,
-        (open_t or 0) + (new_p or 0),
-        float(converge.group(1)) if converge else 0.0,
-        experts,
-    )
-
-
-def _is_rounds_table(table: Table) -> bool:
-    return all(table.column(n) is not None for n in ("Round", "W", "C", "T", "R")) and table.column("Expert") is None
-
-
-def _round_row(table: Table, row: list[str]) -> RoundFigures | None:
-    number = _int(_cell(row, table.column("Round")))
-    if number is None:
-        return None
-    w, c, t, r = (_int(_cell(row, table.column(n))) or 0 for n in ("W", "C", "T", "R"))
-    score = _int(_cell(row, table.column("Score")))
-    open_t = _int(_cell(row, table.column("Open T", "Open Tensions"))) or 0
-    new_p = _int(_cell(row, table.column("New P", "New Perspectives"))) or 0
-    velocity = _int(_cell(row, table.column("Velocity")))
-    converge = _float(_cell(row, table.column("Converge %", "Converge")))
-    return RoundFigures(
-        number,
-        w,
-        c,
-        t,
-        r,
-        score if score is not None else w + c + t + r,
-        open_t,
-        new_p,
-        velocity if velocity is not None else open_t + new_p,
-        converge or 0.0,
-    )
-
-
-def _expert_scores(table: Table) -> list[tuple[int, str, int]]:
-    """(round, expert slug, score) from an expert table: `| Round | Expert | … | Score |` or `| Expert | … | R0 | R1 |`."""
-    name_col = table.column("Expert")
-    if name_col is None:
-        return []
-    round_col, score_col = table.column("Round"), table.column("Score")
-    found = []
-    if round_col is not None and score_col is not None:
-        for row in table.rows:
-            number, score = _int(_cell(row, round_col)), _int(_cell(row, score_col))
-            if number is not None and score is not None:
-                found.append((number, plain(row[name_col]).lower(), score))
-        return found
-    columns = {i: int(m.group(1)) for i, h in enumerate(table.header) if (m := _ROUND_COLUMN.fullmatch(plain(h)))}
-    for row in table.rows:
-        for i, number in columns.items():
-            score = _int(_cell(row, i))
-            if score is not None:
-                found.append((number, plain(row[name_col]).lower(), score))
-    return found
-
-
-def _labelled(text: str, label: str) -> int | None:
-    match = re.search(rf"{label}\W+([0-9]+)", text)
-    return int(match.group(1)) if match else None
-
-
-def _cell(row: list[str], index: int | None) -> str:
-    return plain(row[index]) if index is not None and index < len(row) else ""
-
-
-def _int(cell: str) -> int | None:
-    match = _NUMBER.search(cell)
-    return int(float(match.group(0))) if match else None
-
-
-def _float(cell: str) -> float | None:
-    match = _NUMBER.search(cell)
-    return float(match.group(0)) if match else None
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -379,52 +208,6 @@ def render_verdict(snap: Snapshot, verdict: Verdict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dialogue_json(snap: Snapshot) -> dict[str, Any]:
-    """The whole dialogue as data (what an import of this directory reads back besides the answers)."""
-    d = snap.dialogue
-    return {
-        "format": DIALOGUE_FORMAT,
-        "dialogue": {
-            "id": d.id,
-            "title": d.title,
-            "question": d.question,
-            "status": d.status,
-            "origin": d.origin,
-            "created_at": d.created_at,
-            "converged_at": d.converged_at,
-            "total_rounds": d.total_rounds,
-            "total_alignment": d.total_alignment,
-            "background": d.background,
-        },
-        "experts": [asdict(e) for e in snap.experts.values()],
-        "rounds": [_round_json(snap, r) for r in snap.rounds.values()],
-        "entities": [{"kind": e.kind, **asdict(e)} for e in sorted(snap.entities.values(), key=lambda e: e.id)],
-        "refs": [asdict(r) for r in snap.refs],
-        "events": [asdict(e) for e in snap.events],
-        "moves": [asdict(m) for m in snap.moves],
-        "verdicts": [asdict(v) for v in snap.verdicts],
-    }
-
-
-def _dialogue_json_text(snap: Snapshot) -> str:
-    return json.dumps(dialogue_json(snap), indent=2, ensure_ascii=False, default=str) + "\n"
-
-
-def _round_json(snap: Snapshot, rnd: Round) -> dict[str, Any]:
-    return {
-        "round": rnd.number,
-        "panel": [asdict(s) for s in rnd.panel],
-        "answered": rnd.answered,
-        "absent": rnd.absent,
-        "signals": sorted(s.expert for s in snap.signals if s.round == rnd.number),
-        "scores": {name: s.to_list() for name, s in sorted(rnd.scores.items())},
-        "figures": figures_of(rnd).to_json(),
-        "summary": rnd.summary,
-        "recorded": rnd.recorded,
-        "notes": rnd.notes,
-    }
-
-
 # --- writing -----------------------------------------------------------------------------
 
 
@@ -432,7 +215,7 @@ def write_judge_files(directory: Path, snap: Snapshot) -> list[Path]:
     """Write scoreboard.md, tensions.md, every round-N.summary.md and dialogue.json (atomically)."""
     files = {SCOREBOARD_FILE: render_scoreboard(snap), TENSIONS_FILE: render_tensions(snap)}
     files |= {summary_file(n): render_round_summary(snap, n) for n in snap.rounds}
-    files[DIALOGUE_FILE] = _dialogue_json_text(snap)
+    files[DIALOGUE_FILE] = dialogue_json_text(snap)
     written = []
     for name, text in files.items():
         write_atomic(directory / name, text)
@@ -444,7 +227,7 @@ def write_verdict_file(directory: Path, snap: Snapshot, verdict: Verdict) -> Pat
     """Write verdict.md for a registered verdict, and refresh dialogue.json so it holds the verdict too."""
     path = directory / VERDICT_FILE
     write_atomic(path, render_verdict(snap, verdict))
-    write_atomic(directory / DIALOGUE_FILE, _dialogue_json_text(snap))
+    write_atomic(directory / DIALOGUE_FILE, dialogue_json_text(snap))
     return path
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from concord.orchestrator.panel.pools import is_valid_pastry_name
+from concord.store.errors import BadInput
 from concord.store.ids import slugify
 
 POOL_FILE = "expert-pool.json"
@@ -26,6 +27,10 @@ REPAIR_SUFFIX = ".repair"
 DIR_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z-[a-z0-9-]+$")
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z-")
 _ROUND_DIR = re.compile(r"round-([0-9]+)")
+
+
+class DialogueDirError(BadInput):
+    """A recorded dialogue directory, or one of its files, that cannot be used as it is."""
 
 
 def dialogue_dir_name(title: str, moment: datetime) -> str:
@@ -116,7 +121,7 @@ class DialogueFiles:
 def read_dialogue_dir(path: Path) -> DialogueFiles:
     """Read every file of the blue layout (and the older ukfs one) that a dialogue directory holds."""
     if not path.is_dir():
-        raise ValueError(f"{path} is not a dialogue directory")
+        raise DialogueDirError(f"{path} is not a dialogue directory")
     rounds = sorted(
         (
             _read_round(int(m.group(1)), child)

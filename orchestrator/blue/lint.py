@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.panel.pools import PASTRY_NAMES, slug
+from concord.store.errors import BadInput
 
 KIND_ORDER: tuple[str, ...] = (
     "perspective",
@@ -50,7 +48,7 @@ _SHORT_NAMES = {
 }
 
 
-class LintError(Exception):
+class LintError(BadInput):
     """The given path cannot be linted as a dialogue directory."""
 
 
@@ -200,21 +198,6 @@ def format_lint(report: LintReport) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: lint one dialogue directory and print the table or JSON."""
-    parser = argparse.ArgumentParser(prog="python -m concord.orchestrator.blue.lint", description=__doc__)
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    try:
-        report = lint_directory(args.directory)
-    except LintError as error:
-        print(f"lint: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(report.to_json(), indent=2) if args.json else format_lint(report))
-    return 0
-
-
 def _lint_file(file: Path, relative: str, number: int) -> FileLint:
     """Parse one answer file and collect its lint facts."""
     parsed = parse_answer(file.read_text(encoding="utf-8", errors="replace"))
@@ -240,7 +223,3 @@ def _is_expert_stem(stem: str) -> bool:
 def _short(kind: str) -> str:
     """Column heading for a marker kind."""
     return _SHORT_NAMES.get(kind, kind[:5])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

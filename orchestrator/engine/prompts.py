@@ -10,7 +10,9 @@ from importlib import resources
 from string import Template
 from types import MappingProxyType
 
-from concord.orchestrator.panel.panels import EMOJI, PanelMember
+from concord.orchestrator.panel.panels import EMOJI
+from concord.store.errors import BadInput
+from concord.store.model import PanelSeat
 
 #: The prompt templates, package data of concord.prompts (the repository's prompts/ folder).
 PROMPTS = resources.files("concord.prompts")
@@ -34,14 +36,18 @@ class PromptContext:
 
     question: str
     round: int
-    expert: PanelMember
+    expert: PanelSeat
     newcomer: bool
     focus: str | None = None
     tensions_table: str = ""
     previous_summary: str = ""
-    previous_panel: Sequence[PanelMember] = ()
+    previous_panel: Sequence[PanelSeat] = ()
     peer_answers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     grounding: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+
+class NotAPromptFile(BadInput):
+    """A file in a dialogue's round directory that should hold a prompt but does not."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class RenderedPrompt:
     def from_markdown(cls, text: str) -> RenderedPrompt:
         """The prompt a prompt file holds (the inverse of as_markdown)."""
         if not text.startswith(_SYSTEM_HEADING) or _USER_HEADING not in text:
-            raise ValueError("not a prompt file: expected '# System' and '# User' parts")
+            raise NotAPromptFile("not a prompt file: expected '# System' and '# User' parts")
         system, _, user = text[len(_SYSTEM_HEADING) :].partition(_USER_HEADING)
         return cls(system=system, user=user.removesuffix("\n"))
 
@@ -68,7 +74,7 @@ _SYSTEM_HEADING = "# System\n\n"
 _USER_HEADING = "\n\n# User\n\n"
 
 
-def is_newcomer(member: PanelMember, round: int) -> bool:
+def is_newcomer(member: PanelSeat, round: int) -> bool:
     """Tell whether an expert gets the context brief: anyone not retained, from round 1 on."""
     return round >= 1 and member.source != "retained"
 
@@ -183,7 +189,7 @@ def render_context_brief(ctx: PromptContext) -> str:
     )
 
 
-def _who(name: str, panel: Sequence[PanelMember]) -> str:
+def _who(name: str, panel: Sequence[PanelSeat]) -> str:
     """Name an expert with the role it held on the given panel, when known."""
     role = next((m.role for m in panel if m.name.casefold() == name.casefold() and m.role), "")
     return f"{name} ({role})" if role else name
@@ -269,10 +275,10 @@ def render_expert_prompt(ctx: PromptContext) -> RenderedPrompt:
     return RenderedPrompt(system=_system(ctx), user=_layout("expert", "user", blocks))
 
 
-def render_repair_prompt(ctx: PromptContext, bad_answer: str, problem: str) -> RenderedPrompt:
-    """Render the one repair request for an answer Concord could not parse."""
+def render_repair_prompt(ctx: PromptContext, bad_answer: str) -> RenderedPrompt:
+    """Render the one repair request for an answer holding no marker Concord can parse."""
     blocks = _shared_blocks(ctx)
-    blocks["problem"] = _fill("repair", "problem", round=ctx.round, problem=problem.strip().rstrip("."))
+    blocks["problem"] = _fill("repair", "problem", round=ctx.round)
     blocks["answer"] = _fill("repair", "answer", text=_fenced(bad_answer)) if bad_answer.strip() else ""
     return RenderedPrompt(system=_system(ctx), user=_layout("repair", "user", blocks))
 
@@ -283,7 +289,7 @@ def render_judge_prompt(
     answers: Mapping[str, str],
     *,
     tensions_table: str = "",
-    panel: Sequence[PanelMember] = (),
+    panel: Sequence[PanelSeat] = (),
 ) -> RenderedPrompt:
     """Render the llm judge's request to assess one round's answers (W/C/T/R per expert, as JSON)."""
     table = tensions_table.strip()

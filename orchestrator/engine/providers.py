@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -12,9 +11,11 @@ from typing import Any, Protocol
 
 import anthropic
 
+from concord.orchestrator.blue.layout import read_text
 from concord.orchestrator.engine.sim import estimate_tokens, simulate_answer
 from concord.orchestrator.panel.panels import Panel, infer_panel, load_panel
 from concord.orchestrator.panel.pools import Pool, load_pool, slug
+from concord.store.errors import BadInput, ConcordError
 
 SIM_MODEL = "concord-sim"
 REPLAY_MODEL = "replay"
@@ -40,12 +41,12 @@ class Answer:
     simulated: bool = False
 
 
-class AgentFailed(Exception):
+class AgentFailed(ConcordError):
     """The provider gave up on this call (after the SDK's own retries): the expert is recorded absent."""
 
 
-class ReplayMissing(Exception):
-    """Replay has no recorded answer for this expert and round: an error, never a live call."""
+class ReplayMissing(BadInput):
+    """The recorded dialogue to replay is missing, or has no answer for this expert and round: never a live call."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,13 @@ class AnthropicProvider:
         max_retries: int = 2,
         timeout: float = 120.0,
     ) -> None:
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY")
-        if not key:
-            raise ValueError("the anthropic provider needs an API key: set ANTHROPIC_API_KEY")
-        self._key = key
+        """`api_key` and `base_url` left None are read by the SDK from ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL."""
         self._client = anthropic.AsyncAnthropic(
-            api_key=key, base_url=base_url, max_retries=max_retries, timeout=timeout
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
         )
+        if not self._client.api_key:
+            raise BadInput("the anthropic provider needs an API key: set ANTHROPIC_API_KEY")
+        self._key = self._client.api_key
 
     async def complete(self, call: Call) -> Answer:
         """Send one Messages request; SDK failures after its retries become AgentFailed.
@@ -159,7 +160,7 @@ class ReplayProvider:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         if not self.directory.is_dir():
-            raise ValueError(f"no recorded dialogue directory at {self.directory}")
+            raise ReplayMissing(f"no recorded dialogue directory at {self.directory}")
         pool_file = self.directory / "expert-pool.json"
         self._pool: Pool | None = load_pool(pool_file) if pool_file.is_file() else None
 
@@ -186,7 +187,7 @@ class ReplayProvider:
         path = self.directory / f"round-{call.round}" / f"{stem}.md"
         if not path.is_file():
             raise ReplayMissing(f"replay has no answer {path.relative_to(self.directory)} in {self.directory}")
-        return Answer(path.read_text(encoding="utf-8"), Usage(), REPLAY_MODEL, 0.0)
+        return Answer(read_text(path), Usage(), REPLAY_MODEL, 0.0)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -237,4 +238,4 @@ def make_provider(name: str, **options: Any) -> Provider:
         return SimProvider(**options)
     if name == "replay":
         return ReplayProvider(**options)
-    raise ValueError(f"unknown provider {name!r}: choose anthropic, sim or replay")
+    raise BadInput(f"unknown provider {name!r}: choose anthropic, sim or replay")

@@ -12,23 +12,24 @@ from typing import Any
 from concord.orchestrator.blue.atomic import write_atomic
 from concord.orchestrator.blue.judge_files import write_judge_files, write_verdict_file
 from concord.orchestrator.blue.layout import dialogue_dir_name
+from concord.orchestrator.engine.exchange import Budget, Exchanges, Sampling
 from concord.orchestrator.engine.prompts import (
     PromptContext,
-    RenderedPrompt,
     render_expert_prompt,
     render_repair_prompt,
 )
-from concord.orchestrator.engine.providers import AgentFailed, Call, Provider, ReplayProvider
+from concord.orchestrator.engine.providers import Provider, ReplayProvider
+from concord.orchestrator.engine.round_context import prompt_context, read_if_present
 from concord.orchestrator.judging.llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
 from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, JudgedRound, judge_round
-from concord.orchestrator.panel.panels import Panel, PanelMember, load_panel, sample_panel
+from concord.orchestrator.panel.panels import Panel, load_panel, sample_panel
 from concord.orchestrator.panel.pools import Pool, parse_pool
 from concord.orchestrator.panel.rotation import next_panel
 from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
 from concord.store.dialogue_store import DialogueStore
-from concord.store.errors import ItemTooLarge, ValidationFailed
-from concord.store.model import PanelSeat, TextRecord, Verdict
+from concord.store.errors import ValidationFailed
+from concord.store.model import PanelSeat, Verdict
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
@@ -36,7 +37,7 @@ from concord.store.snapshot import Snapshot
 RE_JUDGE_ATTEMPTS = 3
 STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
 #: The seat judge calls are made from: its prompt and answer files are round-N/judge.prompt.md and judge.md.
-JUDGE_SEAT = PanelMember(JUDGE.capitalize(), "judge of the dialogue", "Core", 1.0, "created")
+JUDGE_SEAT = PanelSeat(JUDGE.capitalize(), "judge of the dialogue", "Core", "created", 1.0)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class Orchestrator:
         self.provider = provider
         self.judge_provider = judge_provider
         self.bus = bus or ProgressBus()
+        self.exchanges = Exchanges(store, self._publish)
 
     def _publish(
         self, dialogue_id: str, kind: str, round: int | None = None, expert: str | None = None, **data: Any
@@ -170,8 +172,7 @@ class Orchestrator:
                 self._publish(dialogue_id, "dialogue_stopped", number, reason="token budget exhausted")
                 snap = await self.store.load_partition(dialogue_id)
                 return self._result(snap, directory)
-            seats = [PanelSeat(m.name, m.role, m.tier, m.source, m.relevance, m.focus) for m in panel.members]
-            judged = await self._judge_and_register(snap, settings, directory, panel, seats, answers)
+            judged = await self._judge_and_register(snap, settings, directory, panel, answers)
             snap = await self.store.load_partition(dialogue_id)
             self._publish(
                 dialogue_id,
@@ -188,13 +189,12 @@ class Orchestrator:
         settings: RunSettings,
         directory: Path,
         panel: Panel,
-        seats: list[PanelSeat],
         answers: list[ExpertAnswer],
     ) -> JudgedRound:
         """Judge the round and register it; if someone changed a tension meanwhile, judge again on fresh state."""
         attempt = 1
         while True:
-            judged = judge_round(snap, panel.round, seats, answers)
+            judged = judge_round(snap, panel.round, panel.members, answers)
             if settings.judge == "llm":
                 await self._llm_scores(snap, settings, directory, panel, answers, judged)
             try:
@@ -224,15 +224,14 @@ class Orchestrator:
             judged.batch.notes.append("llm judge requested but no judge model is configured; rules scores kept")
             return
         prompt = judge_prompt(
-            snap.dialogue.question, panel.round, answered, _read(directory / "tensions.md"), panel.members
+            snap.dialogue.question, panel.round, answered, read_if_present(directory / "tensions.md"), panel.members
         )
         stored = [t for t in snap.texts if t.round == panel.round]
         budget = Budget(
             settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
         )
-        text, _ = await self._exchange(
+        text, _ = await self.exchanges.exchange(
             snap.dialogue.id,
-            settings,
             directory,
             panel.round,
             JUDGE_SEAT,
@@ -241,6 +240,7 @@ class Orchestrator:
             stored,
             repair=False,
             provider=self.judge_provider,
+            sampling=_sampling(settings, JUDGE_SEAT.slug),
         )
         if text is None:
             judged.batch.notes.append("the llm judge did not answer; rules scores kept")
@@ -308,13 +308,7 @@ class Orchestrator:
         elif number == 0:
             panel = sample_panel(pool, settings.panel_size, seed=settings.seed)
         else:
-            previous = Panel(
-                number - 1,
-                tuple(
-                    PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus)
-                    for s in snap.rounds[number - 1].panel
-                ),
-            )
+            previous = Panel(number - 1, tuple(snap.rounds[number - 1].panel))
             used = {s.name for rnd in snap.rounds.values() for s in rnd.panel}
             panel = next_panel(pool, snap, previous, used)
         write_atomic(panel_file, json.dumps(panel.to_json(), indent=2, ensure_ascii=False) + "\n")
@@ -329,9 +323,9 @@ class Orchestrator:
             settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
         )
         semaphore = asyncio.Semaphore(max(1, settings.concurrency))
-        contexts = {m.slug: self._context(snap, directory, panel, m) for m in panel.members}
+        contexts = {m.slug: prompt_context(snap, directory, panel.round, m) for m in panel.members}
 
-        async def one(member: PanelMember) -> ExpertAnswer:
+        async def one(member: PanelSeat) -> ExpertAnswer:
             async with semaphore:
                 return ExpertAnswer(
                     member.slug,
@@ -341,37 +335,13 @@ class Orchestrator:
         answers = await asyncio.gather(*(one(m) for m in panel.members))
         return list(answers), budget.exhausted
 
-    def _context(self, snap: Snapshot, directory: Path, panel: Panel, member: PanelMember) -> PromptContext:
-        number = panel.round
-        if number == 0:
-            return PromptContext(
-                question=snap.dialogue.question, round=0, expert=member, newcomer=False, focus=member.focus
-            )
-        previous = snap.rounds[number - 1]
-        previous_answers = [t for t in snap.texts if t.kind == "answer" and t.round == number - 1 and t.expert != JUDGE]
-        peers = {t.expert: t.text for t in previous_answers if not t.repair}
-        peers.update({t.expert: t.text for t in previous_answers if t.repair})
-        return PromptContext(
-            question=snap.dialogue.question,
-            round=number,
-            expert=member,
-            newcomer=member.source != "retained",
-            focus=member.focus,
-            tensions_table=_read(directory / "tensions.md"),
-            previous_summary=previous.summary or _read(directory / f"round-{number - 1}.summary.md"),
-            previous_panel=[
-                PanelMember(s.name, s.role, s.tier, s.relevance, s.source, s.focus) for s in previous.panel
-            ],
-            peer_answers={name.capitalize(): text for name, text in sorted(peers.items())},
-        )
-
     async def _answer(
         self,
         snap: Snapshot,
         settings: RunSettings,
         directory: Path,
         number: int,
-        member: PanelMember,
+        member: PanelSeat,
         ctx: PromptContext,
         budget: Budget,
     ) -> str | None:
@@ -379,17 +349,36 @@ class Orchestrator:
         did = snap.dialogue.id
         prompt = render_expert_prompt(ctx)
         stored = [t for t in snap.texts if t.round == number]
-        text, tokens = await self._exchange(
-            did, settings, directory, number, member, prompt, budget, stored, repair=False
+        sampling = _sampling(settings, member.slug)
+        text, tokens = await self.exchanges.exchange(
+            did,
+            directory,
+            number,
+            member,
+            prompt,
+            budget,
+            stored,
+            repair=False,
+            provider=self.provider,
+            sampling=sampling,
         )
         if text is None:
             return None
         if parse_answer(text).has_content:
             self._publish(did, "expert_answered", number, member.slug, tokens=tokens)
             return text
-        repair = render_repair_prompt(ctx, text, "the answer contains no marker Concord can parse")
-        fixed, more = await self._exchange(
-            did, settings, directory, number, member, repair, budget, stored, repair=True
+        repair = render_repair_prompt(ctx, text)
+        fixed, more = await self.exchanges.exchange(
+            did,
+            directory,
+            number,
+            member,
+            repair,
+            budget,
+            stored,
+            repair=True,
+            provider=self.provider,
+            sampling=sampling,
         )
         if fixed is not None and parse_answer(fixed).has_content:
             self._publish(did, "expert_repaired", number, member.slug, tokens=tokens + more)
@@ -397,127 +386,7 @@ class Orchestrator:
         self._publish(did, "expert_absent", number, member.slug, reason="no parsable marker after one repair")
         return None
 
-    async def _exchange(
-        self,
-        did: str,
-        settings: RunSettings,
-        directory: Path,
-        number: int,
-        member: PanelMember,
-        prompt: RenderedPrompt,
-        budget: Budget,
-        stored_texts: list[TextRecord],
-        *,
-        repair: bool,
-        provider: Provider | None = None,
-    ) -> tuple[str | None, int]:
-        """Write the prompt, then reuse a complete stored/written answer or call the provider once.
 
-        A prompt already written for this seat (in the store or on disk) is the one that counts: it
-        is reused as is, so a resumed round sends and audits exactly what was prepared before.
-        Returns the answer text (None when the call failed or the budget is spent) and its tokens.
-        """
-        stem = member.slug + (".repair" if repair else "")
-        prompt_rel, answer_rel = f"round-{number}/{stem}.prompt.md", f"round-{number}/{stem}.md"
-        mine = {t.kind: t for t in stored_texts if t.expert == member.slug and t.repair == repair}
-        if "prompt" in mine:
-            prompt_text = mine["prompt"].text
-        elif (directory / prompt_rel).exists():
-            prompt_text = (directory / prompt_rel).read_text(encoding="utf-8")
-        else:
-            prompt_text = prompt.as_markdown()
-        if not (directory / prompt_rel).exists():
-            await asyncio.to_thread(write_atomic, directory / prompt_rel, prompt_text)
-        prompt = RenderedPrompt.from_markdown(prompt_text)
-        prompt_record = TextRecord("prompt", number, member.slug, prompt_text, repair, path=prompt_rel)
-        stored = mine.get("answer")
-        if stored is not None:
-            await self.store.record_text(did, prompt_record)
-            if not (directory / answer_rel).exists():
-                await asyncio.to_thread(write_atomic, directory / answer_rel, stored.text)
-            return stored.text, stored.input_tokens + stored.output_tokens
-        if (directory / answer_rel).exists():
-            text = (directory / answer_rel).read_text(encoding="utf-8")
-            await self.store.record_text(did, prompt_record)
-            kept = await self._keep_answer(
-                did, member, TextRecord("answer", number, member.slug, text, repair, path=answer_rel)
-            )
-            return (text if kept else None), 0
-        if budget.exhausted or budget.spent_all():
-            budget.exhausted = True
-            await self.store.record_text(did, prompt_record)
-            return None, 0
-        model = settings.models.get(member.slug, settings.model)
-        self._publish(did, "prompt_sent", number, member.slug, repair=repair)
-        call = Call(
-            prompt.system, prompt.user, member.slug, number, model, settings.max_tokens, settings.temperature, repair
-        )
-        # The prompt file is on disk before the call; its store record is written while the call runs.
-        recorded, outcome = await asyncio.gather(
-            self.store.record_text(did, prompt_record),
-            (provider or self.provider).complete(call),
-            return_exceptions=True,
-        )
-        if isinstance(recorded, BaseException):
-            raise recorded
-        if isinstance(outcome, AgentFailed):
-            self._publish(did, "expert_absent", number, member.slug, reason=str(outcome))
-            return None, 0
-        if isinstance(outcome, BaseException):
-            raise outcome
-        answer = outcome
-        budget.add(answer.usage.input_tokens + answer.usage.output_tokens)
-        try:
-            await asyncio.to_thread(write_atomic, directory / answer_rel, answer.text)
-        finally:
-            # Stored even when the file cannot be written: a paid answer is never lost, and resume rewrites the file.
-            kept = await self._keep_answer(
-                did,
-                member,
-                TextRecord(
-                    "answer",
-                    number,
-                    member.slug,
-                    answer.text,
-                    repair,
-                    path=answer_rel,
-                    model=answer.model,
-                    input_tokens=answer.usage.input_tokens,
-                    output_tokens=answer.usage.output_tokens,
-                ),
-            )
-        return (answer.text if kept else None), answer.usage.input_tokens + answer.usage.output_tokens
-
-    async def _keep_answer(self, did: str, member: PanelMember, record: TextRecord) -> bool:
-        """Store an answer; False (the expert is absent, the file stays on disk) when it is too large to store."""
-        try:
-            await self.store.record_text(did, record)
-        except ItemTooLarge as exc:
-            self._publish(
-                did,
-                "expert_absent",
-                record.round,
-                member.slug,
-                reason=f"answer of {len(record.text.encode())} bytes not stored ({exc}); kept in {record.path} only",
-            )
-            return False
-        return True
-
-
-class Budget:
-    """Tokens spent by a dialogue against its optional cap."""
-
-    def __init__(self, cap: int | None, spent: int) -> None:
-        self.cap, self.spent, self.exhausted = cap, spent, False
-
-    def add(self, tokens: int) -> None:
-        """Count tokens a call used."""
-        self.spent += tokens
-
-    def spent_all(self) -> bool:
-        """True once the cap is reached."""
-        return self.cap is not None and self.spent >= self.cap
-
-
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.exists() else ""
+def _sampling(settings: RunSettings, slug: str) -> Sampling:
+    """The model (a per-seat override, else the dialogue's) and sampling settings a seat is asked with."""
+    return Sampling(settings.models.get(slug, settings.model), settings.max_tokens, settings.temperature)

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from concord.orchestrator.engine.prompts import RenderedPrompt, render_judge_prompt
-from concord.orchestrator.panel.panels import PanelMember
-from concord.store.model import Score
+from concord.store.errors import ConcordError
+from concord.store.model import PanelSeat, Score
 
 #: The expert slug under which judge calls are sent and their prompt/answer records are stored.
 JUDGE = "judge"
@@ -42,7 +42,7 @@ ASSESSMENT_SCHEMA = {
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-class AssessmentError(ValueError):
+class AssessmentError(ConcordError):
     """The model's reply is not a valid assessment."""
 
 
@@ -59,7 +59,7 @@ def parse_assessment(text: str, answered: Sequence[str]) -> Assessment:
     fenced = _FENCE.match(text)
     try:
         data = json.loads(fenced.group(1) if fenced else text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise AssessmentError(f"the reply is not JSON ({exc.msg})") from exc
     if (
         not isinstance(data, dict)
@@ -87,7 +87,7 @@ def parse_assessment(text: str, answered: Sequence[str]) -> Assessment:
 
 
 def judge_prompt(
-    question: str, round: int, answers: Mapping[str, str], tensions_table: str, panel: Sequence[PanelMember]
+    question: str, round: int, answers: Mapping[str, str], tensions_table: str, panel: Sequence[PanelSeat]
 ) -> RenderedPrompt:
     """The prompt asking the model to assess one round (answers keyed by slug)."""
     named = {next((m.name for m in panel if m.slug == slug), slug.capitalize()): text for slug, text in answers.items()}

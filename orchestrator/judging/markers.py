@@ -6,6 +6,10 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
+from concord.orchestrator.judging.written_ids import Reference, ids_in_prose, parse_reference
+from concord.store.model import MOVE_TYPES
+from concord.store.rules import REF_TYPES
+
 CONTENT_KINDS: frozenset[str] = frozenset(
     {
         "perspective",
@@ -17,10 +21,6 @@ CONTENT_KINDS: frozenset[str] = frozenset(
         "evidence",
         "claim",
     }
-)
-MOVE_TYPES: frozenset[str] = frozenset({"DEFEND", "CHALLENGE", "BRIDGE", "REQUEST", "CONCEDE"})
-REF_TYPES: frozenset[str] = frozenset(
-    {"SUPPORT", "OPPOSE", "REFINE", "ADDRESS", "RESOLVE", "REOPEN", "QUESTION", "DEPEND"}
 )
 
 _PLAIN_KINDS: dict[str, str] = {
@@ -49,36 +49,12 @@ _WORD_RE = re.compile(
     r"(?=$|[ \t:,])"
 )
 _LOCAL_ID_WORD_RE = re.compile(r"[A-Z]{2,}[0-9]*+-(?P<letter>[PRTECS])[0-9]{2,4}")
-_REF_RE = re.compile(
-    r"(?:(?P<expert>[A-Z][A-Za-z]++[0-9]*+)(?:-|[ ]++))?"
-    r"(?:R(?P<round>[0-9]{1,2})-)?"
-    r"(?P<kind>[PRTEC])(?P<num>[0-9]{1,4})"
-    r"(?:-R(?P<after>[0-9]{1,2}))?"
-)
-# Ids recognised inside free text: namespaced forms and 5-character display ids.
-_TEXT_REF_RE = re.compile(
-    r"\b(?:[A-Z][A-Za-z]++[0-9]*+(?:-|[ ]++)R[0-9]{1,2}-[PRTEC][0-9]{1,4}"
-    r"|[A-Z][A-Za-z]++[0-9]*+-[PRTEC][0-9]{1,4}"
-    r"|[PRTEC][0-9]{4})\b"
-)
 _LOCAL_ID_TOKEN_RE = re.compile(r"[A-Z][A-Z0-9]*+(?:-[A-Z0-9]++)*+")
 _SEPARATOR_RE = re.compile(r":|—|–|--|\s/\s")
 _DECORATION_RE = re.compile(r"[\s#>*_+\-0-9.)]*+")
 _CONFIDENCE_RE = re.compile(r"[0-9]++(?:\.[0-9]++)?|\.[0-9]++")
 _LIST_SPLIT_RE = re.compile(r",|&|\band\b")
 _TOKEN_SPLIT_RE = re.compile(r"[\s,]+")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A target named inside a marker, as written and as understood."""
-
-    raw: str
-    kind: str
-    number: int
-    expert: str | None = None
-    round: int | None = None
-    is_global: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +68,8 @@ class Marker:
     line: int
     raw: str
     targets: tuple[Reference, ...] = ()
+    #: The marker's own word in lowercase: a ref or move type (`support`, `concede`, `converge`), a stance
+    #: position (`approve`), or what an unknown marker says (`acknowledged`, `move:conditional-converge`).
     name: str = ""
     confidence: float | None = None
     addressee: str | None = None
@@ -147,26 +125,6 @@ class _Found:
     in_table: bool
 
 
-def parse_reference(text: str) -> Reference | None:
-    """Parse one id such as T01, T0103, T04-R1, STRUDEL R1-T01 or MUFFIN-P0101."""
-    raw = text.strip()
-    match = _REF_RE.fullmatch(raw)
-    if match is None:
-        return None
-    digits = match["num"]
-    expert = match["expert"].lower() if match["expert"] else None
-    given_round = match["round"] or match["after"]
-    round_: int | None = int(given_round) if given_round else None
-    number = int(digits)
-    is_global = False
-    if len(digits) == 4:
-        number = int(digits[2:])
-        if round_ is None:
-            round_ = int(digits[:2])
-            is_global = expert is None
-    return Reference(raw=raw, kind=match["kind"], number=number, expert=expert, round=round_, is_global=is_global)
-
-
 def parse_answer(text: str) -> ParsedAnswer:
     """Parse an expert answer into markers; never raises on any string."""
     lines = [line.removesuffix("\r") for line in text.split("\n")]
@@ -219,23 +177,24 @@ def _classify(content: str) -> _Head | None:
     if word.startswith("MOVE:"):
         return _move_head(word.removeprefix("MOVE:"), rest)
     if word.startswith("RE:"):
-        ref_type = word.removeprefix("RE:")
+        ref_type = word.removeprefix("RE:").lower()
         if ref_type in REF_TYPES:
-            return _Head("ref", name=ref_type.lower(), label=rest.strip(), targets=_token_refs(rest))
-        return _targeting_head("unknown", word, rest)
+            return _Head("ref", name=ref_type, label=rest.strip(), targets=_token_refs(rest))
+        return _targeting_head("unknown", word.lower(), rest)
     local = _LOCAL_ID_WORD_RE.fullmatch(word)
     if local is not None:
         return _local_id_head(word, _LETTER_KINDS[local["letter"]], rest)
-    return _targeting_head("unknown", word, rest)
+    return _targeting_head("unknown", word.lower(), rest)
 
 
 def _move_head(move: str, rest: str) -> _Head:
     """Classify a MOVE marker by its move type."""
-    if move == "CONVERGE":
+    move = move.lower()
+    if move == "converge":
         return _Head("converge", name=move, label=_strip_separator(rest))
     if move in MOVE_TYPES:
         return _Head("move", name=move, label=rest.strip(), targets=_token_refs(rest))
-    return _targeting_head("unknown", f"MOVE:{move}", rest)
+    return _targeting_head("unknown", f"move:{move}", rest)
 
 
 def _local_id_head(word: str, kind: str, rest: str) -> _Head:
@@ -250,7 +209,7 @@ def _local_id_head(word: str, kind: str, rest: str) -> _Head:
         "stance",
         local_id=word,
         label=label,
-        name=words[0].upper() if words else "",
+        name=words[0].lower() if words else "",
         confidence=float(number.group(0)) if number else None,
     )
 
@@ -262,7 +221,8 @@ def _targeting_head(kind: str, name: str, rest: str) -> _Head:
     description = rest[separator.end() :].strip() if separator else ""
     parsed = _parse_header(header)
     if parsed is None:
-        addressee, header_refs = None, []
+        addressee: str | None = None
+        header_refs: list[Reference] = []
         label = _strip_separator(rest)
     else:
         addressee, header_refs = parsed
@@ -271,7 +231,7 @@ def _targeting_head(kind: str, name: str, rest: str) -> _Head:
         kind,
         name=name,
         label=label,
-        targets=_dedupe([*header_refs, *_text_refs(label)]),
+        targets=_dedupe([*header_refs, *_qualified_ids(label)]),
         addressee=addressee,
     )
 
@@ -334,10 +294,10 @@ def _token_refs(text: str) -> tuple[Reference, ...]:
     return _dedupe([ref for ref in refs if ref is not None])
 
 
-def _text_refs(text: str) -> list[Reference]:
-    """Return namespaced and display ids mentioned inside free text."""
-    refs = (parse_reference(match.group(0)) for match in _TEXT_REF_RE.finditer(text))
-    return [ref for ref in refs if ref is not None]
+def _qualified_ids(text: str) -> list[Reference]:
+    """The ids a marker's description names unambiguously: a bare `T02` there is often someone else's
+    (`former Scone T02`), so only global and namespaced ids become targets."""
+    return [ref for ref in ids_in_prose(text) if ref.is_qualified]
 
 
 def _dedupe(refs: list[Reference]) -> tuple[Reference, ...]:
@@ -364,7 +324,7 @@ def _to_marker(item: _Found, following: _Found | None, lines: list[str], rules: 
     if not label and line_text[item.end : same_line_end].lstrip("*_ ").startswith(":"):
         label = trailing
         if head.kind in _TARGETING_KINDS:
-            targets = _dedupe([*targets, *_text_refs(label)])
+            targets = _dedupe([*targets, *_qualified_ids(label)])
     return Marker(
         kind=head.kind,
         local_id=head.local_id,

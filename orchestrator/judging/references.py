@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from concord.orchestrator.judging.markers import Marker, Reference, parse_reference
+from concord.orchestrator.judging.markers import Marker
+from concord.orchestrator.judging.written_ids import Reference, parse_reference
 from concord.store.ids import is_display_id
 
 # Identity of a reference for alias matching: the display id, or (expert, round, kind, number).

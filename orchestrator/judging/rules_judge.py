@@ -1,12 +1,8 @@
 """The rules judge: one round of expert answers in, one RoundBatch out, deterministically.
 
-Entities. Every PERSPECTIVE, TENSION and extended R/E/C marker (`[MUFFIN-R0101: …]`) becomes an
-entity of that kind. A REFINEMENT with any text becomes a perspective that points at what it
-refines: `address` for a tension, `refine` for a perspective, `depend` for anything else. An
-entity's local id is `{AUTHOR}-{letter}{round:02}{n:02}`, where n is the number the author wrote
-(`P02`, `T04-R1`, `MUFFIN-P0102`) or, for markers without one (`[REFINEMENT: …]`, `T-NEW`), the
-lowest number the author left free in that answer. A marker with neither label nor body makes no
-entity and is reported.
+Entities. `entity_plan` says which markers become entities and under which local ids. A REFINEMENT
+points at what it refines: `address` for a tension, `refine` for a perspective, `depend` for anything
+else. A marker with neither label nor body makes no entity and is reported.
 
 References. Marker targets resolve through `IdRegistry` (protocol §3.2 order: global id or a
 recorded judge's alias, namespaced id, the author's own earlier local id). `[RE:TYPE id]` adds a ref
@@ -15,54 +11,28 @@ the author's first entity of the round (its anchor) when there is one. Anything 
 resolve, or that would break a ref rule, is a warning on the entity concerned and on the round;
 it never fails the round. CONCESSION and `[MOVE:…]` markers are stored as moves.
 
-Tension lifecycle (DESIGN §6 authority rule), applied in panel order:
-- RESOLVED, RE:RESOLVE or CONCESSION by the tension's author → resolved (the author settles or
-  withdraws it); by anyone else → addressed.
-- REFINEMENT or RE:ADDRESS on a tension → addressed (from open or reopened).
-- RE:REOPEN → a resolved tension is reopened, an addressed one open again.
-- Confirmation: a tension that was addressed before this round becomes resolved when no expert
-  re-opens it or opposes it (`[RE:OPPOSE]`) in this round; every addressed tension becomes
-  resolved when the whole panel signals `[MOVE:CONVERGE]` (every seated expert answered and signalled:
-  with anyone absent, the few who answered cannot close the others' tensions this way).
-
-New perspectives. In round 0 every perspective is new. Later, a perspective is not new when it
-comes from a REFINEMENT, when it has a refine/address/resolve/support/depend ref, when its label
-names an earlier entity (`T01 resolves with …`), or when it restates what was said before: its
-novelty, the share of its distinct content words (label and body, stemmed, stop words dropped;
-see `orchestrator.similarity`) that appear in no perspective, tension or recommendation of an
-earlier round, is below NEW_PERSPECTIVE_NOVELTY = 0.25.
-Why novelty against everything said before, not pairwise Jaccard: a restatement rewords a point
-gathered from several earlier answers, so its best pairwise match stays low; on the rfc-0058 run
-the best Jaccard of a round-3 perspective's label against any earlier label (all restatements to
-its recorded judge) spans 0.17-0.25, inside round 1's 0.05-0.25, while novelty separates them. Why 0.25: that run
-is the one recorded run with complete files and per-round counts; every round-3 perspective there
-has novelty 0.18 or less (its judge: 0 new), novelty alone counts 3 new in round 2 (its judge: 3;
-the label rule then removes 2 that name earlier tensions) and 12 of 16 in round 1 (its judge: 9).
-Only earlier rounds are compared, so the count does not depend on the order answers are read.
-
-Scores, per answering expert per round (absent experts get none):
-- W = 3·perspectives + 2·refinements (perspectives: PERSPECTIVE and recommendation markers that
-  made an entity; refinements: REFINEMENT markers that made one);
-- C = 2·resolutions + concessions (resolutions: RESOLVED or RE:RESOLVE markers naming at least
-  one known tension; concessions: CONCESSION and MOVE:CONCEDE markers);
-- T = 2·evidence + claims + grounded (grounded: the author's other entities whose text cites a
-  specific: a code span, a link, or a number of two digits or more);
-- R = distinct entities of other experts that the author's markers point at + distinct other
-  experts of the dialogue the answer names ("Strudel's reframe", `to Strudel`).
-Round totals are summed from these in code. Velocity = open tensions (open, addressed, reopened)
-+ new perspectives; converge % = answering experts who signalled converge / experts who answered.
+Then the round's acts on earlier tensions go through `tension_lifecycle`, its perspectives are
+marked new or not by `new_perspectives`, every answering expert is scored by `scoring.SCORING`,
+and `round_summary` writes the round's account. Velocity = open tensions (open, addressed,
+reopened) + new perspectives; converge % = answering experts who signalled converge / experts who
+answered.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from concord.orchestrator.judging.markers import Marker, ParsedAnswer, parse_answer, parse_reference
+from concord.orchestrator.judging.entity_plan import ENTITY_KIND, PlannedEntity, plan_entities
+from concord.orchestrator.judging.markers import Marker, parse_answer
+from concord.orchestrator.judging.new_perspectives import mark_new_perspectives
 from concord.orchestrator.judging.references import IdRegistry, resolve_all
-from concord.orchestrator.judging.similarity import content_words, novelty
-from concord.store.ids import PREFIX_BY_KIND, is_display_id, kind_of, parse_local_id
+from concord.orchestrator.judging.round_summary import summarise_round
+from concord.orchestrator.judging.scoring import Tally, cites_a_specific
+from concord.orchestrator.judging.tension_lifecycle import Act, apply_acts
+from concord.orchestrator.judging.written_ids import ids_in_prose
+from concord.store.ids import is_display_id, kind_of, parse_local_id
 from concord.store.model import (
     UNRESOLVED_TENSION,
     EntityDraft,
@@ -72,36 +42,9 @@ from concord.store.model import (
     RefDraft,
     RoundBatch,
     Score,
-    StatusChange,
-    sum_scores,
 )
-from concord.store.rules import ref_target_problem, transition_allowed
+from concord.store.rules import ref_target_problem
 from concord.store.snapshot import Snapshot
-
-NEW_PERSPECTIVE_NOVELTY = 0.25
-#: Ref types by which a perspective builds on an earlier entity, so it is not new.
-BUILDS_ON = frozenset({"refine", "address", "resolve", "support", "depend"})
-AUTHORITY_RULE = (
-    "Authority: a RESOLVED from a tension's author resolves it; anyone else's marks it addressed, "
-    "and it is resolved once a round passes with no one re-opening or opposing it, or the whole panel "
-    "signals converge."
-)
-LABEL_LENGTH = 120
-
-_ENTITY_KIND = {
-    "perspective": "perspective",
-    "tension": "tension",
-    "refinement": "perspective",
-    "recommendation": "recommendation",
-    "evidence": "evidence",
-    "claim": "claim",
-}
-_MENTION = re.compile(
-    r"\b(?:[A-Z][A-Za-z]+[0-9]*(?:-| )R[0-9]{1,2}-[PRTEC][0-9]{1,4}|[A-Z][A-Za-z]+[0-9]*-[PRTEC][0-9]{1,4}|[PRTEC][0-9]{2,4})\b"
-)
-_ACT_WORDS = {"resolve": "resolved", "concede": "conceded", "address": "addressed", "reopen": "re-opened"}
-_GROUNDED = re.compile(r"`[^`\n]+`|https?://|\b[0-9]{2,}\b")
-_DECORATION = re.compile(r"^[\s#>*_\-+]+")
 
 
 @dataclass
@@ -123,52 +66,6 @@ class JudgedRound:
     per_expert: dict[str, Score]
 
 
-@dataclass(frozen=True)
-class PlannedEntity:
-    """An entity one marker of an answer will become."""
-
-    index: int
-    kind: str
-    local_id: str
-    label: str
-    content: str
-
-
-@dataclass
-class _Act:
-    """One expert acting on one existing tension."""
-
-    tension: str
-    actor: str
-    act: str
-    line: int
-    source: str | None
-
-
-@dataclass
-class _Tally:
-    """What one expert's answer contributed, for scoring."""
-
-    perspectives: int = 0
-    refinements: int = 0
-    resolutions: int = 0
-    concessions: int = 0
-    evidence: int = 0
-    claims: int = 0
-    grounded: int = 0
-    others: set[str] = field(default_factory=set)
-    named: set[str] = field(default_factory=set)
-
-    def score(self) -> Score:
-        """W/C/T/R by the formula in the module docstring."""
-        return Score(
-            w=3 * self.perspectives + 2 * self.refinements,
-            c=2 * self.resolutions + self.concessions,
-            t=2 * self.evidence + self.claims + self.grounded,
-            r=len(self.others) + len(self.named),
-        )
-
-
 def build_registry(snapshot: Snapshot) -> IdRegistry:
     """Every entity of the snapshot under its global id, author's local id and aliases."""
     registry = IdRegistry()
@@ -177,39 +74,6 @@ def build_registry(snapshot: Snapshot) -> IdRegistry:
         author = parsed[0] if parsed else (entity.contributors[0] if entity.contributors else "")
         registry.add(entity.id, author=author, round=entity.round, local_id=entity.local_id, aliases=entity.aliases)
     return registry
-
-
-def plan_entities(expert: str, round: int, parsed: ParsedAnswer) -> list[PlannedEntity]:
-    """The entities an answer's markers become, with their batch-unique local ids."""
-    chosen: dict[int, tuple[str, int | None]] = {}
-    taken: dict[str, set[int]] = {}
-    for index, marker in enumerate(parsed.markers):
-        kind = _ENTITY_KIND.get(marker.kind)
-        if kind is None or not (marker.label.strip() or marker.body.strip()):
-            continue
-        letter = PREFIX_BY_KIND[kind]
-        used = taken.setdefault(letter, set())
-        written = parse_reference(marker.local_id) if marker.local_id else None
-        number = written.number if written and written.kind == letter and 1 <= written.number <= 99 else None
-        if number in used:
-            number = None
-        if number is not None:
-            used.add(number)
-        chosen[index] = (kind, number)
-    planned = []
-    for index, (kind, number) in chosen.items():
-        letter = PREFIX_BY_KIND[kind]
-        if number is None:
-            number = next(n for n in range(1, 100) if n not in taken[letter])
-            taken[letter].add(number)
-        marker = parsed.markers[index]
-        label = _label(marker)
-        planned.append(
-            PlannedEntity(
-                index, kind, f"{expert.upper()}-{letter}{round:02d}{number:02d}", label, marker.body.strip() or label
-            )
-        )
-    return planned
 
 
 def judge_round(
@@ -238,18 +102,18 @@ class _Round:
         self.snapshot = snapshot
         self.round = round
         self.panel = list(panel)
-        self.seats = {seat.name.lower(): seat for seat in panel}
+        self.seats = {seat.slug: seat for seat in panel}
         self.registry = build_registry(snapshot)
         self.aliases = dict(aliases)
         self.warnings: list[str] = []
         self.notes: list[str] = []
         self.drafts: list[EntityDraft] = []
         self.refined: set[str] = set()
-        self.acts: list[_Act] = []
+        self.acts: list[Act] = []
         self.moves: list[Move] = []
         self.signals: list[str] = []
         self.answered: list[str] = []
-        self.tallies: dict[str, _Tally] = {}
+        self.tallies: dict[str, Tally] = {}
         self.mentions: dict[str, list[str]] = {}
         names = sorted(set(snapshot.experts) | set(self.seats))
         self.names = re.compile(r"\b(" + "|".join(n.capitalize() for n in names) + r")\b") if names else None
@@ -284,7 +148,7 @@ class _Round:
             return
         self.answered.append(author)
         parsed = parse_answer(answer.text)
-        tally = self.tallies[author] = _Tally()
+        tally = self.tallies[author] = Tally()
         planned = {p.index: p for p in plan_entities(author, self.round, parsed)}
         drafts = {index: self._draft(author, p) for index, p in planned.items()}
         anchor = next((drafts[i] for i, p in planned.items() if parsed.markers[i].kind == "perspective"), None)
@@ -294,17 +158,17 @@ class _Round:
             if index in drafts:
                 latest = drafts[index]
                 self._entity_marker(author, marker, latest, tally)
-            elif marker.kind in _ENTITY_KIND:
+            elif marker.kind in ENTITY_KIND:
                 self._empty(author, marker, anchor, tally)
             elif marker.kind == "resolved":
                 self._resolved(author, marker, anchor, tally)
-            elif marker.kind == "concession" or (marker.kind == "move" and marker.name == "CONCEDE"):
+            elif marker.kind == "concession" or (marker.kind == "move" and marker.name == "concede"):
                 self._concession(author, marker, anchor, tally)
             elif marker.kind == "ref":
                 self._ref_marker(author, marker, latest or anchor, tally)
             elif marker.kind == "move":
                 ids = self._resolve(author, marker, anchor, tally)
-                self._move(author, marker.name.lower(), ids, marker.label)
+                self._move(author, marker.name, ids, marker.label)
             elif marker.kind == "unknown":
                 self.warn(
                     f"unknown marker {marker.raw} on line {marker.line} of {author}'s answer in round {self.round}"
@@ -322,8 +186,8 @@ class _Round:
         self.drafts.append(draft)
         return draft
 
-    def _entity_marker(self, author: str, marker: Marker, draft: EntityDraft, tally: _Tally) -> None:
-        if _GROUNDED.search(draft.content) and draft.kind not in ("evidence", "claim"):
+    def _entity_marker(self, author: str, marker: Marker, draft: EntityDraft, tally: Tally) -> None:
+        if cites_a_specific(draft.content) and draft.kind not in ("evidence", "claim"):
             tally.grounded += 1
         if marker.kind == "refinement":
             tally.refinements += 1
@@ -332,7 +196,7 @@ class _Round:
                 ref_type = _refinement_ref(draft.kind, kind_of(target))
                 draft.references.append(RefDraft(ref_type, target))
                 if ref_type == "address":
-                    self.acts.append(_Act(target, author, "address", marker.line, draft.local_id))
+                    self.acts.append(Act(target, author, "address", marker.line, draft.local_id))
             return
         if draft.kind in ("perspective", "recommendation"):
             tally.perspectives += 1
@@ -343,14 +207,14 @@ class _Round:
         if draft.kind == "perspective":
             self.mentions[draft.local_id] = self._mentioned(author, draft.label)
 
-    def _empty(self, author: str, marker: Marker, anchor: EntityDraft | None, tally: _Tally) -> None:
+    def _empty(self, author: str, marker: Marker, anchor: EntityDraft | None, tally: Tally) -> None:
         """A marker with no text makes no entity; a bare refinement still addresses the tensions it names."""
         self.warn(f"{author}'s {marker.kind} marker on line {marker.line} has no text; no entity made", anchor)
         if marker.kind == "refinement":
             for tension in self._tensions_only(author, marker, self._resolve(author, marker, anchor, tally), anchor):
-                self.acts.append(_Act(tension, author, "address", marker.line, anchor.local_id if anchor else None))
+                self.acts.append(Act(tension, author, "address", marker.line, anchor.local_id if anchor else None))
 
-    def _resolved(self, author: str, marker: Marker, anchor: EntityDraft | None, tally: _Tally) -> None:
+    def _resolved(self, author: str, marker: Marker, anchor: EntityDraft | None, tally: Tally) -> None:
         targets = self._resolve(author, marker, anchor, tally)
         tensions = self._tensions_only(author, marker, targets, anchor)
         if not marker.targets:
@@ -358,19 +222,19 @@ class _Round:
         if tensions:
             tally.resolutions += 1
         for tension in tensions:
-            self.acts.append(_Act(tension, author, "resolve", marker.line, anchor.local_id if anchor else None))
+            self.acts.append(Act(tension, author, "resolve", marker.line, anchor.local_id if anchor else None))
             if anchor is not None:
                 anchor.references.append(RefDraft("resolve", tension))
 
-    def _concession(self, author: str, marker: Marker, anchor: EntityDraft | None, tally: _Tally) -> None:
+    def _concession(self, author: str, marker: Marker, anchor: EntityDraft | None, tally: Tally) -> None:
         tally.concessions += 1
         targets = self._resolve(author, marker, anchor, tally)
         for target in targets:
             if kind_of(target) == "tension":
-                self.acts.append(_Act(target, author, "concede", marker.line, anchor.local_id if anchor else None))
+                self.acts.append(Act(target, author, "concede", marker.line, anchor.local_id if anchor else None))
         self._move(author, "concede", targets, marker.label)
 
-    def _ref_marker(self, author: str, marker: Marker, source: EntityDraft | None, tally: _Tally) -> None:
+    def _ref_marker(self, author: str, marker: Marker, source: EntityDraft | None, tally: Tally) -> None:
         ref_type = marker.name
         targets = self._resolve(author, marker, source, tally)
         if source is None:
@@ -387,7 +251,7 @@ class _Round:
                 continue
             source.references.append(RefDraft(ref_type, target))
             if act and kind_of(target) == "tension":
-                self.acts.append(_Act(target, author, act, marker.line, source.local_id))
+                self.acts.append(Act(target, author, act, marker.line, source.local_id))
                 acted = True
         if acted and act == "resolve":
             tally.resolutions += 1
@@ -396,7 +260,7 @@ class _Round:
         seq = 1 + sum(1 for m in self.moves if m.expert == author)
         self.moves.append(Move(self.round, author, seq, move_type, list(targets), context))
 
-    def _resolve(self, author: str, marker: Marker, draft: EntityDraft | None, tally: _Tally) -> list[str]:
+    def _resolve(self, author: str, marker: Marker, draft: EntityDraft | None, tally: Tally) -> list[str]:
         ids, problems = resolve_all(marker, author=author, round=self.round, registry=self.registry)
         for problem in problems:
             self.warn(problem, draft)
@@ -412,9 +276,8 @@ class _Round:
     def _mentioned(self, author: str, label: str) -> list[str]:
         """Earlier entities a label names by id (prose mentions that resolve; the rest is ignored)."""
         found = []
-        for match in _MENTION.finditer(label):
-            ref = parse_reference(match.group(0))
-            target = self.registry.resolve(ref, author=author, round=self.round) if ref else None
+        for ref in ids_in_prose(label):
+            target = self.registry.resolve(ref, author=author, round=self.round)
             if target and target not in found:
                 found.append(target)
         return found
@@ -427,21 +290,29 @@ class _Round:
 
     def finish(self) -> JudgedRound:
         """Apply the lifecycle, count new perspectives, score, and assemble the batch."""
-        changes, statuses = self._lifecycle()
-        new = self._mark_new()
+        changes, statuses = apply_acts(
+            {t.id: t.status for t in self.snapshot.of_kind("tension")},
+            self.acts,
+            round=self.round,
+            answered=self.answered,
+            signals=self.signals,
+            seated={seat.slug for seat in self.panel},
+            author_of=self._author_of,
+        )
+        new = mark_new_perspectives(
+            self.snapshot, self.round, self.drafts, refinements=self.refined, mentions=self.mentions
+        )
         open_tensions = sum(s in UNRESOLVED_TENSION for s in statuses.values())
         open_tensions += sum(1 for d in self.drafts if d.kind == "tension")
         signals = [s for s in self.signals if s in self.answered]
         percent = 100.0 * len(signals) / len(self.answered) if self.answered else 0.0
         scores = {expert: self.tallies[expert].score() for expert in self.answered}
-        absent = [seat.name.lower() for seat in self.panel if seat.name.lower() not in self.answered]
+        absent = [seat.slug for seat in self.panel if seat.slug not in self.answered]
         batch = RoundBatch(
             round=self.round,
             entities=self.drafts,
             status_changes=changes,
-            experts=[
-                _expert(seat, self.round) for seat in self.panel if seat.name.lower() not in self.snapshot.experts
-            ],
+            experts=[_expert(seat, self.round) for seat in self.panel if seat.slug not in self.snapshot.experts],
             panel=list(self.panel),
             scores=scores,
             signals=signals,
@@ -453,83 +324,8 @@ class _Round:
             notes=self.warnings + self.notes,
         )
         velocity = open_tensions + new
-        batch.summary = _summary(batch, changes, velocity, percent)
+        batch.summary = summarise_round(batch, changes, velocity, percent)
         return JudgedRound(batch, velocity, percent, list(self.warnings), scores)
-
-    def _lifecycle(self) -> tuple[list[StatusChange], dict[str, str]]:
-        """Status changes of existing tensions, in panel order, then confirmations."""
-        before = {t.id: t.status for t in self.snapshot.of_kind("tension")}
-        statuses = dict(before)
-        changes: list[StatusChange] = []
-
-        def move(tension: str, status: str, actors: list[str], reason: str, source: str | None = None) -> None:
-            if status != statuses[tension] and transition_allowed("tension", statuses[tension], status):
-                changes.append(StatusChange(tension, status, actors, source, reason))
-                statuses[tension] = status
-
-        order = {slug: n for n, slug in enumerate(self.answered)}
-        for act in sorted(self.acts, key=lambda a: order[a.actor]):
-            is_author = self._author_of(act.tension) == act.actor
-            status = _next_status(statuses[act.tension], act.act, is_author)
-            if status:
-                who = f"{act.actor}, its author" if is_author else act.actor
-                move(act.tension, status, [act.actor], f"{_ACT_WORDS[act.act]} by {who} (line {act.line})", act.source)
-        disputed = {a.tension for a in self.acts if a.act in ("reopen", "dispute")}
-        for tension, status in before.items():
-            if status == "addressed" and tension not in disputed:
-                move(tension, "resolved", [], f"confirmed: no one re-opened or opposed it in round {self.round}")
-        seated = {seat.name.lower() for seat in self.panel}
-        if self.answered and set(self.answered) >= seated and set(self.signals) >= seated:
-            for tension, status in list(statuses.items()):
-                if status == "addressed":
-                    move(
-                        tension, "resolved", [], f"confirmed: the whole panel signalled converge in round {self.round}"
-                    )
-        return changes, statuses
-
-    def _mark_new(self) -> int:
-        """Flag each perspective new or not (rule in the module docstring); return how many are new."""
-        known = frozenset().union(
-            *(
-                content_words(f"{e.label} {e.content}")
-                for e in self.snapshot.entities.values()
-                if e.kind in ("perspective", "tension", "recommendation") and e.round < self.round
-            )
-        )
-        count = 0
-        for draft in self.drafts:
-            if draft.kind != "perspective":
-                continue
-            if self.round == 0:
-                draft.parameters = {"new": True}
-                count += 1
-                continue
-            share = novelty(content_words(f"{draft.label} {draft.content}"), known)
-            builds_on = sorted(
-                {r.target for r in draft.references if r.ref_type in BUILDS_ON}
-                | set(self.mentions.get(draft.local_id, []))
-            )
-            refined = draft.local_id in self.refined
-            is_new = not refined and not builds_on and share >= NEW_PERSPECTIVE_NOVELTY
-            draft.parameters = {
-                "new": is_new,
-                "novelty": round(share, 2),
-                "builds_on": builds_on,
-                "refinement": refined,
-            }
-            count += is_new
-        return count
-
-
-def _next_status(current: str, act: str, is_author: bool) -> str | None:
-    """The status one act moves a tension to, or None when it changes nothing."""
-    if act == "reopen":
-        return {"resolved": "reopened", "addressed": "open"}.get(current)
-    if act in ("resolve", "concede") and is_author:
-        return "resolved" if current in UNRESOLVED_TENSION else None
-    if act in ("resolve", "concede", "address"):
-        return "addressed" if current in ("open", "reopened") else None
-    return None
 
 
 def _refinement_ref(source_kind: str, target_kind: str) -> str:
@@ -538,35 +334,5 @@ def _refinement_ref(source_kind: str, target_kind: str) -> str:
     return "refine" if target_kind == source_kind else "depend"
 
 
-def _label(marker: Marker) -> str:
-    """The marker's label, else the first sentence of its body, cut to LABEL_LENGTH."""
-    label = " ".join(marker.label.split())
-    if not label:
-        line = next((ln for ln in marker.body.splitlines() if ln.strip()), "")
-        label = " ".join(_DECORATION.sub("", line).replace("**", "").split())
-        label = re.split(r"(?<=[.!?])\s", label, maxsplit=1)[0]
-    label = label or marker.raw.strip("[]")
-    if len(label) > LABEL_LENGTH:
-        label = label[:LABEL_LENGTH].rsplit(" ", 1)[0] + "…"
-    return label
-
-
 def _expert(seat: PanelSeat, round: int) -> Expert:
-    return Expert(seat.name.lower(), seat.role, seat.tier, seat.source, seat.relevance, round, focus=seat.focus)
-
-
-def _summary(batch: RoundBatch, changes: list[StatusChange], velocity: int, percent: float) -> str:
-    """A short plain-text account of the round, in the judge's words."""
-    totals = sum_scores(batch.scores.values())
-    kinds = [d.kind for d in batch.entities]
-    lines = [
-        f"Round {batch.round}: {len(batch.answered)} of {len(batch.panel)} experts answered"
-        + (f"; absent: {', '.join(batch.absent)}." if batch.absent else "."),
-        f"Perspectives {kinds.count('perspective')} ({batch.new_perspectives} new), tensions raised {kinds.count('tension')}.",
-        f"Open tensions {batch.open_tensions}, velocity {velocity}, converge {percent:.0f}% "
-        f"({len(batch.signals)}/{len(batch.answered)}).",
-        f"ALIGNMENT {totals.total} (W:{totals.w} C:{totals.c} T:{totals.t} R:{totals.r}).",
-    ]
-    lines += [f"{c.id} -> {c.status}: {c.reason}" for c in changes]
-    lines.append(AUTHORITY_RULE)
-    return "\n".join(lines)
+    return Expert(seat.slug, seat.role, seat.tier, seat.source, seat.relevance, round, focus=seat.focus)

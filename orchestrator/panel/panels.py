@@ -20,6 +20,8 @@ from concord.orchestrator.panel.pools import (
     pastry_name,
     slug,
 )
+from concord.store.errors import BadInput
+from concord.store.model import PanelSeat
 
 EMOJI = "🧁"
 SOURCES = ("retained", "pool", "created")
@@ -34,7 +36,7 @@ _IDENTITY = re.compile(
 _FOCUS = re.compile(r"^\*\*Your Focus\*\*:\s*(?P<focus>[^\n]+)", re.MULTILINE)
 
 
-class PanelError(ValueError):
+class PanelError(BadInput):
     """A panel that cannot be built, evolved or read."""
 
 
@@ -47,28 +49,11 @@ class SourceCounts(NamedTuple):
 
 
 @dataclass(frozen=True)
-class PanelMember:
-    """One named expert seated on a round's panel."""
-
-    name: str
-    role: str
-    tier: str
-    relevance: float
-    source: str = "pool"
-    focus: str | None = None
-
-    @property
-    def slug(self) -> str:
-        """Return the file stem of this member's prompt and answer files."""
-        return slug(self.name)
-
-
-@dataclass(frozen=True)
 class Panel:
     """The experts seated for one round."""
 
     round: int
-    members: tuple[PanelMember, ...]
+    members: tuple[PanelSeat, ...]
 
     def names(self) -> list[str]:
         """Return the member names in panel order."""
@@ -136,18 +121,17 @@ def sample_panel(
     """Draw the round-0 panel by tier quotas and relevance weight.
 
     `size` defaults to min(len(pool), 12); a size larger than the pool is clamped to the pool
-    size (the whole pool is seated), and a size below 1 raises ValueError. Pass `seed` or `rng`
+    size (the whole pool is seated), and a size below 1 raises PanelError. Pass `seed` or `rng`
     (not both) for a reproducible draw; with neither the draw is random.
     """
     if seed is not None and rng is not None:
         raise ValueError("pass seed or rng, not both")
     wanted = min(len(pool.experts), DEFAULT_PANEL_CAP) if size is None else size
     if wanted < 1:
-        raise ValueError(f"panel size must be >= 1, got {wanted}")
+        raise PanelError(f"panel size must be at least 1, got {wanted}")
     drawn = draw_experts(pool, min(wanted, len(pool.experts)), rng or random.Random(seed))
     members = tuple(
-        PanelMember(name=pastry_name(i), role=e.role, tier=e.tier, relevance=e.relevance, focus=e.focus)
-        for i, e in enumerate(drawn)
+        PanelSeat(pastry_name(i), e.role, e.tier, relevance=e.relevance, focus=e.focus) for i, e in enumerate(drawn)
     )
     return Panel(round=0, members=members)
 
@@ -184,7 +168,7 @@ def _assign_names(specs: Sequence[PanelSpec], used_names: Iterable[str]) -> list
     return names
 
 
-def _seat(pool: Pool, spec: PanelSpec, name: str) -> PanelMember:
+def _seat(pool: Pool, spec: PanelSpec, name: str) -> PanelSeat:
     """Fill one requested seat with tier and relevance from its source and the pool."""
     if spec.source == "created":
         tier = normalise_tier(spec.tier) if spec.tier is not None else UNMATCHED_TIER
@@ -194,7 +178,7 @@ def _seat(pool: Pool, spec: PanelSpec, name: str) -> PanelMember:
     else:
         match = pool.find_role(spec.role)
         tier, relevance = (match.tier, match.relevance) if match else (UNMATCHED_TIER, UNMATCHED_RELEVANCE)
-    return PanelMember(name, spec.role, tier, relevance, spec.source, spec.focus)
+    return PanelSeat(name, spec.role, tier, spec.source, relevance, spec.focus)
 
 
 def evolve_panel(pool: Pool, round: int, specs: Sequence[PanelSpec], *, used_names: Iterable[str] = ()) -> Panel:
@@ -221,7 +205,7 @@ def _text(entry: dict[str, Any], key: str, where: str, *, required: bool) -> str
     return value
 
 
-def _member(entry: object, where: str, source: object, focus: object, pool: Pool | None) -> PanelMember:
+def _member(entry: object, where: str, source: object, focus: object, pool: Pool | None) -> PanelSeat:
     """Build one member from a panel.json entry plus its separately recorded source and focus."""
     if not isinstance(entry, dict):
         raise PanelError(f"{where} must be an object")
@@ -241,7 +225,7 @@ def _member(entry: object, where: str, source: object, focus: object, pool: Pool
         raise PanelError(f"{where}.relevance must be a number")
     if focus is not None and not isinstance(focus, str):
         raise PanelError(f"{where}.focus must be a string")
-    return PanelMember(name, role, tier, float(relevance), source, focus)
+    return PanelSeat(name, role, tier, source, float(relevance), focus)
 
 
 def _field(entry: object, key: str) -> object:
@@ -249,14 +233,15 @@ def _field(entry: object, key: str) -> object:
     return entry.get(key) if isinstance(entry, dict) else None
 
 
-def _from_bare_list(agents: list[Any], pool: Pool | None) -> list[PanelMember]:
+def _from_bare_list(agents: list[Any], pool: Pool | None) -> list[PanelSeat]:
     """Read the bare agent array written by round-0 sampling."""
     return [_member(a, f"[{i}]", "pool", _field(a, "focus"), pool) for i, a in enumerate(agents)]
 
 
-def _from_agents(data: dict[str, Any], pool: Pool | None) -> list[PanelMember]:
+def _from_agents(data: dict[str, Any], pool: Pool | None) -> list[PanelSeat]:
     """Read the agents-plus-history shape, taking each source from the history by name."""
-    history = data.get("history") if isinstance(data.get("history"), dict) else {}
+    raw_history = data.get("history")
+    history: dict[str, Any] = raw_history if isinstance(raw_history, dict) else {}
     specs = {_field(e, "name"): e for e in history.get("experts") or [] if isinstance(e, dict)}
     members = []
     for i, agent in enumerate(data["agents"]):
@@ -266,7 +251,7 @@ def _from_agents(data: dict[str, Any], pool: Pool | None) -> list[PanelMember]:
     return members
 
 
-def _from_judge_panel(entries: list[Any], pool: Pool | None) -> list[PanelMember]:
+def _from_judge_panel(entries: list[Any], pool: Pool | None) -> list[PanelSeat]:
     """Read the Judge-written shape, whose entries carry their own source and focus."""
     return [
         _member(e, f"panel[{i}]", _field(e, "source") or "pool", _field(e, "focus"), pool)
@@ -274,7 +259,7 @@ def _from_judge_panel(entries: list[Any], pool: Pool | None) -> list[PanelMember
     ]
 
 
-def _members(data: object, pool: Pool | None) -> tuple[list[PanelMember], object]:
+def _members(data: object, pool: Pool | None) -> tuple[list[PanelSeat], object]:
     """Return a decoded panel.json's members and the round it states, if any."""
     if isinstance(data, list):
         return _from_bare_list(data, pool), None
@@ -364,13 +349,13 @@ def infer_panel(round_dir: Path, round: int, pool: Pool | None = None) -> Panel:
         role, focus = _prompt_details(round_dir / f"{slug(name)}.prompt.md", name)
         match = pool.find_role(role) if pool and role else None
         tier, relevance = (match.tier, match.relevance) if match else (UNMATCHED_TIER, 0.0)
-        members.append(PanelMember(name, role, tier, relevance, "pool", focus))
+        members.append(PanelSeat(name, role, tier, "pool", relevance, focus))
     if not members:
         raise PanelError(f"{round_dir} holds no expert answers")
     return Panel(round=round, members=tuple(members))
 
 
-def _continuity_problem(member: PanelMember, previous: Panel | None, earlier: tuple[int, str] | None) -> str | None:
+def _continuity_problem(member: PanelSeat, previous: Panel | None, earlier: tuple[int, str] | None) -> str | None:
     """Describe how a member breaks continuity with the last panel and its name's last role."""
     if member.source == "retained" and previous and member.name not in previous.names():
         return f"marked retained but not on the round-{previous.round} panel"

@@ -9,7 +9,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
+
+from concord.store.errors import BadInput
 
 TIERS = ("Core", "Adjacent", "Wildcard")
 PASTRY_NAMES: tuple[str, ...] = (
@@ -120,19 +122,17 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-class PoolError(ValueError):
-    """An expert pool that could not be read or failed validation."""
+class PoolError(BadInput):
+    """An expert pool that could not be read or failed validation; its message lists every field error on one line."""
 
     def __init__(self, errors: Sequence[FieldError], source: str | None = None) -> None:
         self.errors = list(errors)
         self.source = source
-        lines = [str(error) for error in self.errors]
-        if source is not None:
-            lines.insert(0, f"invalid expert pool {source}:")
-        super().__init__("\n".join(lines))
+        listed = "; ".join(str(error) for error in self.errors)
+        super().__init__(listed if source is None else f"invalid expert pool {source}: {listed}")
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     """Tell whether a JSON value is a number (booleans excluded)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -142,26 +142,28 @@ def _parse_expert(raw: object, where: str, errors: list[FieldError]) -> PoolExpe
     if not isinstance(raw, dict):
         errors.append(FieldError(where, "must be an object"))
         return None
-    count = len(errors)
     role = raw.get("role")
     if not isinstance(role, str) or not role.strip():
         errors.append(FieldError(f"{where}.role", "required, a non-empty string"))
+        role = None
     tier_raw = raw.get("tier")
     tier = normalise_tier(tier_raw) if isinstance(tier_raw, str) else None
     if tier is None:
         choices = ", ".join(TIERS)
         errors.append(FieldError(f"{where}.tier", f"must be one of {choices} (any case), got {tier_raw!r}"))
-    relevance = raw.get("relevance")
-    if not _is_number(relevance) or not 0.0 <= relevance <= 1.0:
-        message = f"must be a number between 0 and 1, got {relevance!r}"
+    raw_relevance = raw.get("relevance")
+    relevance = float(raw_relevance) if _is_number(raw_relevance) and 0.0 <= raw_relevance <= 1.0 else None
+    if relevance is None:
+        message = f"must be a number between 0 and 1, got {raw_relevance!r}"
         errors.append(FieldError(f"{where}.relevance", message))
     focus = raw.get("focus")
     if focus is not None and not isinstance(focus, str):
         errors.append(FieldError(f"{where}.focus", "must be a string when present"))
-    if len(errors) > count:
+        return None
+    if role is None or tier is None or relevance is None:
         return None
     extra = {k: v for k, v in raw.items() if k not in _EXPERT_KEYS}
-    return PoolExpert(role=role, tier=tier, relevance=float(relevance), focus=focus, extra=extra)
+    return PoolExpert(role=role, tier=tier, relevance=relevance, focus=focus, extra=extra)
 
 
 def _parse_experts(raw: object, errors: list[FieldError]) -> tuple[PoolExpert, ...]:
@@ -199,6 +201,7 @@ def parse_pool(data: object) -> Pool:
     domain = data.get("domain")
     if not isinstance(domain, str) or not domain.strip():
         errors.append(FieldError("domain", "required, a non-empty string"))
+        domain = ""
     question = data.get("question")
     if question is not None and not isinstance(question, str):
         errors.append(FieldError("question", "must be a string when present"))

@@ -38,21 +38,23 @@ DRAIN_SECONDS = 2.0
 STALE_SECONDS = 2.0
 
 
-def store_scope(settings: Settings) -> str:
-    """What a dialogue id is unique within: the SQLite file, or the DynamoDB table at its endpoint."""
+def store_scope(settings: Settings, *, dynamodb_endpoint: str = "", aws_region: str = "") -> str:
+    """What a dialogue id is unique within: the SQLite file, or the DynamoDB table at its endpoint and region."""
     if settings.store == "dynamodb":
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL", "")
-        return f"dynamodb:{endpoint}:{os.environ.get('AWS_REGION', '')}:{settings.table}"
+        return f"dynamodb:{dynamodb_endpoint}:{aws_region}:{settings.table}"
     return f"sqlite:{settings.database.resolve()}"
 
 
 class PeerLink:
     """Joins a bus to the buses of the other linked processes of the same store, while open."""
 
-    def __init__(self, bus: ProgressBus, settings: Settings) -> None:
+    def __init__(
+        self, bus: ProgressBus, settings: Settings, *, dynamodb_endpoint: str = "", aws_region: str = ""
+    ) -> None:
+        """`dynamodb_endpoint` and `aws_region` name the DynamoDB store (unused for SQLite): pass what the store uses."""
         self.bus = bus
-        scope = hashlib.sha256(store_scope(settings).encode()).hexdigest()[:8]
-        self.directory = settings.home / "progress" / scope
+        scope = store_scope(settings, dynamodb_endpoint=dynamodb_endpoint, aws_region=aws_region)
+        self.directory = settings.home / "progress" / hashlib.sha256(scope.encode()).hexdigest()[:8]
         self.path = self.directory / f"{os.getpid()}-{secrets.token_hex(3)}.sock"
         self._transport: asyncio.BaseTransport | None = None
         self._sender: socket.socket | None = None
