@@ -2,37 +2,8 @@
 
 from __future__ import annotations
 
-from concord.orchestrator.judging.rules_judge import ExpertAnswer, JudgedRound, judge_round
-from concord.store.model import Dialogue, Entity, Expert, PanelSeat, Perspective, Score, Tension
-from concord.store.snapshot import Snapshot
-
-PANEL = [PanelSeat("Muffin", "Storage"), PanelSeat("Cupcake", "Security"), PanelSeat("Scone", "Product")]
-
-
-def entity(cls: type[Entity], display: str, author: str, label: str, status: str = "open") -> Entity:
-    """An earlier-round entity written by `author`."""
-    return cls(display, 0, int(display[3:]), label, f"{label}, explained.", status, [author])
-
-
-#: Round 0 as the judge of round 1 sees it: each of muffin and cupcake wrote one perspective and one tension.
-EARLIER = Snapshot(
-    Dialogue("d1", "local", "Scoring", "How should we store dialogues?", total_rounds=1),
-    experts={seat.name.lower(): Expert(seat.name.lower(), seat.role) for seat in PANEL},
-    entities={
-        e.id: e
-        for e in (
-            entity(Perspective, "P0001", "cupcake", "Rotate data keys monthly"),
-            entity(Perspective, "P0002", "muffin", "One writer per partition"),
-            entity(Tension, "T0001", "cupcake", "Audit depth against storage cost"),
-            entity(Tension, "T0002", "muffin", "Throughput against strict ordering"),
-        )
-    },
-)
-
-
-def judge(answers: dict[str, str]) -> JudgedRound:
-    """Judge round 1 of EARLIER with these answers (experts without one are absent)."""
-    return judge_round(EARLIER, 1, PANEL, [ExpertAnswer(s.name.lower(), answers.get(s.name.lower())) for s in PANEL])
+from concord.store.model import Score
+from tests.judged_rounds import judge
 
 
 def test_wisdom_is_three_per_perspective_and_two_per_refinement() -> None:
