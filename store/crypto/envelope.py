@@ -64,10 +64,10 @@ def open_item(key: bytes | AESGCM, item: dict[str, Any]) -> dict[str, Any]:
     if version != ENCRYPTION_VERSION:
         raise IntegrityError(f"{describe(item)}: unsupported encryption_version {version!r}")
     cipher = key if isinstance(key, AESGCM) else AESGCM(key)
-    aad = address_digest(item["pk"], item["sk"])
     try:
+        aad = address_digest(item["pk"], item["sk"])
         plaintext = cipher.decrypt(item["content_nonce"], item["content_encrypted"], aad)
-    except (InvalidTag, ValueError, KeyError, TypeError) as exc:
+    except (InvalidTag, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(
             f"{describe(item)}: envelope does not open under {item.get('key_id')} "
             "(tampered, moved from another item, or the wrong key)"
@@ -79,11 +79,15 @@ def open_item(key: bytes | AESGCM, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def envelope_hash(item: dict[str, Any]) -> str:
-    """SHA-256 over the stored envelope (key id, nonce, ciphertext) of an item."""
+    """SHA-256 over the stored envelope (key id, nonce, ciphertext) of an item; IntegrityError when one is missing."""
+    try:
+        key_id, nonce, ciphertext = item["key_id"], item["content_nonce"], item["content_encrypted"]
+    except KeyError as exc:
+        raise IntegrityError(f"{describe(item)}: envelope has no {exc.args[0]}") from exc
     digest = hashlib.sha256()
-    digest.update(str(item.get("key_id", "")).encode() + b"\x00")
-    digest.update(bytes(item.get("content_nonce", b"")) + b"\x00")
-    digest.update(bytes(item.get("content_encrypted", b"")))
+    digest.update(str(key_id).encode() + b"\x00")
+    digest.update(bytes(nonce) + b"\x00")
+    digest.update(bytes(ciphertext))
     return digest.hexdigest()
 
 

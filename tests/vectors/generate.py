@@ -3,7 +3,7 @@
     .venv/bin/python tests/vectors/generate.py [--force]
 
 `concord.json` freezes Concord's own formats: fixed UMK, tenant, epoch, DEK and nonces in, exact
-KEK, wrapped DEK, envelope, AAD hash, blind index and audit entry hash out. Once committed it must
+KEK, wrapped DEK, envelope, AAD hash, envelope hash, blind index and audit entry hash out. Once committed it must
 never change: stored data depends on it, so an existing file is only rewritten with --force after a
 deliberate format change (which also means migrating every stored item).
 `nist_aes_gcm.json` and `rfc5869_hkdf.json` hold published values transcribed from the GCM
@@ -23,7 +23,7 @@ from typing import Any
 
 from concord.store.audit import GENESIS, entry_hash
 from concord.store.codec import encode_entity
-from concord.store.crypto.envelope import canonical_json, seal
+from concord.store.crypto.envelope import canonical_json, envelope_hash, seal
 from concord.store.crypto.keys import LocalKeyProvider, blind_index, kek_info, normalise_role, write_private_file
 from concord.store.crypto.signing import MAC_PURPOSE, item_mac, mac_input
 from concord.store.ids import canonical_address
@@ -126,6 +126,7 @@ def concord_vectors() -> dict[str, Any]:
             "aad_hash": envelope.aad_hash,
             "content_encrypted": envelope.content_encrypted.hex(),
             "encryption_version": envelope.encryption_version,
+            "envelope_hash": envelope_hash({"pk": record.pk, "sk": record.sk, **envelope.attributes()}),
         },
         "meta_address": {
             "pk": f"dialogue#{DIALOGUE}",
