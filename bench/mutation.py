@@ -41,20 +41,29 @@ class Target:
     sample_every: int = 1
 
 
+MARKER_TESTS = ("tests/test_markers.py", "tests/test_marker_edges.py")
+JUDGE_TESTS = (
+    "tests/test_judge.py",
+    "tests/test_scoring_terms.py",
+    "tests/test_judge_lifecycle.py",
+    "tests/test_judge_drafts.py",
+    "tests/test_novelty_threshold.py",
+)
+#: The rules judge and the modules it is made of.
+RULES_JUDGE_MODULES = (
+    "rules_judge",
+    "entity_plan",
+    "scoring",
+    "tension_lifecycle",
+    "new_perspectives",
+    "round_summary",
+)
 #: Each module to mutate (repository path) and the test files that cover it.
 TARGETS: dict[str, Target] = {
     "store/crypto/envelope.py": Target(("tests/test_envelope.py", "tests/test_envelope_rules.py")),
-    "orchestrator/judging/markers.py": Target(("tests/test_markers.py", "tests/test_marker_edges.py"), sample_every=5),
-    "orchestrator/judging/rules_judge.py": Target(
-        (
-            "tests/test_judge.py",
-            "tests/test_scoring_terms.py",
-            "tests/test_judge_lifecycle.py",
-            "tests/test_judge_drafts.py",
-            "tests/test_novelty_threshold.py",
-        ),
-        sample_every=10,
-    ),
+    "orchestrator/judging/markers.py": Target(MARKER_TESTS, sample_every=5),
+    "orchestrator/judging/written_ids.py": Target(MARKER_TESTS, sample_every=5),
+    **{f"orchestrator/judging/{module}.py": Target(JUDGE_TESTS, sample_every=10) for module in RULES_JUDGE_MODULES},
     "store/rules.py": Target(("tests/contract/test_ids_and_rules.py", "tests/test_transitions.py")),
 }
 TARGET_RATIO = 0.8

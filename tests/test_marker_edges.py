@@ -178,9 +178,6 @@ def test_an_indented_table_row_is_still_a_table_row() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("T101", Reference("T101", "T", 101)),
-        ("P999", Reference("P999", "P", 999)),
-        ("MUFFIN-T101", Reference("MUFFIN-T101", "T", 101, expert="muffin")),
         ("T0101", Reference("T0101", "T", 1, round=1, is_global=True)),
         ("C1", Reference("C1", "C", 1)),
     ],
@@ -189,7 +186,7 @@ def test_only_four_digits_make_a_global_id(text: str, expected: Reference) -> No
     assert parse_reference(text) == expected
 
 
-@pytest.mark.parametrize("text", ["T01011", "T", "T-1", "MUFFIN-", "muffin T01"])
+@pytest.mark.parametrize("text", ["T101", "P999", "MUFFIN-T101", "T01011", "T", "T-1", "MUFFIN-", "muffin T01"])
 def test_id_forms_that_are_not_ids(text: str) -> None:
     assert parse_reference(text) is None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from concord.orchestrator.judging.rules_judge import NEW_PERSPECTIVE_NOVELTY
+from concord.orchestrator.judging.new_perspectives import NEW_PERSPECTIVE_NOVELTY
 from concord.orchestrator.judging.similarity import STEM_LENGTH, content_words, jaccard, novelty
 from tests.judged_rounds import judge
 
