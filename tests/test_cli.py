@@ -199,7 +199,7 @@ def test_list_shows_every_dialogue_or_those_of_one_status(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("shell", "marker", "words"),
     [
-        ("bash", "complete -o bashdefault -F _shtab_concord concord", ("--budget-tokens", "budget_exceeded")),
+        ("bash", "-F _shtab_concord concord", ("--budget-tokens", "budget_exceeded")),
         ("zsh", "#compdef concord", ("--budget-tokens", "budget_exceeded")),
         ("tcsh", "complete concord", ()),  # shtab's tcsh script completes commands, not options
     ],
