@@ -119,21 +119,9 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     home, out = tmp_path / "home", tmp_path / "out"
     broken_pool = tmp_path / "broken-pool.json"
     broken_pool.write_text('{"domain": "x", "experts": [{"role": "r", "tier": "Nope", "relevance": 2}]}')
-    keyless = {k: v for k, v in environment(home, "http://127.0.0.1:9").items() if k != "ANTHROPIC_API_KEY"}
-    runs = {
-        "blank question": ["--question", "  ", "--pool", str(POOL)],
-        "missing pool": ["--question", "Q?", "--pool", str(tmp_path / "missing.json")],
-        "invalid pool": ["--question", "Q?", "--pool", str(broken_pool)],
-        "zero rounds": ["--question", "Q?", "--pool", str(POOL), "--max-rounds", "0"],
-        "replay without a directory": ["--question", "Q?", "--pool", str(POOL), "--provider", "replay"],
-    }
-    for case, args in runs.items():
-        ran = cli(home, "run", *args, "--out", str(out), "--json")
-        assert ran.returncode == 2, (case, ran.stdout, ran.stderr)
-        assert json.loads(ran.stdout)["error"]["code"] in ("usage", "bad_input"), case
-    anthropic = ["--question", "Q?", "--pool", str(POOL), "--provider", "anthropic", "--out", str(out)]
-    no_key = cli(home, "run", *anthropic, env=keyless)
-    assert no_key.returncode == 2 and "ANTHROPIC_API_KEY" in no_key.stderr, no_key.stderr
+    invalid = cli(home, "run", "--question", "Q?", "--pool", str(broken_pool), "--out", str(out), "--json")
+    assert invalid.returncode == 2, invalid.stderr
+    assert json.loads(invalid.stdout)["error"]["code"] == "bad_input"
     bad_store = cli(home, "list", env={**environment(home, "http://127.0.0.1:9"), "CONCORD_STORE": "postgres"})
     assert bad_store.returncode == 2 and "CONCORD_STORE" in bad_store.stderr, bad_store.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-pool.json"], "no home, no output directory"

@@ -22,6 +22,7 @@ from concord.store.factory import open_stores
 from concord.store.model import Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
+POOL = ROOT / "orchestrator" / "demo-pool.json"
 
 
 def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
@@ -55,6 +56,30 @@ def test_help_shows_the_defaults_it_promises(capsys: pytest.CaptureFixture[str])
     assert exited.value.code == 0
     shown = " ".join(capsys.readouterr().out.split())
     assert "round cap; a verdict at the cap is forced (default: 10)" in shown
+
+
+@pytest.mark.parametrize(
+    ("case", "args"),
+    [
+        ("blank question", ["--question", "  ", "--pool", str(POOL)]),
+        ("missing pool", ["--question", "Q?", "--pool", "missing.json"]),
+        ("zero rounds", ["--question", "Q?", "--pool", str(POOL), "--max-rounds", "0"]),
+        ("negative budget", ["--question", "Q?", "--pool", str(POOL), "--budget-tokens", "-5"]),
+        ("unknown provider", ["--question", "Q?", "--pool", str(POOL), "--provider", "gpt"]),
+        ("replay without a directory", ["--question", "Q?", "--pool", str(POOL), "--provider", "replay"]),
+        ("anthropic without a key", ["--question", "Q?", "--pool", str(POOL), "--provider", "anthropic"]),
+        ("llm judge without a key", ["--question", "Q?", "--pool", str(POOL), "--judge", "llm"]),
+    ],
+)
+def test_bad_run_input_exits_2_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], case: str, args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONCORD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert main(["run", *args, "--out", str(tmp_path / "out"), "--json"]) == 2, case
+    assert json.loads(capsys.readouterr().out)["error"]["code"] in ("usage", "bad_input")
+    assert list(tmp_path.iterdir()) == [], "no home, no output directory"
 
 
 def failing_list(error: BaseException) -> object:
