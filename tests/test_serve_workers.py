@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import signal
 import subprocess
@@ -57,6 +58,7 @@ def test_two_workers_serve_the_settings_they_were_handed_not_the_environment(tmp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + WAIT
@@ -70,7 +72,7 @@ def test_two_workers_serve_the_settings_they_were_handed_not_the_environment(tmp
         out, err = process.communicate(timeout=WAIT)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # its workers too, not only the supervisor
             process.wait()
     assert process.returncode == 0, err
     assert out.splitlines()[-1] == json.dumps({"environ_unchanged": True}), err  # after the access log
