@@ -757,7 +757,6 @@ class Plan:
 
 def plan(kind: str, home: Path, service: Any) -> Plan:
     """Settings under `home`, a key file, a read+write token, and the API process, launched (it imports and waits)."""
-    from concord.orchestrator.serving.server import settings_environment
     from concord.resolvers.tokens import add_token
     from concord.store.config import Settings
     from concord.store.crypto.keys import LocalKeyProvider
@@ -771,7 +770,7 @@ def plan(kind: str, home: Path, service: Any) -> Plan:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     LocalKeyProvider.create_key_file(settings.key_file)
     token = add_token(settings.tokens_file, "local", ["read", "write"], "bench-load")
-    api = ApiProcess({**settings_environment(settings), **aws})
+    api = ApiProcess({**settings.environment(), **aws})
     api.launch()
     return Plan(kind, settings, token, aws, api)
 

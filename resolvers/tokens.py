@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from concord.store.errors import BadInput
+
 SCOPES = ("read", "write")
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
-class TokensError(Exception):
+class TokensError(BadInput):
     """The tokens file is unsafe or unreadable, or a token request is invalid."""
 
 

@@ -233,8 +233,7 @@ def test_prompt_directory_read_only_mid_run(tmp_path: Path) -> None:
         "3",
         "--out",
         str(out),
-        "--quiet",
-        "--json",
+        "--quiet",  # without --json: the error is one line on stderr
     ]
     with fake_server_process(log=tmp_path / "requests.jsonl", seed=SEED, script=[f"{slow}@0=slow:1"]) as fake:
         env = environment(home, fake.base_url)

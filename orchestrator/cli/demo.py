@@ -1,14 +1,16 @@
-"""`make run`: a simulated (or, with ANTHROPIC_API_KEY, live) dialogue on the embedded store, then the API."""
+"""`concord demo` (`make run`): a simulated (or, with ANTHROPIC_API_KEY, live) dialogue, then the API serving it."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-import os
 from pathlib import Path
 
 from rich.console import Console
 
+from concord.orchestrator.cli.command import ExitCode
+from concord.orchestrator.cli.parser import Commands, add_command, port_number
 from concord.orchestrator.engine.providers import make_provider
 from concord.orchestrator.engine.run import Orchestrator, RunResult, RunSettings
 from concord.orchestrator.panel.pools import load_pool
@@ -17,15 +19,33 @@ from concord.orchestrator.progress.terminal import ProgressView
 from concord.store.config import Settings
 from concord.store.factory import open_stores
 
-DEMO_POOL = Path(__file__).with_name("demo-pool.json")
+DEMO_POOL = Path(__file__).resolve().parent.parent / "demo-pool.json"
 DEMO_QUESTION = "How should a small team store deliberation records so they stay private, queryable and auditable?"
+
+
+def add_commands(commands: Commands) -> None:
+    """Add demo."""
+    demo = add_command(
+        commands, "demo", "run a simulated dialogue, then serve it with a fresh dev token (make run)", json_output=False
+    )
+    demo.add_argument("--no-serve", action="store_true", help="stop after the dialogue instead of serving it")
+    demo.add_argument("--port", type=port_number, default=8000, help="port of the API (default: %(default)s)")
+    demo.set_defaults(func=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """`concord demo`."""
+    return run_demo(Settings.from_env(), serve_after=not args.no_serve, port=args.port)
 
 
 async def run_dialogue(settings: Settings, out_dir: Path) -> RunResult:
     """Run one demo dialogue to its verdict with live progress."""
-    live = bool(os.environ.get("ANTHROPIC_API_KEY"))
-    name = "anthropic" if live else "sim"
-    provider = make_provider(name) if live else make_provider("sim", seed=7)
+    name = "anthropic" if settings.anthropic_api_key else "sim"
+    provider = (
+        make_provider("anthropic", api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url)
+        if name == "anthropic"
+        else make_provider("sim", seed=7)
+    )
     stores = await open_stores(settings)
     try:
         orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus())
@@ -52,10 +72,9 @@ def ready_query(dialogue_id: str) -> str:
     )
 
 
-def run_demo(*, serve_after: bool = True, port: int = 8000) -> int:
+def run_demo(settings: Settings, *, serve_after: bool = True, port: int = 8000) -> int:
     """Run the demo dialogue, print where its files are, then serve it with a fresh dev token."""
     console = Console()
-    settings = Settings.from_env()
     result = asyncio.run(run_dialogue(settings, Path("dialogues")))
     console.print(
         f"\n[bold]{result.dialogue_id}[/]: {result.status} after {result.rounds} round(s)"
@@ -63,8 +82,9 @@ def run_demo(*, serve_after: bool = True, port: int = 8000) -> int:
     )
     console.print(f"prompt and answer files: {result.directory}")
     if not serve_after:
-        return 0
-    from concord.orchestrator.serving.server import serve
+        return ExitCode.OK
+    from concord.orchestrator.serving.server import WorkerApp, serve
+    from concord.orchestrator.serving.starter import make_starter
     from concord.resolvers.tokens import add_token
 
     token = add_token(settings.tokens_file, settings.tenant, ["read", "write"], "demo")
@@ -76,5 +96,5 @@ def run_demo(*, serve_after: bool = True, port: int = 8000) -> int:
         f"-H 'Content-Type: application/json' -d '{body}'",
         soft_wrap=True,
     )
-    serve(settings, host="127.0.0.1", port=port, dev=True, starter="concord.orchestrator.serving.starter:make_starter")
-    return 0
+    serve(WorkerApp(settings, dev=True, starter=make_starter), host="127.0.0.1", port=port)
+    return ExitCode.OK

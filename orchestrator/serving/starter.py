@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 from concord.orchestrator.engine.providers import Provider, make_provider
@@ -59,7 +58,11 @@ class BackgroundStarter:
 
 
 def make_starter(stores: Stores, bus: ProgressBus) -> BackgroundStarter:
-    """Starter for `concord serve`: the `sim` panel unless CONCORD_API_PROVIDER=anthropic."""
-    name = os.environ.get("CONCORD_API_PROVIDER", "sim")
-    provider = make_provider(name) if name != "sim" else make_provider("sim", seed=0)
-    return BackgroundStarter(provider, bus, stores.settings.home / "dialogues", RunSettings(provider=name))
+    """Starter for `concord serve`: the agents `Settings.api_provider` names (the `sim` panel by default)."""
+    settings = stores.settings
+    provider = (
+        make_provider("anthropic", api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url)
+        if settings.api_provider == "anthropic"
+        else make_provider("sim", seed=0)
+    )
+    return BackgroundStarter(provider, bus, settings.home / "dialogues", RunSettings(provider=settings.api_provider))
