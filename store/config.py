@@ -29,6 +29,8 @@ class Settings:
     api_provider: str = "sim"
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
+    aws_region: str | None = None
+    dynamodb_endpoint: str | None = None
 
     @property
     def database(self) -> Path:
@@ -52,7 +54,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the CONCORD_* and ANTHROPIC_* variables, with the embedded defaults; BadInput names a wrong one."""
+        """Read the CONCORD_*, ANTHROPIC_* and AWS region/endpoint variables, with the embedded defaults; BadInput names a wrong one."""
         env = os.environ if environ is None else environ
         epoch = env.get("CONCORD_KEK_EPOCH", "1")
         if not epoch.isdigit() or int(epoch) < 1:
@@ -69,6 +71,8 @@ class Settings:
             api_provider=_one_of(env, "CONCORD_API_PROVIDER", API_PROVIDERS),
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
             anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            aws_region=env.get("AWS_REGION") or None,
+            dynamodb_endpoint=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None,
         )
 
     def environment(self) -> dict[str, str]:
@@ -85,6 +89,8 @@ class Settings:
             "CONCORD_API_PROVIDER": self.api_provider,
             "ANTHROPIC_API_KEY": self.anthropic_api_key,
             "ANTHROPIC_BASE_URL": self.anthropic_base_url,
+            "AWS_REGION": self.aws_region,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
         }
         return {name: value for name, value in variables.items() if value is not None}
 

@@ -43,7 +43,7 @@ async def open_backend(settings: Settings) -> Backend:
     if settings.store == "dynamodb":
         from concord.store.backends.dynamodb import DynamoDBBackend
 
-        backend = DynamoDBBackend(settings.table)
+        backend = DynamoDBBackend(settings.table, endpoint_url=settings.dynamodb_endpoint, region=settings.aws_region)
         await backend.open()
         return backend
     from concord.store.backends.sqlite import SQLiteBackend
@@ -59,7 +59,7 @@ def key_provider(settings: Settings, *, create_if_new: bool) -> KeyProvider:
 
         if not settings.kms_key_id:
             raise KeyMaterialError("CONCORD_KEY_PROVIDER=kms needs CONCORD_KMS_KEY_ID (a KMS key id or ARN)")
-        return KmsKeyProvider(settings.kms_key_id, mac_key_id=settings.kms_mac_key_id)
+        return KmsKeyProvider(settings.kms_key_id, mac_key_id=settings.kms_mac_key_id, region=settings.aws_region)
     provider = LocalKeyProvider(settings.key_file)
     if create_if_new and not settings.key_file.exists():
         LocalKeyProvider.create_key_file(settings.key_file)

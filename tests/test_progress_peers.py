@@ -109,10 +109,9 @@ async def test_each_store_has_its_own_channel(tmp_path: Path) -> None:
 
 
 def test_one_table_name_at_two_endpoints_or_regions_gets_two_channels(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, store="dynamodb", table="t")
-
     def channel(endpoint: str, region: str) -> Path:
-        return PeerLink(ProgressBus(), settings, dynamodb_endpoint=endpoint, aws_region=region).directory
+        settings = Settings(home=tmp_path, store="dynamodb", table="t", dynamodb_endpoint=endpoint, aws_region=region)
+        return PeerLink(ProgressBus(), settings).directory
 
     local = channel("http://localhost:8000", "eu-west-1")
     assert local == channel("http://localhost:8000", "eu-west-1")

@@ -21,6 +21,8 @@ EVERYTHING = {
     "CONCORD_API_PROVIDER": "anthropic",
     "ANTHROPIC_API_KEY": "sk-test-secret",
     "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+    "AWS_REGION": "eu-west-1",
+    "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8100",
 }
 
 
@@ -38,6 +40,8 @@ def test_every_variable_is_read() -> None:
         api_provider="anthropic",
         anthropic_api_key="sk-test-secret",
         anthropic_base_url="http://127.0.0.1:9",
+        aws_region="eu-west-1",
+        dynamodb_endpoint="http://127.0.0.1:8100",
     )
 
 
@@ -76,3 +80,8 @@ def test_the_api_key_stays_out_of_the_repr() -> None:
 def test_a_wrong_value_is_bad_input_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(BadInput, match=f"^{name} must be .*{value!r}"):
         Settings.from_env({"CONCORD_HOME": "/h", name: value})
+
+
+def test_the_general_aws_endpoint_serves_dynamodb_when_no_dynamodb_endpoint_is_set() -> None:
+    settings = Settings.from_env({"CONCORD_HOME": "/h", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    assert settings.dynamodb_endpoint == "http://127.0.0.1:4566"

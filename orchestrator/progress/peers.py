@@ -38,22 +38,19 @@ DRAIN_SECONDS = 2.0
 STALE_SECONDS = 2.0
 
 
-def store_scope(settings: Settings, *, dynamodb_endpoint: str = "", aws_region: str = "") -> str:
+def store_scope(settings: Settings) -> str:
     """What a dialogue id is unique within: the SQLite file, or the DynamoDB table at its endpoint and region."""
     if settings.store == "dynamodb":
-        return f"dynamodb:{dynamodb_endpoint}:{aws_region}:{settings.table}"
+        return f"dynamodb:{settings.dynamodb_endpoint or ''}:{settings.aws_region or ''}:{settings.table}"
     return f"sqlite:{settings.database.resolve()}"
 
 
 class PeerLink:
     """Joins a bus to the buses of the other linked processes of the same store, while open."""
 
-    def __init__(
-        self, bus: ProgressBus, settings: Settings, *, dynamodb_endpoint: str = "", aws_region: str = ""
-    ) -> None:
-        """`dynamodb_endpoint` and `aws_region` name the DynamoDB store (unused for SQLite): pass what the store uses."""
+    def __init__(self, bus: ProgressBus, settings: Settings) -> None:
         self.bus = bus
-        scope = store_scope(settings, dynamodb_endpoint=dynamodb_endpoint, aws_region=aws_region)
+        scope = store_scope(settings)
         self.directory = settings.home / "progress" / hashlib.sha256(scope.encode()).hexdigest()[:8]
         self.path = self.directory / f"{os.getpid()}-{secrets.token_hex(3)}.sock"
         self._transport: asyncio.BaseTransport | None = None

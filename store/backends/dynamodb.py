@@ -16,7 +16,6 @@ import base64
 import binascii
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -74,7 +73,7 @@ class DynamoDBBackend:
         self.table = table
         self.calls: Counter[str] = Counter()
         self._endpoint_url = endpoint_url
-        self._region = region if region is not None else os.environ.get("AWS_REGION")
+        self._region = region
         self._page_limit = page_limit
         self._config = Config(
             retries={"mode": "standard", "max_attempts": max_attempts},

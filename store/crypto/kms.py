@@ -12,7 +12,6 @@ never leaves KMS either. Secrets are cached in memory; DEKs are cached by the Di
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from contextlib import AsyncExitStack
 from typing import Any
@@ -69,7 +68,7 @@ class KmsKeyProvider:
         self.key_id = key_id
         self.mac_key_id = mac_key_id
         self.endpoint_url = endpoint_url
-        self.region = region if region is not None else os.environ.get("AWS_REGION")
+        self.region = region
         self.calls: Counter[str] = Counter()
         self._config = Config(
             retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=5, read_timeout=20
