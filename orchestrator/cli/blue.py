@@ -9,7 +9,6 @@ from pathlib import Path
 from concord.orchestrator.cli.command import ExitCode, emit, with_stores
 from concord.orchestrator.cli.parser import Commands, UsageError, add_command
 from concord.store.config import Settings
-from concord.store.errors import BadInput
 from concord.store.factory import Stores
 
 
@@ -63,12 +62,9 @@ def export_command(args: argparse.Namespace) -> int:
 
 def lint_command(args: argparse.Namespace) -> int:
     """`concord lint`: read a directory, change nothing."""
-    from concord.orchestrator.blue.lint import LintError, format_lint, lint_directory
+    from concord.orchestrator.blue.lint import format_lint, lint_directory
 
-    try:
-        report = lint_directory(Path(args.directory))
-    except LintError as exc:
-        raise BadInput(str(exc)) from exc
+    report = lint_directory(Path(args.directory))
     emit(args, report.to_json(), format_lint(report))
     return ExitCode.OK
 

@@ -12,13 +12,12 @@ from concord.orchestrator.cli.command import ExitCode, emit, with_stores
 from concord.orchestrator.cli.parser import Commands, UsageError, add_command, positive_int
 from concord.orchestrator.engine.providers import Provider, make_provider
 from concord.orchestrator.engine.run import Orchestrator, RunResult, RunSettings
-from concord.orchestrator.panel.pools import PoolError, load_pool
+from concord.orchestrator.panel.pools import load_pool
 from concord.orchestrator.progress.bus import ProgressBus
 from concord.orchestrator.progress.peers import PeerLink
 from concord.orchestrator.progress.terminal import ProgressView
 from concord.store.analytics import MAX_PAGE, AnalyticsStore
 from concord.store.config import Settings
-from concord.store.errors import BadInput
 from concord.store.factory import Stores
 from concord.store.model import DIALOGUE_STATUSES, Dialogue
 
@@ -87,10 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
     """`concord run`: validate everything, then create the dialogue and run it."""
     if not args.question.strip():
         raise UsageError("--question must not be empty")
-    try:
-        pool = load_pool(Path(args.pool))
-    except PoolError as exc:
-        raise BadInput(str(exc).replace("\n", " ")) from exc
+    pool = load_pool(Path(args.pool))
     run_settings = RunSettings(
         provider=args.provider,
         judge=args.judge,
