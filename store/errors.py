@@ -2,6 +2,7 @@
 
     ConcordError            anything Concord raises on purpose (the CLI exits 1; anything else is a bug)
     ├── BadInput            input the caller gave is wrong: arguments, pool, panel, files (the CLI exits 2)
+    │   └── InvalidArgument a malformed id, kind or direction handed to the store
     └── StoreError          the store refused or failed an operation
         ├── NotFound, AlreadyExists, ConvergenceBlocked, ItemTooLarge
         ├── ConflictError
@@ -27,6 +28,7 @@ __all__ = [
     "ConflictError",
     "ConvergenceBlocked",
     "IntegrityError",
+    "InvalidArgument",
     "ItemTooLarge",
     "KeyMaterialError",
     "NotFound",
@@ -47,6 +49,12 @@ class BadInput(ConcordError):
     """What the caller gave (arguments, an expert pool, a panel, a file) is invalid; nothing was changed."""
 
     code = "bad_input"
+
+
+class InvalidArgument(BadInput, ValueError):
+    """A value handed to the store (an id, a kind, a direction) is malformed; also a ValueError, as Python's are."""
+
+    code = "invalid_argument"
 
 
 class StoreError(ConcordError):

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from concord.store.errors import InvalidArgument
 from concord.store.model import Entity, Verdict
 from concord.store.snapshot import Snapshot
 
@@ -96,7 +97,7 @@ class DialogueGraph:
     def _adjacency(self, direction: Direction, wanted: frozenset[str] | None) -> dict[str, list[str]]:
         """Neighbour lists for one direction and ref-type filter, built once and cached."""
         if direction not in ("out", "in", "both"):
-            raise ValueError(f"direction must be out, in or both, not {direction!r}")
+            raise InvalidArgument(f"direction must be out, in or both, not {direction!r}")
         key = (direction, wanted)
         if key not in self._adjacency_cache:
             tables = [self.out] if direction == "out" else [self.into] if direction == "in" else [self.out, self.into]

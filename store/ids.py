@@ -7,6 +7,8 @@ import re
 import secrets
 import unicodedata
 
+from concord.store.errors import InvalidArgument
+
 #: Entity kinds that take part in refs, keyed by their display-id prefix.
 KIND_BY_PREFIX = {
     "P": "perspective",
@@ -32,11 +34,11 @@ def display_id(kind: str, round: int, seq: int) -> str:
     """`{P|R|T|E|C}{RR}{SS}` for an entity kind ('perspective' or 'P'), round and sequence."""
     prefix = PREFIX_BY_KIND.get(kind, kind)
     if prefix not in KIND_BY_PREFIX:
-        raise ValueError(f"unknown entity kind {kind!r}")
+        raise InvalidArgument(f"unknown entity kind {kind!r}")
     if not 0 <= round <= MAX_ROUND:
-        raise ValueError(f"round {round} is outside 0..{MAX_ROUND}")
+        raise InvalidArgument(f"round {round} is outside 0..{MAX_ROUND}")
     if not 1 <= seq <= MAX_SEQ:
-        raise ValueError(f"sequence {seq} is outside 1..{MAX_SEQ}: at most {MAX_SEQ} per kind per round")
+        raise InvalidArgument(f"sequence {seq} is outside 1..{MAX_SEQ}: at most {MAX_SEQ} per kind per round")
     return f"{prefix}{round:02d}{seq:02d}"
 
 
@@ -44,7 +46,7 @@ def parse_display_id(value: str) -> tuple[str, int, int]:
     """(prefix, round, seq) of a display id like `T0215`; ValueError for anything else."""
     match = _DISPLAY_ID.match(value) if isinstance(value, str) else None
     if not match or int(match.group(3)) == 0:
-        raise ValueError(f"{value!r} is not a display id like P0102 (type letter, 2-digit round, 2-digit seq)")
+        raise InvalidArgument(f"{value!r} is not a display id like P0102 (type letter, 2-digit round, 2-digit seq)")
     return match.group(1), int(match.group(2)), int(match.group(3))
 
 
@@ -86,23 +88,23 @@ def new_dialogue_id(title: str) -> str:
 
 
 def check_dialogue_id(value: str) -> str:
-    """Return the id if it is a valid dialogue id, else raise ValueError."""
+    """Return the id if it is a valid dialogue id, else raise InvalidArgument."""
     if not isinstance(value, str) or not _DIALOGUE_ID.match(value) or len(value) > 120:
-        raise ValueError(f"{value!r} is not a dialogue id (lowercase letters, digits and single dashes)")
+        raise InvalidArgument(f"{value!r} is not a dialogue id (lowercase letters, digits and single dashes)")
     return value
 
 
 def check_expert_slug(value: str) -> str:
-    """Return the slug if it is a valid expert slug (lowercase pastry name), else raise ValueError."""
+    """Return the slug if it is a valid expert slug (lowercase pastry name), else raise InvalidArgument."""
     if not isinstance(value, str) or not _EXPERT_SLUG.match(value):
-        raise ValueError(f"{value!r} is not an expert slug (lowercase letters and digits)")
+        raise InvalidArgument(f"{value!r} is not an expert slug (lowercase letters and digits)")
     return value
 
 
 def check_verdict_id(value: str) -> str:
-    """Return the id if it is a valid verdict id (no '#', '/' or ':'), else raise ValueError."""
+    """Return the id if it is a valid verdict id (no '#', '/' or ':'), else raise InvalidArgument."""
     if not isinstance(value, str) or not _VERDICT_ID.match(value):
-        raise ValueError(f"{value!r} is not a verdict id (1-64 of letters, digits, '_', '.', '-')")
+        raise InvalidArgument(f"{value!r} is not a verdict id (1-64 of letters, digits, '_', '.', '-')")
     return value
 
 

@@ -10,7 +10,7 @@ from concord.store.audit import GENESIS
 from concord.store.backends.base import Item, StoredRead
 from concord.store.codec import round_key
 from concord.store.crypto.signing import SignedBackend
-from concord.store.errors import IntegrityError, NotFound
+from concord.store.errors import IntegrityError, InvalidArgument, NotFound
 from concord.store.ids import (
     ENTITY_KINDS,
     KIND_BY_PREFIX,
@@ -125,7 +125,7 @@ class PartitionReader:
     async def get_entities(self, dialogue_id: str, kind: str, round: int | None = None) -> list[Entity]:
         """AP3/AP4: entities of one kind, optionally of one round."""
         if kind not in ENTITY_KINDS:
-            raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(ENTITY_KINDS)}")
+            raise InvalidArgument(f"unknown entity kind {kind!r}; expected one of {', '.join(ENTITY_KINDS)}")
         prefix = f"{kind}#" + (f"{round_key(round)}#" if round is not None else "")
         meta, items = await self._query_visible(dialogue_id, prefix)
         return [codec.decode_entity(i, await self.sealer.open(i, meta)) for i in items]
@@ -145,7 +145,7 @@ class PartitionReader:
     async def get_refs(self, dialogue_id: str, *, source: str | None = None, target: str | None = None) -> list[Ref]:
         """AP5 (refs out of `source`) or AP6 (refs into `target`)."""
         if (source is None) == (target is None):
-            raise ValueError("give exactly one of source or target")
+            raise InvalidArgument("give exactly one of source or target")
         prefix = f"ref#{source}#" if source else f"rin#{target}#"
         _, items = await self._query_visible(dialogue_id, prefix)
         return [codec.decode_ref(i) for i in items]

@@ -127,6 +127,14 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-pool.json"], "no home, no output directory"
 
 
+def test_a_malformed_dialogue_id_exits_2_with_one_line(tmp_path: Path) -> None:
+    shown = cli(tmp_path / "home", "show", "NOT AN ID")
+    assert shown.returncode == 2
+    assert shown.stderr == "concord: 'NOT AN ID' is not a dialogue id (lowercase letters, digits and single dashes)\n"
+    rotated = cli(tmp_path / "home", "keys", "rotate", "--dialogue", "x#y", "--json")
+    assert rotated.returncode == 2 and json.loads(rotated.stdout)["error"]["code"] == "invalid_argument"
+
+
 def test_ctrl_c_exits_130_and_says_how_to_continue(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with fake_server_process(log=tmp_path / "requests.jsonl", latency=2.0) as fake:
