@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
 from concord.resolvers.ports import ProgressUpdate
 from concord.schema import dialogue as gql
 from concord.schema import entities as gqe
@@ -9,6 +14,7 @@ from concord.schema import results as gqr
 from concord.schema.enums import Confidence, DialogueStatus, EntityKind, RefType, VerdictType
 from concord.store import model
 from concord.store.audit import AuditReport
+from concord.store.errors import IntegrityError
 from concord.store.graph import Link
 from concord.store.model import Score, sum_scores
 from concord.store.rules import gate
@@ -25,7 +31,7 @@ ENTITY_TYPES: dict[str, type[gqe.Entity]] = {
 def dialogue(d: model.Dialogue) -> gql.Dialogue:
     """A dialogue's meta."""
     return gql.Dialogue(
-        id=d.id,
+        id=strawberry.ID(d.id),
         title=d.title,
         question=d.question,
         status=DialogueStatus(d.status),
@@ -38,11 +44,30 @@ def dialogue(d: model.Dialogue) -> gql.Dialogue:
     )
 
 
+ENTITY_KINDS: dict[type[gqe.Entity], str] = {kind_type: kind for kind, kind_type in ENTITY_TYPES.items()}
+E = TypeVar("E", bound=gqe.Entity)
+
+
+class EntityFields(TypedDict):
+    """The fields every entity type has."""
+
+    id: strawberry.ID
+    dialogue_id: strawberry.ID
+    kind: EntityKind
+    round: int
+    label: str
+    content: str
+    status: str
+    contributors: list[str]
+    created_at: str
+    updated_at: str
+
+
 def entity(dialogue_id: str, e: model.Entity) -> gqe.Entity:
     """An entity as the schema type of its kind."""
-    fields = dict(
-        id=e.id,
-        dialogue_id=dialogue_id,
+    fields = EntityFields(
+        id=strawberry.ID(e.id),
+        dialogue_id=strawberry.ID(dialogue_id),
         kind=EntityKind(e.kind),
         round=e.round,
         label=e.label,
@@ -57,26 +82,38 @@ def entity(dialogue_id: str, e: model.Entity) -> gqe.Entity:
     return ENTITY_TYPES[e.kind](**fields)
 
 
+def entity_as(kind_type: type[E], dialogue_id: str, e: model.Entity) -> E:
+    """An entity that has to be of `kind_type`; a stored one of another kind is an integrity failure."""
+    made = entity(dialogue_id, e)
+    if not isinstance(made, kind_type):
+        raise IntegrityError(f"entity {e.id} of dialogue {dialogue_id} is a {e.kind}, not a {ENTITY_KINDS[kind_type]}")
+    return made
+
+
 def ref(dialogue_id: str, r: model.Ref) -> gqe.Ref:
     """A ref."""
     return gqe.Ref(
-        dialogue_id=dialogue_id,
-        source_id=r.source,
+        dialogue_id=strawberry.ID(dialogue_id),
+        source_id=strawberry.ID(r.source),
         ref_type=RefType(r.ref_type),
-        target_id=r.target,
+        target_id=strawberry.ID(r.target),
         created_at=r.created_at,
     )
 
 
 def link(dialogue_id: str, found: Link, target: model.Entity) -> gqe.Link:
     """A link to a reached entity."""
-    return gqe.Link(reached=lambda: entity(dialogue_id, target), depth=found.depth, route=lambda: list(found.path))
+    return gqe.Link(
+        reached=lambda: entity(dialogue_id, target),
+        depth=found.depth,
+        route=lambda: [strawberry.ID(step) for step in found.path],
+    )
 
 
 def event(e: model.Event) -> gqe.Event:
     """A lifecycle event."""
     return gqe.Event(
-        entity_id=e.entity_id,
+        entity_id=strawberry.ID(e.entity_id),
         entity_kind=EntityKind(e.entity_type),
         event_type=e.event_type,
         round=e.round,
@@ -140,8 +177,8 @@ def expert(e: model.Expert) -> gql.Expert:
 def verdict(dialogue_id: str, v: model.Verdict) -> gql.Verdict:
     """A verdict."""
     return gql.Verdict(
-        id=v.id,
-        dialogue_id=dialogue_id,
+        id=strawberry.ID(v.id),
+        dialogue_id=strawberry.ID(dialogue_id),
         verdict_type=VerdictType(v.verdict_type),
         round=v.round,
         recommendation=v.recommendation,
@@ -167,7 +204,7 @@ def scoreboard(dialogue_id: str, rounds: list[model.Round]) -> gql.Scoreboard:
             by_expert.setdefault(name, []).append(s)
     converged, blockers, _ = gate(rounds[-1]) if rounds else (False, ["no rounds registered"], {})
     return gql.Scoreboard(
-        dialogue_id=dialogue_id,
+        dialogue_id=strawberry.ID(dialogue_id),
         rounds=[
             gql.ScoreboardRound(
                 round=r.number, totals=score(r.totals), velocity=r.velocity, converge_percent=r.converge_percent
@@ -184,7 +221,7 @@ def scoreboard(dialogue_id: str, rounds: list[model.Round]) -> gql.Scoreboard:
 def audit_report(report: AuditReport) -> gqr.AuditReport:
     """An audit chain check."""
     return gqr.AuditReport(
-        dialogue_id=report.dialogue_id,
+        dialogue_id=strawberry.ID(report.dialogue_id),
         ok=report.ok,
         entries=report.entries,
         head=report.head,
@@ -196,5 +233,10 @@ def audit_report(report: AuditReport) -> gqr.AuditReport:
 def progress(e: ProgressUpdate) -> gqr.ProgressEvent:
     """A progress event of a run."""
     return gqr.ProgressEvent(
-        dialogue_id=e.dialogue_id, kind=e.kind, round=e.round, expert=e.expert, data=dict(e.data), at=e.at
+        dialogue_id=strawberry.ID(e.dialogue_id),
+        kind=e.kind,
+        round=e.round,
+        expert=e.expert,
+        data=JSON(dict(e.data)),
+        at=e.at,
     )

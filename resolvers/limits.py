@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -63,14 +64,14 @@ def _links_nesting(
             if name in seen or name not in fragments:
                 continue
             deepest = max(deepest, _links_nesting(fragments[name], fragments, seen | {name}))
-        else:
+        elif isinstance(selection, (FieldNode, InlineFragmentNode)):
             own = isinstance(selection, FieldNode) and selection.name.value == "links"
             deepest = max(deepest, own + _links_nesting(selection, fragments, seen))
     return deepest
 
 
 #: Built once (the limiters would build new rule classes per request), so ValidationCache recognises a document.
-LIMIT_RULES: list[type[ValidationRule]] = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES), NoNestedLinks]
+LIMIT_RULES: list[type[ASTValidationRule]] = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES), NoNestedLinks]
 
 
 class BodyLimit:

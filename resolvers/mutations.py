@@ -57,7 +57,7 @@ class Mutation:
             checked, inputs.tension_id(id), status.value, actors=actors or [], reason=reason
         )
         info.context.wrote()
-        return convert.entity(checked, updated)  # type: ignore[return-value]
+        return convert.entity_as(Tension, checked, updated)
 
     @strawberry.mutation(
         permission_classes=[CanWrite],

@@ -68,14 +68,14 @@ def entity_needs_partition(selections: Iterable[Selection]) -> bool:
     return len(narrow) > 1
 
 
-def below(selected: Iterable[SelectedField], *path: str) -> list[Selection]:
+def below(selected: Iterable[Selection], *path: str) -> list[Selection]:
     """The selections under a resolver's field (all its merged nodes), following sub-fields named in `path`."""
-    found = [selection for field in selected for selection in field.selections]
+    found = [selection for field in fields(selected) for selection in field.selections]
     for name in path:
         found = [selection for field in fields(found) if field.name == name for selection in field.selections]
     return found
 
 
-def below_nodes(selected: Iterable[SelectedField]) -> list[Selection]:
+def below_nodes(selected: Iterable[Selection]) -> list[Selection]:
     """The selections under a connection's nodes, asked for as `nodes` or as `edges { node }`."""
     return below(selected, "nodes") + below(selected, "edges", "node")

@@ -14,8 +14,9 @@ from concord.resolvers.planning import (
     entity_needs_partition,
 )
 from concord.schema.dialogue import Dialogue, Scoreboard
-from concord.schema.entities import Entity
+from concord.schema.entities import Entity, Tension
 from concord.schema.enums import DialogueStatus
+from concord.schema.reader import MaybeAwaitable
 from concord.schema.results import (
     AuditReport,
     DialogueConnection,
@@ -30,11 +31,11 @@ from concord.schema.results import (
 @strawberry.type
 class Query:
     @strawberry.field(description="One dialogue of the caller's tenant.")
-    def dialogue(self, info: Info, id: strawberry.ID) -> Dialogue | None:
+    def dialogue(self, info: Info, id: strawberry.ID) -> MaybeAwaitable[Dialogue | None]:
         dialogue_id = inputs.dialogue_id(id)
         reader = info.context.reader
         reader.plan(dialogue_id, whole=dialogue_needs_partition(below(info.selected_fields)))
-        return reader.dialogue(dialogue_id)  # type: ignore[return-value]
+        return reader.dialogue(dialogue_id)
 
     @strawberry.field(description="Dialogues with a status, oldest update first (AP9).")
     async def dialogues(
@@ -58,11 +59,11 @@ class Query:
         )
 
     @strawberry.field(description="One entity by display id; refs and history by their own patterns (AP5-AP7).")
-    def entity(self, info: Info, dialogue_id: strawberry.ID, id: strawberry.ID) -> Entity | None:
+    def entity(self, info: Info, dialogue_id: strawberry.ID, id: strawberry.ID) -> MaybeAwaitable[Entity | None]:
         checked = inputs.dialogue_id(dialogue_id)
         reader = info.context.reader
         reader.plan(checked, whole=entity_needs_partition(below(info.selected_fields)))
-        return reader.entity(checked, id)  # type: ignore[return-value]
+        return reader.entity(checked, id)
 
     @strawberry.field(description="Tensions not yet resolved across the tenant's dialogues (AP10).")
     async def open_tensions(self, info: Info, first: int = 20, after: str | None = None) -> TensionConnection:
@@ -76,21 +77,24 @@ class Query:
         whole = entities_need_partition(below_nodes(info.selected_fields))
         for dialogue_id, _ in page.tensions:
             info.context.reader.plan(dialogue_id, whole=whole)
-        nodes = [convert.entity(dialogue_id, t) for dialogue_id, t in page.tensions]
+        nodes = [convert.entity_as(Tension, dialogue_id, t) for dialogue_id, t in page.tensions]
         return TensionConnection(
-            edges=[TensionEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=False)],  # type: ignore[arg-type]
-            nodes=nodes,  # type: ignore[arg-type]
+            edges=[TensionEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=False)],
+            nodes=nodes,
             page_info=page_info(page.cursors, page.cursor),
         )
 
     @strawberry.field(description="Dialogues an expert role took part in, found through the blind index (AP11).")
     async def expert_participation(self, info: Info, role: str) -> list[Participation]:
         found = await info.context.analytics.expert_participation(role)
-        return [Participation(dialogue_id=p.dialogue_id, expert=p.expert, first_round=p.first_round) for p in found]
+        return [
+            Participation(dialogue_id=strawberry.ID(p.dialogue_id), expert=p.expert, first_round=p.first_round)
+            for p in found
+        ]
 
     @strawberry.field(description="Scores per round and expert, and the convergence gate (AP8).")
-    def scoreboard(self, info: Info, dialogue_id: strawberry.ID) -> Scoreboard:
-        return info.context.reader.scoreboard(inputs.dialogue_id(dialogue_id))  # type: ignore[return-value]
+    def scoreboard(self, info: Info, dialogue_id: strawberry.ID) -> MaybeAwaitable[Scoreboard]:
+        return info.context.reader.scoreboard(inputs.dialogue_id(dialogue_id))
 
     @strawberry.field(description="Recompute the dialogue's audit hash chain.")
     async def audit_report(self, info: Info, dialogue_id: strawberry.ID) -> AuditReport:

@@ -15,12 +15,18 @@ from concord.resolvers import convert
 from concord.resolvers.loaders import EntityKey, Loaders, Partition
 from concord.schema import dialogue as gql
 from concord.schema import entities as gqe
+from concord.schema.enums import Direction
 from concord.schema.reader import MaybeAwaitable
 from concord.store.errors import NotFound, Problem, ValidationFailed
+from concord.store.graph import Direction as Walk
 from concord.store.model import Entity, Ref
 
 T = TypeVar("T")
 R = TypeVar("R")
+E = TypeVar("E", bound=gqe.Entity)
+
+#: The graph's name for each `links` direction.
+WALKS: dict[Direction, Walk] = {Direction.OUT: "out", Direction.IN: "in", Direction.BOTH: "both"}
 
 
 class StoreReader:
@@ -71,14 +77,16 @@ class StoreReader:
             lambda: _then(self.loaders.entity.load((dialogue_id, entity_id)), lambda e: convert.entity(dialogue_id, e)),
         )
 
-    def entities(self, dialogue_id: str, kind: str, round: int | None) -> MaybeAwaitable[list[gqe.Entity]]:
-        def listed(found: list[Entity]) -> list[gqe.Entity]:
-            return [convert.entity(dialogue_id, e) for e in found]
+    def entities(self, dialogue_id: str, kind: type[E], round: int | None) -> MaybeAwaitable[list[E]]:
+        name = convert.ENTITY_KINDS[kind]
+
+        def listed(found: list[Entity]) -> list[E]:
+            return [convert.entity_as(kind, dialogue_id, e) for e in found]
 
         return self._read(
             dialogue_id,
-            lambda part: listed(part.snapshot.of_kind(kind, round)),
-            lambda: _then(self.loaders.kind.load((dialogue_id, kind, round)), listed),
+            lambda part: listed(part.snapshot.of_kind(name, round)),
+            lambda: _then(self.loaders.kind.load((dialogue_id, name, round)), listed),
         )
 
     def refs_out(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[gqe.Ref]]:
@@ -114,7 +122,7 @@ class StoreReader:
         )
 
     def links(
-        self, dialogue_id: str, entity_id: str, direction: str, ref_types: list[str] | None, max_depth: int | None
+        self, dialogue_id: str, entity_id: str, direction: Direction, ref_types: list[str] | None, max_depth: int | None
     ) -> MaybeAwaitable[list[gqe.Link]]:
         if max_depth is not None and max_depth < 1:
             raise ValidationFailed(
@@ -126,7 +134,7 @@ class StoreReader:
             entities = part.snapshot.entities
             return [
                 convert.link(dialogue_id, found, entities[found.entity_id])
-                for found in part.graph.links(entity_id, direction, ref_types, max_depth)  # type: ignore[arg-type]
+                for found in part.graph.links(entity_id, WALKS[direction], ref_types, max_depth)
                 if found.entity_id in entities
             ]
 
@@ -177,14 +185,14 @@ class StoreReader:
             context = part.graph.verdict_context(verdict)
             entities = part.snapshot.entities
 
-            def listed(ids: list[str]) -> list[gqe.Entity]:
-                return [convert.entity(dialogue_id, entities[i]) for i in ids if i in entities]
+            def listed(kind: type[E], ids: list[str]) -> list[E]:
+                return [convert.entity_as(kind, dialogue_id, entities[i]) for i in ids if i in entities]
 
             return gql.VerdictContext(
-                adopted=listed(context.adopted),  # type: ignore[arg-type]
-                resolved_tensions=listed(context.resolved_tensions),  # type: ignore[arg-type]
-                key_evidence=listed(context.key_evidence),  # type: ignore[arg-type]
-                key_claims=listed(context.key_claims),  # type: ignore[arg-type]
+                adopted=listed(gqe.Recommendation, context.adopted),
+                resolved_tensions=listed(gqe.Tension, context.resolved_tensions),
+                key_evidence=listed(gqe.Evidence, context.key_evidence),
+                key_claims=listed(gqe.Claim, context.key_claims),
             )
 
         return self._read(dialogue_id, serve)

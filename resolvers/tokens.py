@@ -43,13 +43,19 @@ def token_hash(token: str) -> str:
 
 def read_tokens(path: Path) -> dict[str, Caller]:
     """Token hash -> caller; refuses a file that the group or others may read or write."""
-    try:
-        return {
-            digest: Caller(entry["name"], entry["tenant"], frozenset(entry["scopes"]))
-            for digest, entry in _entries(path).items()
-        }
-    except (KeyError, TypeError) as exc:
-        raise TokensError(f"{path} is not a Concord tokens file: {exc!r}") from exc
+    return {digest: _caller(path, entry) for digest, entry in _entries(path).items()}
+
+
+def _caller(path: Path, entry: object) -> Caller:
+    """The caller one entry names, or TokensError unless it has a string name and tenant and a list of scopes."""
+    if not isinstance(entry, dict):
+        raise TokensError(f"{path} is not a Concord tokens file: an entry is not an object")
+    name, tenant, scopes = entry.get("name"), entry.get("tenant"), entry.get("scopes")
+    if not isinstance(name, str) or not isinstance(tenant, str):
+        raise TokensError(f"{path} is not a Concord tokens file: an entry's name or tenant is not a string")
+    if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
+        raise TokensError(f"{path} is not a Concord tokens file: the scopes of {name!r} are not a list of strings")
+    return Caller(name, tenant, frozenset(scopes))
 
 
 def _entries(path: Path) -> dict[str, dict[str, object]]:

@@ -6,7 +6,7 @@ import strawberry
 
 from concord.schema.entities import Claim, Event, Evidence, Perspective, Recommendation, Tension
 from concord.schema.enums import Confidence, DialogueStatus, VerdictType
-from concord.schema.reader import reader
+from concord.schema.reader import MaybeAwaitable, reader
 
 
 @strawberry.type(description="Wisdom, consistency, truth and relationships points.")
@@ -94,7 +94,7 @@ class Verdict:
     created_at: str
 
     @strawberry.field(description="Adopted recommendations, resolved tensions and the evidence and claims behind them.")
-    def context(self, info: strawberry.Info) -> VerdictContext:
+    def context(self, info: strawberry.Info) -> MaybeAwaitable[VerdictContext]:
         return reader(info).verdict_context(self.dialogue_id, self.id)
 
 
@@ -130,41 +130,41 @@ class Dialogue:
     origin: str
 
     @strawberry.field(description="Registered rounds in order, each with its panel and stored metrics.")
-    def rounds(self, info: strawberry.Info) -> list[Round]:
+    def rounds(self, info: strawberry.Info) -> MaybeAwaitable[list[Round]]:
         return reader(info).rounds(self.id)
 
     @strawberry.field(description="Experts who joined the dialogue.")
-    def experts(self, info: strawberry.Info) -> list[Expert]:
+    def experts(self, info: strawberry.Info) -> MaybeAwaitable[list[Expert]]:
         return reader(info).experts(self.id)
 
     @strawberry.field
-    def perspectives(self, info: strawberry.Info, round: int | None = None) -> list[Perspective]:
-        return reader(info).entities(self.id, "perspective", round)  # type: ignore[return-value]
+    def perspectives(self, info: strawberry.Info, round: int | None = None) -> MaybeAwaitable[list[Perspective]]:
+        return reader(info).entities(self.id, Perspective, round)
 
     @strawberry.field
-    def tensions(self, info: strawberry.Info, round: int | None = None) -> list[Tension]:
-        return reader(info).entities(self.id, "tension", round)  # type: ignore[return-value]
+    def tensions(self, info: strawberry.Info, round: int | None = None) -> MaybeAwaitable[list[Tension]]:
+        return reader(info).entities(self.id, Tension, round)
 
     @strawberry.field
-    def recommendations(self, info: strawberry.Info, round: int | None = None) -> list[Recommendation]:
-        return reader(info).entities(self.id, "recommendation", round)  # type: ignore[return-value]
+    def recommendations(self, info: strawberry.Info, round: int | None = None) -> MaybeAwaitable[list[Recommendation]]:
+        return reader(info).entities(self.id, Recommendation, round)
 
     @strawberry.field
-    def evidence(self, info: strawberry.Info, round: int | None = None) -> list[Evidence]:
-        return reader(info).entities(self.id, "evidence", round)  # type: ignore[return-value]
+    def evidence(self, info: strawberry.Info, round: int | None = None) -> MaybeAwaitable[list[Evidence]]:
+        return reader(info).entities(self.id, Evidence, round)
 
     @strawberry.field
-    def claims(self, info: strawberry.Info, round: int | None = None) -> list[Claim]:
-        return reader(info).entities(self.id, "claim", round)  # type: ignore[return-value]
+    def claims(self, info: strawberry.Info, round: int | None = None) -> MaybeAwaitable[list[Claim]]:
+        return reader(info).entities(self.id, Claim, round)
 
     @strawberry.field(description="Verdicts by round.")
-    def verdicts(self, info: strawberry.Info) -> list[Verdict]:
+    def verdicts(self, info: strawberry.Info) -> MaybeAwaitable[list[Verdict]]:
         return reader(info).verdicts(self.id)
 
     @strawberry.field
-    def scoreboard(self, info: strawberry.Info) -> Scoreboard:
+    def scoreboard(self, info: strawberry.Info) -> MaybeAwaitable[Scoreboard]:
         return reader(info).scoreboard(self.id)
 
     @strawberry.field(description="Every lifecycle event of every entity.")
-    def events(self, info: strawberry.Info) -> list[Event]:
+    def events(self, info: strawberry.Info) -> MaybeAwaitable[list[Event]]:
         return reader(info).events(self.id)

@@ -8,7 +8,7 @@ from typing import Annotated
 import strawberry
 
 from concord.schema.enums import Direction, EntityKind, RefType
-from concord.schema.reader import reader
+from concord.schema.reader import MaybeAwaitable, reader
 
 
 @strawberry.type(description="A lifecycle event of an entity: created, addressed, resolved, adopted, …")
@@ -38,15 +38,15 @@ class Entity:
     updated_at: str
 
     @strawberry.field(description="Refs from this entity to others.")
-    def refs_out(self, info: strawberry.Info) -> list[Ref]:
+    def refs_out(self, info: strawberry.Info) -> MaybeAwaitable[list[Ref]]:
         return reader(info).refs_out(self.dialogue_id, self.id)
 
     @strawberry.field(description="Refs from other entities to this one.")
-    def refs_in(self, info: strawberry.Info) -> list[Ref]:
+    def refs_in(self, info: strawberry.Info) -> MaybeAwaitable[list[Ref]]:
         return reader(info).refs_in(self.dialogue_id, self.id)
 
     @strawberry.field(description="Lifecycle events, oldest first.")
-    def history(self, info: strawberry.Info) -> list[Event]:
+    def history(self, info: strawberry.Info) -> MaybeAwaitable[list[Event]]:
         return reader(info).history(self.dialogue_id, self.id)
 
     @strawberry.field(
@@ -58,12 +58,12 @@ class Entity:
         direction: Direction = Direction.OUT,
         ref_types: list[RefType] | None = None,
         max_depth: Annotated[int | None, strawberry.argument(description="1 or more; unbounded when omitted.")] = None,
-    ) -> list[Link]:
+    ) -> MaybeAwaitable[list[Link]]:
         types = None if ref_types is None else [t.value for t in ref_types]
-        return reader(info).links(self.dialogue_id, self.id, direction.value, types, max_depth)
+        return reader(info).links(self.dialogue_id, self.id, direction, types, max_depth)
 
     @strawberry.field(description="The refine chain behind this entity, itself first, then what it refines.")
-    def lineage(self, info: strawberry.Info) -> list[Entity]:
+    def lineage(self, info: strawberry.Info) -> MaybeAwaitable[list[Entity]]:
         return reader(info).lineage(self.dialogue_id, self.id)
 
 
@@ -101,11 +101,11 @@ class Ref:
     created_at: str
 
     @strawberry.field(description="The entity the ref leaves.")
-    def source(self, info: strawberry.Info) -> Entity:
+    def source(self, info: strawberry.Info) -> MaybeAwaitable[Entity]:
         return reader(info).entity(self.dialogue_id, self.source_id)
 
     @strawberry.field(description="The entity the ref points at.")
-    def target(self, info: strawberry.Info) -> Entity:
+    def target(self, info: strawberry.Info) -> MaybeAwaitable[Entity]:
         return reader(info).entity(self.dialogue_id, self.target_id)
 
 
@@ -113,7 +113,7 @@ class Ref:
 class Link:
     reached: strawberry.Private[Callable[[], Entity]]
     depth: int
-    route: strawberry.Private[Callable[[], list[str]]]
+    route: strawberry.Private[Callable[[], list[strawberry.ID]]]
 
     # entity and path are built only when asked for: a links query often wants depths alone
 
@@ -123,4 +123,4 @@ class Link:
 
     @strawberry.field(description="Display ids from the start entity to this one.")
     def path(self) -> list[strawberry.ID]:
-        return self.route()  # type: ignore[return-value]
+        return self.route()

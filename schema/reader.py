@@ -13,11 +13,22 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
 import strawberry
 
 T = TypeVar("T")
-MaybeAwaitable: TypeAlias = T | Awaitable[T]
+E = TypeVar("E", bound="Entity")
 
+# mypy checks a nested field against what it returns, strawberry builds the GraphQL type from the value it resolves to.
 if TYPE_CHECKING:
     from concord.schema.dialogue import Expert, Round, Scoreboard, Verdict, VerdictContext
     from concord.schema.entities import Entity, Event, Link, Ref
+    from concord.schema.enums import Direction
+
+    MaybeAwaitable: TypeAlias = T | Awaitable[T]
+else:
+
+    class MaybeAwaitable:
+        """A read's value or an awaitable of it; at run time `MaybeAwaitable[X]` is X, the type strawberry reads."""
+
+        def __class_getitem__(cls, item: object) -> object:
+            return item
 
 
 class Reader(Protocol):
@@ -26,8 +37,8 @@ class Reader(Protocol):
     def entity(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[Entity]:
         """One entity."""
 
-    def entities(self, dialogue_id: str, kind: str, round: int | None) -> MaybeAwaitable[list[Entity]]:
-        """Entities of one kind, optionally of one round."""
+    def entities(self, dialogue_id: str, kind: type[E], round: int | None) -> MaybeAwaitable[list[E]]:
+        """Entities of one kind (its schema type), optionally of one round."""
 
     def refs_out(self, dialogue_id: str, entity_id: str) -> MaybeAwaitable[list[Ref]]:
         """Refs leaving an entity."""
@@ -39,7 +50,7 @@ class Reader(Protocol):
         """Lifecycle events of an entity, oldest first."""
 
     def links(
-        self, dialogue_id: str, entity_id: str, direction: str, ref_types: list[str] | None, max_depth: int | None
+        self, dialogue_id: str, entity_id: str, direction: Direction, ref_types: list[str] | None, max_depth: int | None
     ) -> MaybeAwaitable[list[Link]]:
         """Entities reachable from an entity through refs."""
 
@@ -67,9 +78,9 @@ class Reader(Protocol):
 
 async def settled(value: MaybeAwaitable[T]) -> T:
     """The value a read gives, awaiting it when it has to be."""
-    return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+    return await value if inspect.isawaitable(value) else value
 
 
 def reader(info: strawberry.Info) -> Reader:
     """The request's reader."""
-    return info.context.reader  # type: ignore[no-any-return]
+    return info.context.reader

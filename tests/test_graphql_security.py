@@ -12,12 +12,16 @@ import pytest
 import websockets
 
 from concord.orchestrator.progress.bus import ProgressBus
+from concord.resolvers import convert
 from concord.resolvers.app import create_app
 from concord.resolvers.ports import StartRequest
 from concord.resolvers.tokens import TokensError, add_token, read_tokens, token_hash
+from concord.schema import entities as schema_entities
 from concord.store.backends.sqlite import SQLiteBackend
 from concord.store.crypto.keys import LocalKeyProvider
+from concord.store.errors import IntegrityError
 from concord.store.factory import Stores
+from concord.store.model import Perspective
 from tests.graphql_helpers import Api, build_dialogue, tokens_file
 
 MEANING = "query($id: ID!) { dialogue(id: $id) { title } }"
@@ -257,6 +261,35 @@ def test_tokens_file_keeps_hashes_only_and_refuses_unsafe_files(tmp_path: Path) 
         read_tokens(path)
     with pytest.raises(TokensError, match="concord tokens add"):
         read_tokens(tmp_path / "nowhere.json")
+
+
+@pytest.mark.parametrize(
+    ("entry", "complaint"),
+    [
+        ({"name": "ci", "tenant": "acme", "scopes": "read,write"}, "scopes of 'ci' are not a list of strings"),
+        ({"name": "ci", "tenant": "acme", "scopes": ["read", 2]}, "scopes of 'ci' are not a list of strings"),
+        ({"name": "ci", "tenant": 7, "scopes": ["read"]}, "name or tenant is not a string"),
+        ({"tenant": "acme", "scopes": ["read"]}, "name or tenant is not a string"),
+        (["ci", "acme", ["read"]], "an entry is not an object"),
+    ],
+)
+def test_a_tokens_entry_of_the_wrong_shape_is_refused(tmp_path: Path, entry: object, complaint: str) -> None:
+    """A string of scopes is not read as its letters, and no entry turns into a caller with non-string fields."""
+    path = tmp_path / "tokens.json"
+    add_token(path, "acme", ["read"], "dashboard")
+    document = json.loads(path.read_text())
+    document["tokens"]["0" * 64] = entry
+    path.write_text(json.dumps(document))
+    with pytest.raises(TokensError, match=complaint):
+        read_tokens(path)
+
+
+def test_an_entity_stored_under_another_kind_is_an_integrity_failure() -> None:
+    """A field typed Tension never serves a perspective as a tension."""
+    perspective = Perspective(id="P0001", round=0, seq=1, label="a view", content="text")
+    assert isinstance(convert.entity_as(schema_entities.Perspective, "d1", perspective), schema_entities.Perspective)
+    with pytest.raises(IntegrityError, match="P0001 of dialogue d1 is a perspective, not a tension"):
+        convert.entity_as(schema_entities.Tension, "d1", perspective)
 
 
 @BACKEND_AGNOSTIC
