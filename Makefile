@@ -24,6 +24,8 @@ test: install
 lint: $(VENV_STAMP)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	mkdir -p .local/typecheck/concord
+	for d in store orchestrator schema resolvers prompts; do ln -sfn ../../../$$d .local/typecheck/concord/$$d; done
 	.venv/bin/mypy
 
 bench: install

@@ -152,10 +152,12 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
     refs: list[tuple[str, Ref]] = []
     for n, draft in enumerate(batch.entities):
         source = plan.mapping.get(draft.local_id or "")
-        for m, ref in enumerate(draft.references):
-            refs.append((f"entities[{n}].references[{m}]", Ref(source or "", ref.ref_type, resolve(ref.target))))
-    for n, ref in enumerate(batch.refs):
-        refs.append((f"refs[{n}]", Ref(resolve(ref.source or ""), ref.ref_type, resolve(ref.target))))
+        for m, drafted in enumerate(draft.references):
+            refs.append(
+                (f"entities[{n}].references[{m}]", Ref(source or "", drafted.ref_type, resolve(drafted.target)))
+            )
+    for n, drafted in enumerate(batch.refs):
+        refs.append((f"refs[{n}]", Ref(resolve(drafted.source or ""), drafted.ref_type, resolve(drafted.target))))
     known = set(snap.entities) | set(plan.mapping.values())
     seen_refs: set[tuple[str, str, str]] = set()
     for where, ref in refs:
@@ -283,8 +285,8 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
         dict.fromkeys(batch.answered or [s.name.lower() for s in batch.panel if s.name.lower() not in batch.absent])
     )
     signals = sorted(set(batch.signals) & set(answered))
-    for expert in signals:
-        plan.records.append(codec.encode_signal(dialogue_id, Signal(batch.round, expert, now)))
+    for signaller in signals:
+        plan.records.append(codec.encode_signal(dialogue_id, Signal(batch.round, signaller, now)))
     for move in batch.moves:
         plan.records.append(codec.encode_move(dialogue_id, move))
     if problems:

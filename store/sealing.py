@@ -89,7 +89,7 @@ class PartitionOpener:
 
     async def open(self, item: Item) -> dict[str, Any]:
         """The secret fields of a sealed item."""
-        cipher = self._ciphers.get(item.get("key_id"))
+        cipher = self._ciphers.get(item.get("key_id") or "")
         if cipher is None:
             cipher = await self.cipher(item)
         return open_item(cipher, item)

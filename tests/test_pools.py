@@ -527,6 +527,13 @@ def test_infer_without_prompts_leaves_role_unknown(jira: Path) -> None:
     assert {(m.role, m.tier, m.relevance) for m in panel.members} == {("", "Adjacent", 0.0)}
 
 
+def test_infer_reads_only_lowercase_answer_files_once_each(tmp_path: Path) -> None:
+    for name in ("muffin.md", "Muffin.md", "cupcake.md", "cupcake.prompt.md", "CUPCAKE.md", "Scone.md", "notes.md"):
+        (tmp_path / name).write_text("[PERSPECTIVE P01: x]\ny\n")
+    panel = infer_panel(tmp_path, 1)
+    assert [m.name for m in panel.members] == sorted(["Muffin", "Cupcake"], key=PASTRY_NAMES.index)
+
+
 @pytest.mark.corpus
 def test_stability_flags_d58_per_round_pair(d58: Path) -> None:
     pool = load_pool(d58 / "expert-pool.json")

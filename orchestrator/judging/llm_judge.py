@@ -77,8 +77,8 @@ def parse_assessment(text: str, answered: Sequence[str]) -> Assessment:
             raise AssessmentError(f"experts[{n}] names {entry['name']!r}, who did not answer this round")
         if slug in scores:
             raise AssessmentError(f"experts[{n}] scores {entry['name']!r} a second time")
-        parts = [entry.get(part) for part in "WCTR"]
-        if not all(isinstance(p, int) and not isinstance(p, bool) and p in SCALE for p in parts):
+        parts = [p for p in (entry.get(part) for part in "WCTR") if isinstance(p, int) and not isinstance(p, bool)]
+        if len(parts) != 4 or not all(p in SCALE for p in parts):
             raise AssessmentError(f"experts[{n}] needs whole numbers 0-10 for W, C, T and R")
         scores[slug] = Score(*parts)
     if set(scores) != wanted:

@@ -195,13 +195,19 @@ def evolve_panel(pool: Pool, round: int, specs: Sequence[PanelSpec], *, used_nam
     return Panel(round=round, members=tuple(_seat(pool, s, n) for s, n in zip(specs, names, strict=False)))
 
 
-def _text(entry: dict[str, Any], key: str, where: str, *, required: bool) -> str | None:
-    """Return a string field of a panel entry, enforcing presence when required."""
+def _text(entry: dict[str, Any], key: str, where: str) -> str:
+    """A non-empty string field of a panel entry."""
     value = entry.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise PanelError(f"{where}.{key} must be a {'non-empty ' if required else ''}string")
+    if not isinstance(value, str) or not value.strip():
+        raise PanelError(f"{where}.{key} must be a non-empty string")
+    return value
+
+
+def _optional_text(entry: dict[str, Any], key: str, where: str) -> str | None:
+    """A string field of a panel entry that may be absent."""
+    value = entry.get(key)
+    if value is not None and not isinstance(value, str):
+        raise PanelError(f"{where}.{key} must be a string")
     return value
 
 
@@ -209,9 +215,9 @@ def _member(entry: object, where: str, source: object, focus: object, pool: Pool
     """Build one member from a panel.json entry plus its separately recorded source and focus."""
     if not isinstance(entry, dict):
         raise PanelError(f"{where} must be an object")
-    name = _text(entry, "name", where, required=True)
-    role = _text(entry, "role", where, required=True)
-    tier_raw = _text(entry, "tier", where, required=False)
+    name = _text(entry, "name", where)
+    role = _text(entry, "role", where)
+    tier_raw = _optional_text(entry, "tier", where)
     tier = UNMATCHED_TIER if tier_raw is None else normalise_tier(tier_raw)
     if tier is None:
         raise PanelError(f"{where}.tier {tier_raw!r} is not a tier")
@@ -334,7 +340,7 @@ def _prompt_details(prompt: Path, name: str) -> tuple[str, str | None]:
 def infer_panel(round_dir: Path, round: int, pool: Pool | None = None) -> Panel:
     """Rebuild a round's panel from the answer files in a round directory without panel.json.
 
-    Each `<name>.md` whose capitalised stem is a pastry name is a member (prompt files
+    Each lowercase `<name>.md` whose capitalised stem is a pastry name is a member (prompt files
     excluded). Role and focus come from the member's `<name>.prompt.md` identity and focus
     lines when present, else the role is "". Tier and relevance come from the pool role of
     the same name, else Adjacent and 0.0. Sources are not recorded in these files, so every
@@ -343,7 +349,11 @@ def infer_panel(round_dir: Path, round: int, pool: Pool | None = None) -> Panel:
     round_dir = Path(round_dir)
     if not round_dir.is_dir():
         raise PanelError(f"no round directory {round_dir}")
-    stems = (p.stem.capitalize() for p in round_dir.glob("*.md") if not p.name.endswith(".prompt.md"))
+    stems = {
+        p.stem.capitalize()
+        for p in round_dir.glob("*.md")
+        if p.stem == p.stem.lower() and not p.name.endswith(".prompt.md")  # answer files are named in lowercase
+    }
     members = []
     for name in sorted(filter(is_valid_pastry_name, stems), key=_name_order):
         role, focus = _prompt_details(round_dir / f"{slug(name)}.prompt.md", name)

@@ -124,7 +124,15 @@ class Backend(Protocol):
     ) -> list[Item]:
         """Items of one partition whose sk starts with `prefix`, in sk order, all pages."""
 
-    async def query_stored(self, pk: str, prefix: str = "", **options: Any) -> list[StoredRead]:
+    async def query_stored(
+        self,
+        pk: str,
+        prefix: str = "",
+        *,
+        consistent: bool = False,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredRead]:
         """`query` (same options), each item paired with its `clear_json` as stored, so a signature check
         need not rebuild it."""
 
