@@ -139,7 +139,7 @@ def test_pypi_schema_installs_beside_concord_and_leaves_it_whole(installed: Inst
     installed.run("pip", "install", "-q", "--no-compile", "schema")
     try:
         assert installed.python("from schema import Schema; print(Schema(int).validate(5))") == "5"
-        sdl = installed.concord("schema", "export", "--output", str(tmp_path / "exported.graphql"))
+        sdl = installed.concord("schema", "export", "--out", str(tmp_path / "exported.graphql"))
         packaged = installed.packaged("concord.schema", "schema.graphql")
         assert Path(sdl["path"]).read_text() == packaged.read_text()
         result = installed.concord("run", "--question", QUESTION, "--pool", pool, "--panel-size", "3", "--quiet")
