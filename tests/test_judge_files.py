@@ -143,9 +143,9 @@ def test_verdict_and_dialogue_json(snap: Snapshot, tmp_path: Path) -> None:
 
 def test_check17_directory_names() -> None:
     title = "RFC 0058 Supersession: Hybrid Relational + DynamoDB Architecture"
-    name = dialogue_dir_name(title, datetime(2026, 2, 6, 18, 39, tzinfo=UTC))
+    name = dialogue_dir_name(title, datetime(2026, 2, 6, 18, 39, tzinfo=UTC), "rfc-0058-supersession-k3x7qa")
     d58 = corpus_dialogue("rfc-0058").name
-    assert name == d58 and DIR_NAME.match(name)
+    assert name == f"{d58}-k3x7qa" and DIR_NAME.match(name)
     assert DIR_NAME.match(corpus_dialogue("jira-cloud").name)
     assert imported_dialogue_id(d58) == imported_dialogue_id(d58) != imported_dialogue_id(d58.replace("1839Z", "1840Z"))
     assert imported_dialogue_id(d58).startswith("rfc-0058-supersession-")

@@ -191,6 +191,6 @@ async def test_a_round_prompt_file_that_is_no_prompt_stops_the_run_naming_it(sto
     directory = Path((await stores.dialogues.load_partition(did)).dialogue.output_dir or "")
     (directory / "round-0").mkdir()
     (directory / "round-0" / "muffin.prompt.md").write_text("edited by hand\n", encoding="utf-8")
-    with pytest.raises(BadInput, match=r"round-0/muffin\.prompt\.md: not a prompt file"):
+    with pytest.raises(BadInput, match=r"round-0/muffin\.prompt\.md is not this dialogue's"):
         await orchestrator.run(did)
     assert not (directory / "round-0" / "muffin.md").exists()

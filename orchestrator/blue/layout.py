@@ -33,9 +33,14 @@ class DialogueDirError(BadInput):
     """A recorded dialogue directory, or one of its files, that cannot be used as it is."""
 
 
-def dialogue_dir_name(title: str, moment: datetime) -> str:
-    """`{YYYY-MM-DDTHHMMZ}-{slug}` for a dialogue created at `moment`."""
-    return f"{moment.astimezone(UTC):%Y-%m-%dT%H%MZ}-{slugify(title)}"
+def dialogue_suffix(dialogue_id: str) -> str:
+    """The unique random part of a dialogue id (`slug-xxxxxx` -> `xxxxxx`)."""
+    return dialogue_id.rsplit("-", 1)[-1]
+
+
+def dialogue_dir_name(title: str, moment: datetime, dialogue_id: str) -> str:
+    """`{YYYY-MM-DDTHHMMZ}-{slug}-{suffix}` for a dialogue created at `moment`: the suffix binds it to its id."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H%MZ}-{slugify(title)}-{dialogue_suffix(dialogue_id)}"
 
 
 def imported_dialogue_id(directory_name: str) -> str:

@@ -13,7 +13,7 @@ from concord.orchestrator.blue.layout import read_text
 from concord.orchestrator.engine.prompts import NotAPromptFile, RenderedPrompt
 from concord.orchestrator.engine.providers import AgentFailed, Answer, Call, Provider
 from concord.store.dialogue_store import DialogueStore
-from concord.store.errors import ItemTooLarge
+from concord.store.errors import BadInput, ItemTooLarge
 from concord.store.model import PanelSeat, TextRecord
 
 
@@ -24,6 +24,18 @@ class Sampling:
     model: str
     max_tokens: int
     temperature: float
+
+
+class ForeignFile(BadInput):
+    """A prompt or answer file in the dialogue's directory that is not this dialogue's own."""
+
+
+async def _bind_file(path: Path, text: str, what: str) -> None:
+    """Write `text` to `path` if it is missing; refuse a file there that differs from it."""
+    if not path.exists():
+        await asyncio.to_thread(write_atomic, path, text)
+    elif await asyncio.to_thread(read_text, path) != text:
+        raise ForeignFile(f"{path} is not this dialogue's: it differs from {what}; move the file away and resume")
 
 
 class Budget:
@@ -62,23 +74,23 @@ class Exchanges:
         provider: Provider,
         sampling: Sampling,
     ) -> tuple[str | None, int]:
-        """Write the prompt, then reuse a complete stored/written answer or call the provider once.
+        """Write the prompt, then reuse this dialogue's stored/written answer or call the provider once.
 
-        A prompt already written for this seat (in the store or on disk) is the one that counts: it
-        is reused as is, so a resumed round sends and audits exactly what was prepared before.
+        A file already on disk counts only when it is this dialogue's: a prompt or answer file must equal
+        the record stored for this seat (a prompt with no record yet, the prompt rendered for it now); an
+        answer file with no record yet (it arrived while the store was unreachable) is adopted only beside
+        this seat's stored prompt. Anything else is refused with ForeignFile, never adopted or overwritten.
+        A stored prompt is the one that counts, so a resumed round sends and audits what was prepared before.
         Returns the answer text (None when the call failed or the budget is spent) and its tokens.
         """
         stem = member.slug + (".repair" if repair else "")
         prompt_rel, answer_rel = f"round-{number}/{stem}.prompt.md", f"round-{number}/{stem}.md"
         mine = {t.kind: t for t in stored_texts if t.expert == member.slug and t.repair == repair}
-        if "prompt" in mine:
-            prompt_text = mine["prompt"].text
-        elif (directory / prompt_rel).exists():
-            prompt_text = read_text(directory / prompt_rel)
-        else:
-            prompt_text = prompt.as_markdown()
-        if not (directory / prompt_rel).exists():
-            await asyncio.to_thread(write_atomic, directory / prompt_rel, prompt_text)
+        stored_prompt = mine.get("prompt")
+        prompt_text = prompt.as_markdown() if stored_prompt is None else stored_prompt.text
+        await _bind_file(
+            directory / prompt_rel, prompt_text, "the prompt stored for it" if stored_prompt else "its prompt"
+        )
         try:
             prompt = RenderedPrompt.from_markdown(prompt_text)
         except NotAPromptFile as exc:
@@ -87,10 +99,14 @@ class Exchanges:
         stored = mine.get("answer")
         if stored is not None:
             await self.store.record_text(did, prompt_record)
-            if not (directory / answer_rel).exists():
-                await asyncio.to_thread(write_atomic, directory / answer_rel, stored.text)
+            await _bind_file(directory / answer_rel, stored.text, "the answer stored for it")
             return stored.text, stored.input_tokens + stored.output_tokens
         if (directory / answer_rel).exists():
+            if stored_prompt is None:
+                raise ForeignFile(
+                    f"{directory / answer_rel} is not this dialogue's: no prompt of it was stored for {stem} "
+                    f"in round {number}; move the file away and resume"
+                )
             text = read_text(directory / answer_rel)
             await self.store.record_text(did, prompt_record)
             kept = await self.keep_answer(

@@ -28,13 +28,16 @@ from concord.orchestrator.panel.pools import Pool, parse_pool
 from concord.orchestrator.panel.rotation import next_panel
 from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
 from concord.store.dialogue_store import DialogueStore
-from concord.store.errors import ValidationFailed
+from concord.store.errors import AlreadyExists, ConflictError, ValidationFailed
+from concord.store.ids import new_dialogue_id
 from concord.store.model import PanelSeat, Verdict
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 
 #: Times a round is judged again when a concurrent status change made its planned transitions stale.
 RE_JUDGE_ATTEMPTS = 3
+#: Fresh ids tried when one is taken (in the store, or as a directory under the output folder).
+ALLOCATE_ATTEMPTS = 3
 STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
 #: The seat judge calls are made from: its prompt and answer files are round-N/judge.prompt.md and judge.md.
 JUDGE_SEAT = PanelSeat(JUDGE.capitalize(), "judge of the dialogue", "Core", "created", 1.0)
@@ -124,18 +127,42 @@ class Orchestrator:
     async def create(
         self, question: str, pool: Pool, settings: RunSettings, out_dir: Path, *, title: str | None = None
     ) -> str:
-        """Create the dialogue (id, data key, directory, pool file); nothing is called yet."""
+        """Create the dialogue (id, data key, its own new directory, pool file); nothing is called yet.
+
+        The id is chosen first so the directory can carry its suffix; the directory is made exclusively,
+        so a dialogue never starts in a folder that already exists (another dialogue's, or a stray one).
+        """
         title = title or question
-        directory = out_dir.resolve() / dialogue_dir_name(title, datetime.now(UTC))
-        dialogue_id = await self.store.create_dialogue(
-            title,
-            question,
-            output_dir=str(directory),
-            pool=pool.to_json(),
-            settings=settings.to_json(),
-            origin="sim" if self.provider.simulated else settings.provider,
-        )
-        directory.mkdir(parents=True, exist_ok=True)
+        moment = datetime.now(UTC)
+        out = out_dir.resolve()
+        missing = [p for p in (out, *out.parents) if not p.exists()]
+        for _ in range(ALLOCATE_ATTEMPTS):
+            dialogue_id = new_dialogue_id(title)
+            directory = out / dialogue_dir_name(title, moment, dialogue_id)
+            out.mkdir(parents=True, exist_ok=True)
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                continue
+            try:
+                await self.store.create_dialogue(
+                    title,
+                    question,
+                    dialogue_id=dialogue_id,
+                    output_dir=str(directory),
+                    pool=pool.to_json(),
+                    settings=settings.to_json(),
+                    origin="sim" if self.provider.simulated else settings.provider,
+                )
+            except AlreadyExists:
+                directory.rmdir()
+                continue
+            except BaseException:
+                _remove_empty([directory, *missing])
+                raise
+            break
+        else:
+            raise ConflictError("could not allocate a fresh dialogue id and directory")
         write_atomic(directory / "expert-pool.json", json.dumps(pool.to_json(), indent=2, ensure_ascii=False) + "\n")
         self._publish(dialogue_id, "dialogue_started", directory=str(directory), simulated=self.provider.simulated)
         return dialogue_id
@@ -385,6 +412,15 @@ class Orchestrator:
             return fixed
         self._publish(did, "expert_absent", number, member.slug, reason="no parsable marker after one repair")
         return None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders made for a dialogue that was not created, innermost first, while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _sampling(settings: RunSettings, slug: str) -> Sampling:
