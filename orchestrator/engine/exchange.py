@@ -89,7 +89,9 @@ class Exchanges:
         stored_prompt = mine.get("prompt")
         prompt_text = prompt.as_markdown() if stored_prompt is None else stored_prompt.text
         await _bind_file(
-            directory / prompt_rel, prompt_text, "the prompt stored for it" if stored_prompt else "its prompt"
+            directory / prompt_rel,
+            prompt_text,
+            "the prompt stored for it" if stored_prompt else "the prompt prepared for it",
         )
         try:
             prompt = RenderedPrompt.from_markdown(prompt_text)
@@ -104,7 +106,7 @@ class Exchanges:
         if (directory / answer_rel).exists():
             if stored_prompt is None:
                 raise ForeignFile(
-                    f"{directory / answer_rel} is not this dialogue's: no prompt of it was stored for {stem} "
+                    f"{directory / answer_rel} is not this dialogue's: no prompt was stored for {stem} "
                     f"in round {number}; move the file away and resume"
                 )
             text = read_text(directory / answer_rel)
