@@ -86,6 +86,8 @@ def run_command(args: argparse.Namespace) -> int:
     """`concord run`: validate everything, then create the dialogue and run it."""
     if not args.question.strip():
         raise UsageError("--question must not be empty")
+    if args.replay and args.provider != "replay":
+        raise UsageError("--replay DIR answers only with --provider replay")
     pool = load_pool(Path(args.pool))
     run_settings = RunSettings(
         provider=args.provider,
