@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -55,6 +56,13 @@ def only_output_dir(out: Path) -> Path:
     return directory
 
 
+def replayed_round(out: Path, number: int) -> dict[str, Any]:
+    """Round `number` as the replayed dialogue's dialogue.json records it (panel, answered, absent)."""
+    exported = json.loads((only_output_dir(out) / "dialogue.json").read_text(encoding="utf-8"))
+    (found,) = [r for r in exported["rounds"] if r["round"] == number]
+    return cast(dict[str, Any], found)
+
+
 def recording(root: Path, rounds: dict[int, dict[str, str]]) -> Path:
     """A synthetic recorded dialogue: round-N/<file> holding the given texts."""
     for number, files in rounds.items():
@@ -95,6 +103,8 @@ def test_replay_runs_every_corpus_dialogue_without_a_traceback(tmp_path: Path, n
         assert written, f"round {number} replayed no answer"
         for answer in written:
             assert answer.read_bytes() == (recorded / f"round-{number}" / answer.name).read_bytes()
+        seated = {m["name"].lower() for m in replayed_round(out, number)["panel"]}
+        assert seated == {p.stem for p in (recorded / f"round-{number}").glob("*.md") if "." not in p.stem}
 
 
 def test_a_recorded_repair_file_answers_the_repair_prompt(tmp_path: Path) -> None:
@@ -108,7 +118,8 @@ def test_a_recorded_repair_file_answers_the_repair_prompt(tmp_path: Path) -> Non
     round_0 = only_output_dir(out) / "round-0"
     assert (round_0 / "muffin.repair.prompt.md").is_file()
     assert (round_0 / "muffin.repair.md").read_text(encoding="utf-8") == ANSWER
-    assert json.loads((round_0 / "panel.json").read_text(encoding="utf-8"))
+    recorded_round = replayed_round(out, 0)
+    assert recorded_round["answered"] == 2 and recorded_round["absent"] == []
 
 
 def test_an_unparsable_answer_with_no_recorded_repair_leaves_the_expert_absent(tmp_path: Path) -> None:
@@ -120,6 +131,8 @@ def test_an_unparsable_answer_with_no_recorded_repair_leaves_the_expert_absent(t
     round_0 = only_output_dir(out) / "round-0"
     assert (round_0 / "muffin.repair.prompt.md").is_file()
     assert not (round_0 / "muffin.repair.md").exists()
+    recorded_round = replayed_round(out, 0)
+    assert recorded_round["answered"] == 1 and recorded_round["absent"] == ["muffin"]
 
 
 async def test_an_expert_the_recorded_panel_seats_without_an_answer_is_absent(tmp_path: Path) -> None:
@@ -156,6 +169,9 @@ def test_a_recorded_panel_member_with_no_answer_file_is_absent_in_the_run(tmp_pa
     assert (round_0 / "eclair.prompt.md").is_file()
     assert not (round_0 / "eclair.md").exists()
     assert (round_0 / "scone.md").read_text(encoding="utf-8") == ANSWER
+    recorded_round = replayed_round(out, 0)
+    assert [m["name"] for m in recorded_round["panel"]] == ["Scone", "Muffin", "Eclair"]
+    assert recorded_round["answered"] == 2 and recorded_round["absent"] == ["eclair"]
 
 
 @pytest.mark.parametrize(
