@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from concord.orchestrator.engine.providers import AgentFailed, Call, ReplayMissing, ReplayProvider
+from concord.store.errors import BadInput
 from tests.conftest import CORPUS, corpus_path
 from tests.services import concord, environment
 
@@ -145,6 +146,8 @@ async def test_an_expert_the_recorded_panel_seats_without_an_answer_is_absent(tm
         await provider.complete(Call("s", "p", "Scone", 0, "m", repair=True))
     with pytest.raises(AgentFailed, match="round 1"):
         await provider.complete(Call("s", "p", "Scone", 1, "m"))
+    with pytest.raises(ReplayMissing, match="no round 1"):
+        provider.panel(1)
 
 
 def test_a_recorded_panel_member_with_no_answer_file_is_absent_in_the_run(tmp_path: Path) -> None:
@@ -180,18 +183,25 @@ def test_a_recorded_panel_member_with_no_answer_file_is_absent_in_the_run(tmp_pa
         ({}, "has no round-N directories"),
         ({0: {"panel.json": "{}", "summary.md": "# Round 0\n"}}, "records no expert answers"),
         ({0: {"muffin.prompt.md": "prompt"}, 1: {"muffin.md": ANSWER}}, "records no answers in round-0"),
+        ({0: {"muffin.md": ANSWER, "panel.json": "{}"}}, "not a panel"),
     ],
-    ids=["not-a-dialogue", "answer-less", "round-0-without-answers"],
+    ids=["not-a-dialogue", "answer-less", "round-0-without-answers", "bad-panel"],
 )
 def test_a_directory_that_cannot_be_replayed_is_refused_in_one_line_before_anything_is_written(
     tmp_path: Path, rounds: dict[int, dict[str, str]], message: str
 ) -> None:
     recorded = recording(tmp_path / "recorded", rounds)
     recorded.mkdir(exist_ok=True)
-    with pytest.raises(ReplayMissing, match=message):
+    with pytest.raises(BadInput, match=message):
         ReplayProvider(recorded)
     out = tmp_path / "out"
     assert_one_line_refusal(replay(tmp_path / "home", out, recorded), out, message)
+
+
+def test_a_missing_replay_directory_is_refused_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    ran = replay(tmp_path / "home", out, tmp_path / "gone")
+    assert_one_line_refusal(ran, out, f"no recorded dialogue directory at {tmp_path / 'gone'}")
 
 
 def test_replay_directory_without_the_replay_provider_is_refused(tmp_path: Path) -> None:

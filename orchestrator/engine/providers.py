@@ -179,7 +179,9 @@ class ReplayProvider:
         if gap is not None:
             raise ReplayMissing(f"{self.directory} records no answers in round-{gap}: replay needs rounds 0 to N")
         pool_file = self.directory / "expert-pool.json"
-        self._pool: Pool | None = load_pool(pool_file) if pool_file.is_file() else None
+        pool = load_pool(pool_file) if pool_file.is_file() else None
+        # Every panel is read now, so a bad panel.json is refused before the run writes anything.
+        self._panels = {n: _recorded_panel(self.directory / f"round-{n}", n, pool) for n in answered}
 
     def rounds(self) -> list[int]:
         """Return the recorded round numbers that hold answers, ascending (0 to N, never empty)."""
@@ -187,11 +189,9 @@ class ReplayProvider:
 
     def panel(self, round: int) -> Panel:
         """Return a recorded round's panel: its panel.json, else inferred from the answer files."""
-        round_dir = self.directory / f"round-{round}"
-        panel_file = round_dir / "panel.json"
-        if panel_file.is_file():
-            return load_panel(panel_file, round, pool=self._pool)
-        return infer_panel(round_dir, round, self._pool)
+        if round not in self._panels:
+            raise ReplayMissing(f"{self.directory} records no round {round} to replay")
+        return self._panels[round]
 
     async def complete(self, call: Call) -> Answer:
         """Return the recorded answer (repairs: <expert>.repair.md); AgentFailed (absent) when not recorded."""
@@ -205,6 +205,14 @@ class ReplayProvider:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def _recorded_panel(round_dir: Path, round: int, pool: Pool | None) -> Panel:
+    """A recorded round's panel: its panel.json, else inferred from the answer files."""
+    panel_file = round_dir / "panel.json"
+    if panel_file.is_file():
+        return load_panel(panel_file, round, pool=pool)
+    return infer_panel(round_dir, round, pool)
 
 
 class SimProvider:
