@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from concord.orchestrator.engine.providers import AgentFailed, Call, ReplayMissing, ReplayProvider
+from concord.orchestrator.panel.panels import load_panel
 from concord.store.errors import BadInput
 from tests.conftest import CORPUS, corpus_path
 from tests.services import concord, environment
@@ -104,6 +105,7 @@ def test_replay_runs_every_corpus_dialogue_without_a_traceback(tmp_path: Path, n
         assert written, f"round {number} replayed no answer"
         for answer in written:
             assert answer.read_bytes() == (recorded / f"round-{number}" / answer.name).read_bytes()
+        load_panel(replayed / f"round-{number}" / "panel.json", number)  # readable by a resumed run
         seated = {m["name"].lower() for m in replayed_round(out, number)["panel"]}
         assert seated == {p.stem for p in (recorded / f"round-{number}").glob("*.md") if "." not in p.stem}
 
@@ -148,6 +150,17 @@ async def test_an_expert_the_recorded_panel_seats_without_an_answer_is_absent(tm
         await provider.complete(Call("s", "p", "Scone", 1, "m"))
     with pytest.raises(ReplayMissing, match="no round 1"):
         provider.panel(1)
+
+
+def test_a_round_recorded_without_prompts_keeps_each_experts_earlier_role(tmp_path: Path) -> None:
+    prompt = "You are Muffin 🧁, a Store Engineer in an ALIGNMENT-seeking dialogue.\n"
+    recorded = recording(
+        tmp_path / "recorded",
+        {0: {"muffin.md": ANSWER, "muffin.prompt.md": prompt, "scone.md": ANSWER}, 1: {"muffin.md": ANSWER}},
+    )
+    provider = ReplayProvider(recorded)
+    assert [m.role for m in provider.panel(0).members] == ["Store Engineer", ""]
+    assert [(m.name, m.role) for m in provider.panel(1).members] == [("Muffin", "Store Engineer")]
 
 
 def test_a_recorded_panel_member_with_no_answer_file_is_absent_in_the_run(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -181,7 +181,10 @@ class ReplayProvider:
         pool_file = self.directory / "expert-pool.json"
         pool = load_pool(pool_file) if pool_file.is_file() else None
         # Every panel is read now, so a bad panel.json is refused before the run writes anything.
-        self._panels = {n: _recorded_panel(self.directory / f"round-{n}", n, pool) for n in answered}
+        self._panels: dict[int, Panel] = {}
+        for number in answered:
+            panel = _recorded_panel(self.directory / f"round-{number}", number, pool)
+            self._panels[number] = _with_earlier_roles(panel, self._panels.get(number - 1))
 
     def rounds(self) -> list[int]:
         """Return the recorded round numbers that hold answers, ascending (0 to N, never empty)."""
@@ -213,6 +216,22 @@ def _recorded_panel(round_dir: Path, round: int, pool: Pool | None) -> Panel:
     if panel_file.is_file():
         return load_panel(panel_file, round, pool=pool)
     return infer_panel(round_dir, round, pool)
+
+
+def _with_earlier_roles(panel: Panel, earlier: Panel | None) -> Panel:
+    """Give a seat whose round states no role (no prompt file recorded) the role, tier and relevance it had before.
+
+    Recordings keep prompt files for early rounds only; without this, the replay would write
+    panel.json files with empty roles, which a resumed run cannot read back.
+    """
+    before = {m.name: m for m in earlier.members} if earlier else {}
+    members = tuple(
+        replace(m, role=before[m.name].role, tier=before[m.name].tier, relevance=before[m.name].relevance)
+        if not m.role and m.name in before
+        else m
+        for m in panel.members
+    )
+    return replace(panel, members=members)
 
 
 class SimProvider:
