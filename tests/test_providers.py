@@ -200,11 +200,11 @@ async def test_replay_answers_and_panels_from_the_d58_directory() -> None:
     answer = await replay.complete(Call("s", "p", "croissant", 0, "m"))
     assert answer.text == (d58 / "round-0" / "croissant.md").read_text(encoding="utf-8")
     assert answer.usage == Usage() and not answer.simulated
-    with pytest.raises(ReplayMissing, match="galette"):
+    with pytest.raises(AgentFailed, match="galette"):
         await replay.complete(Call("s", "p", "Galette", 0, "m"))
-    with pytest.raises(ReplayMissing, match="repair"):
+    with pytest.raises(AgentFailed, match="repair"):
         await replay.complete(Call("s", "p", "croissant", 0, "m", repair=True))
-    with pytest.raises(ReplayMissing):
+    with pytest.raises(AgentFailed, match="round 9"):
         await replay.complete(Call("s", "p", "croissant", 9, "m"))
 
 

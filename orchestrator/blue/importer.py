@@ -305,8 +305,20 @@ def _recorded_figures(
 def _title_and_question(files: DialogueFiles, ours: dict[str, Any] | None, pool: Pool | None) -> tuple[str, str]:
     if ours is not None:
         return ours["dialogue"]["title"], ours["dialogue"]["question"]
-    title = title_of(files.path.resolve().name)
+    title = title_of(files.path.resolve().name, _headings(files))
     return title, (pool.question if pool and pool.question else title)
+
+
+def _headings(files: DialogueFiles) -> list[str]:
+    """The first `# ` heading of each recorded judge file, the dialogue-wide ones first."""
+    texts = [files.scoreboard, files.verdict, files.background, *(files.summaries[n] for n in sorted(files.summaries))]
+    texts += [r.scoreboard for r in files.rounds]
+    found = []
+    for text in texts:
+        line = next((ln for ln in (text or "").splitlines() if ln.startswith("# ")), None)
+        if line is not None:
+            found.append(line.removeprefix("# "))
+    return found
 
 
 def _background(files: DialogueFiles, ours: dict[str, Any] | None) -> dict[str, Any] | None:

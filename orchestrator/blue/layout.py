@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,12 @@ REPAIR_SUFFIX = ".repair"
 DIR_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z-[a-z0-9-]+$")
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z-")
 _ROUND_DIR = re.compile(r"round-([0-9]+)")
+#: The label a recorded judge file's heading puts before or after the dialogue's title.
+_HEADING_LABEL = re.compile(
+    r"^(?:final verdict|verdict|scoreboard|round \d+ summary|summary)\s*[:\u2014\u2013-]\s*"
+    r"|\s+[:\u2014\u2013-]\s*(?:background|summary|verdict)$",
+    re.IGNORECASE,
+)
 
 
 class DialogueDirError(BadInput):
@@ -53,10 +60,22 @@ def imported_dialogue_id(directory_name: str) -> str:
     return f"{slugify(_STAMP.sub('', directory_name))}-{suffix}"
 
 
-def title_of(directory_name: str) -> str:
-    """A readable title from a directory name: the slug without its timestamp, dashes as spaces."""
-    words = slugify(_STAMP.sub("", directory_name)).replace("-", " ")
-    return words[:1].upper() + words[1:]
+def title_of(directory_name: str, headings: Iterable[str] = ()) -> str:
+    """The title a recording gives itself: the first heading that names the directory, else its name as written.
+
+    A heading names the directory when, with its judge-file label ("Scoreboard:", "Round 0
+    Summary:", "- Background") removed, its words are the directory slug's words, each slug word
+    starting its word: recordings abbreviate in directory names ("ukfs-spec-review" is "UKFS
+    Specification Review").
+    """
+    name = _STAMP.sub("", directory_name)
+    wanted = slugify(name).split("-")
+    for heading in headings:
+        candidate = _HEADING_LABEL.sub("", heading.strip()).strip()
+        words = slugify(candidate).split("-")
+        if len(words) == len(wanted) and all(w.startswith(s) for s, w in zip(wanted, words, strict=True)):
+            return candidate
+    return name.replace("-", " ")
 
 
 def round_dir(number: int) -> str:

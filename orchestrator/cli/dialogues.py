@@ -86,6 +86,8 @@ def run_command(args: argparse.Namespace) -> int:
     """`concord run`: validate everything, then create the dialogue and run it."""
     if not args.question.strip():
         raise UsageError("--question must not be empty")
+    if args.replay and args.provider != "replay":
+        raise UsageError("--replay DIR answers only with --provider replay")
     pool = load_pool(Path(args.pool))
     run_settings = RunSettings(
         provider=args.provider,
@@ -140,7 +142,7 @@ def agents_for(run_settings: RunSettings, settings: Settings) -> tuple[Provider,
         flag = "--provider anthropic" if name == "anthropic" else "--judge llm"
         raise UsageError(f"{flag} needs ANTHROPIC_API_KEY in the environment")
     if name == "replay":
-        if not run_settings.replay_dir or not Path(run_settings.replay_dir).is_dir():
+        if not run_settings.replay_dir:
             raise UsageError("--provider replay needs --replay DIR, a recorded dialogue directory")
         provider = make_provider("replay", directory=Path(run_settings.replay_dir))
     elif name == "sim":

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import anthropic
 
-from concord.orchestrator.blue.layout import read_text
+from concord.orchestrator.blue.layout import read_dialogue_dir
 from concord.orchestrator.engine.sim import estimate_tokens, simulate_answer
 from concord.orchestrator.panel.panels import Panel, infer_panel, load_panel
 from concord.orchestrator.panel.pools import Pool, load_pool, slug
@@ -46,7 +46,7 @@ class AgentFailed(ConcordError):
 
 
 class ReplayMissing(BadInput):
-    """The recorded dialogue to replay is missing, or has no answer for this expert and round: never a live call."""
+    """The directory to replay is missing, or holds no recorded dialogue with answers: refused before a run."""
 
 
 @dataclass(frozen=True)
@@ -152,45 +152,86 @@ def _error_message(body: object) -> str:
 
 
 class ReplayProvider:
-    """Answers from a recorded blue-layout dialogue directory (round-N/<expert>.md), never live."""
+    """Answers from a recorded blue-layout dialogue directory (round-N/<expert>.md), never live.
+
+    The replay follows the recording: a recorded repair file answers the repair prompt, and an
+    expert the recording holds no answer (or repair) for is absent, as it was in the recording.
+    """
 
     name = "replay"
     simulated = False
 
     def __init__(self, directory: Path) -> None:
+        """Read the recording; ReplayMissing (nothing written yet) when it is not a replayable dialogue."""
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise ReplayMissing(f"no recorded dialogue directory at {self.directory}")
+        files = read_dialogue_dir(self.directory)
+        if not files.rounds:
+            raise ReplayMissing(f"{self.directory} is not a recorded dialogue: it has no round-N directories")
+        self._rounds = {r.number: r for r in files.rounds if r.answers}
+        if not self._rounds:
+            raise ReplayMissing(
+                f"{self.directory} records no expert answers (round-N/<expert>.md): there is nothing to replay"
+            )
+        answered = sorted(self._rounds)
+        gap = next((n for n, recorded in enumerate(answered) if n != recorded), None)
+        if gap is not None:
+            raise ReplayMissing(f"{self.directory} records no answers in round-{gap}: replay needs rounds 0 to N")
         pool_file = self.directory / "expert-pool.json"
-        self._pool: Pool | None = load_pool(pool_file) if pool_file.is_file() else None
+        pool = load_pool(pool_file) if pool_file.is_file() else None
+        # Every panel is read now, so a bad panel.json is refused before the run writes anything.
+        self._panels: dict[int, Panel] = {}
+        for number in answered:
+            panel = _recorded_panel(self.directory / f"round-{number}", number, pool)
+            self._panels[number] = _with_earlier_roles(panel, self._panels.get(number - 1))
 
     def rounds(self) -> list[int]:
-        """Return the recorded round numbers, ascending."""
-        numbers = []
-        for path in self.directory.glob("round-*"):
-            number = path.name.removeprefix("round-")
-            if path.is_dir() and number.isdigit():
-                numbers.append(int(number))
-        return sorted(numbers)
+        """Return the recorded round numbers that hold answers, ascending (0 to N, never empty)."""
+        return sorted(self._rounds)
 
     def panel(self, round: int) -> Panel:
         """Return a recorded round's panel: its panel.json, else inferred from the answer files."""
-        round_dir = self.directory / f"round-{round}"
-        panel_file = round_dir / "panel.json"
-        if panel_file.is_file():
-            return load_panel(panel_file, round, pool=self._pool)
-        return infer_panel(round_dir, round, self._pool)
+        if round not in self._panels:
+            raise ReplayMissing(f"{self.directory} records no round {round} to replay")
+        return self._panels[round]
 
     async def complete(self, call: Call) -> Answer:
-        """Return the recorded answer (repairs: <expert>.repair.md); ReplayMissing when absent."""
-        stem = slug(call.expert) + (".repair" if call.repair else "")
-        path = self.directory / f"round-{call.round}" / f"{stem}.md"
-        if not path.is_file():
-            raise ReplayMissing(f"replay has no answer {path.relative_to(self.directory)} in {self.directory}")
-        return Answer(read_text(path), Usage(), REPLAY_MODEL, 0.0)
+        """Return the recorded answer (repairs: <expert>.repair.md); AgentFailed (absent) when not recorded."""
+        expert = slug(call.expert)
+        recorded = self._rounds.get(call.round)
+        answers = {} if recorded is None else (recorded.repaired if call.repair else recorded.answers)
+        if expert not in answers:
+            kind = "repair answer" if call.repair else "answer"
+            raise AgentFailed(f"the recording has no {kind} for {expert} in round {call.round}")
+        return Answer(answers[expert], Usage(), REPLAY_MODEL, 0.0)
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+def _recorded_panel(round_dir: Path, round: int, pool: Pool | None) -> Panel:
+    """A recorded round's panel: its panel.json, else inferred from the answer files."""
+    panel_file = round_dir / "panel.json"
+    if panel_file.is_file():
+        return load_panel(panel_file, round, pool=pool)
+    return infer_panel(round_dir, round, pool)
+
+
+def _with_earlier_roles(panel: Panel, earlier: Panel | None) -> Panel:
+    """Give a seat whose round states no role (no prompt file recorded) the role, tier and relevance it had before.
+
+    Recordings keep prompt files for early rounds only; without this, the replay would write
+    panel.json files with empty roles, which a resumed run cannot read back.
+    """
+    before = {m.name: m for m in earlier.members} if earlier else {}
+    members = tuple(
+        replace(m, role=before[m.name].role, tier=before[m.name].tier, relevance=before[m.name].relevance)
+        if not m.role and m.name in before
+        else m
+        for m in panel.members
+    )
+    return replace(panel, members=members)
 
 
 class SimProvider:
