@@ -72,7 +72,7 @@ def gate(last: Round, quorum: float = DEFAULT_QUORUM) -> tuple[bool, list[str], 
     """
     check_quorum(quorum)
     seated = len(last.seated)
-    needed = math.ceil(quorum * seated - 1e-9)
+    needed = math.ceil(quorum * seated)
     quorate = seated > 0 and last.answered >= needed
     names = {seat.slug: seat.name for seat in last.panel}
     absent = [names.get(slug, slug) for slug in sorted(last.absent)]

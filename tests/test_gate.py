@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from concord.store.factory import Stores
 from concord.store.model import Dialogue, PanelSeat, Round, RoundBatch, Score
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
+from tests.test_cli import sim_run
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_POOL = load_pool(ROOT / "orchestrator" / "demo-pool.json")
@@ -90,6 +93,9 @@ def test_quorum_is_configurable() -> None:
     assert "quorum not met: 5/9 answered, 6 needed" in gate(last)[1]
     assert not any(b.startswith("quorum") for b in gate(last, quorum=0.5)[1])
     assert gate(last, quorum=0.5)[2]["quorate"]
+    ten = [f"expert{n}" for n in range(10)]
+    assert gate(Round(3, answered=7, signals=7, seated=ten, absent=ten[7:]), quorum=0.7)[2]["quorate"]
+    assert not gate(Round(3, answered=6, signals=6, seated=ten, absent=ten[6:]), quorum=0.7)[2]["quorate"]
 
 
 @pytest.mark.parametrize("quorum", [0.0, -0.5, 1.5])
@@ -103,8 +109,18 @@ def test_a_quorum_outside_zero_to_one_is_refused(quorum: float) -> None:
 def test_the_cli_quorum_is_a_share_of_the_panel() -> None:
     assert share("0.5") == 0.5
     for bad in ("0", "2", "half"):
-        with pytest.raises(Exception, match="not"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not"):
             share(bad)
+
+
+def test_concord_run_refuses_a_bad_quorum_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    refused = sim_run(tmp_path / "home", tmp_path / "out", "--quorum", "0")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"]["message"].startswith("argument --quorum: 0.0 is not in (0, 1]")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "home").exists()
+    accepted = sim_run(tmp_path / "home", tmp_path / "out", "--quorum", "1")
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["status"] == "converged"
 
 
 def test_a_converge_only_answer_is_valid() -> None:
