@@ -17,6 +17,7 @@ from concord.orchestrator.panel.pools import load_pool
 from concord.orchestrator.panel.rotation import next_panel
 from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
 from concord.store import codec
+from concord.store.backends.base import Put
 from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import BadInput, InvalidArgument
 from concord.store.factory import Stores
@@ -77,6 +78,18 @@ async def test_the_stored_round_item_carries_seated(stores: Stores) -> None:
     assert item["seated"] == sorted(seat.slug for seat in NINE)
     (stored,) = await stores.dialogues.get_rounds(did)
     assert stored.seated == sorted(seat.slug for seat in NINE) and stored.converge_percent == pytest.approx(200 / 9)
+
+
+async def test_an_older_stored_round_item_without_seated_still_loads_and_gates(stores: Stores) -> None:
+    did = await stores.dialogues.create_dialogue("Gate", "Who is seated?")
+    await stores.dialogues.register_round(did, nine_round(2))
+    (item,) = [i for i in await stores.backend.query(f"dialogue#{did}") if i["sk"].startswith("round#")]
+    older = await stores.dialogues.items.sign({k: v for k, v in item.items() if k != "seated"})
+    await stores.backend.transact([Put(older, None)])
+    (stored,) = await stores.dialogues.get_rounds(did)
+    assert stored.seated == sorted(seat.slug for seat in NINE)  # from the round's sealed panel
+    ok, blockers, _ = await stores.dialogues.can_converge(did)
+    assert not ok and "converge_percent=22% (2/9)" in blockers
 
 
 def test_an_older_round_item_without_seated_falls_back_to_its_panel_then_scored_plus_absent() -> None:
