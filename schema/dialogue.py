@@ -47,7 +47,9 @@ class Round:
     signals: int
     panel_size: int
     velocity: int = strawberry.field(description="Open tensions plus new perspectives.")
-    converge_percent: float = strawberry.field(description="Share of answering experts who signalled converge.")
+    converge_percent: float = strawberry.field(
+        description="Share of the seated panel who signalled converge (absent experts have not)."
+    )
     totals: Score
     scores: list[ExpertScore]
     panel: list[PanelSeat]
@@ -112,7 +114,7 @@ class Scoreboard:
     rounds: list[ScoreboardRound]
     experts: list[ExpertScore] = strawberry.field(description="Each expert's score summed over all rounds.")
     total: int
-    converged: bool = strawberry.field(description="Velocity 0 and every answering expert signalled converge.")
+    converged: bool = strawberry.field(description="Velocity 0 and every seated expert signalled converge.")
     blockers: list[str]
 
 

@@ -150,6 +150,7 @@ def encode_round(dialogue_id: str, r: Round) -> Record:
         "score_relationships": totals.r,
         "score": totals.total,
         "absent": sorted(r.absent),
+        "seated": sorted(r.seated),
     }
     secret = {
         "title": r.title,
@@ -162,6 +163,9 @@ def encode_round(dialogue_id: str, r: Round) -> Record:
 
 
 def decode_round(item: dict[str, Any], secret: dict[str, Any]) -> Round:
+    panel = [PanelSeat(**seat) for seat in secret.get("panel", [])]
+    scores = {name: Score(*map(int, value)) for name, value in item.get("scores", {}).items()}
+    absent = list(item.get("absent", []))
     return Round(
         number=int(item["round"]),
         status=item["status"],
@@ -171,14 +175,23 @@ def decode_round(item: dict[str, Any], secret: dict[str, Any]) -> Round:
         answered=int(item["answered"]),
         signals=int(item["signals"]),
         panel_size=int(item["panel_size"]),
-        scores={name: Score(*map(int, value)) for name, value in item.get("scores", {}).items()},
-        absent=list(item.get("absent", [])),
+        scores=scores,
+        absent=absent,
         title=secret.get("title", ""),
         summary=secret.get("summary", ""),
-        panel=[PanelSeat(**seat) for seat in secret.get("panel", [])],
+        panel=panel,
         recorded=secret.get("recorded"),
         notes=list(secret.get("notes", [])),
+        seated=list(item["seated"]) if "seated" in item else _seated_fallback(panel, scores, absent),
     )
+
+
+def _seated_fallback(panel: list[PanelSeat], scores: dict[str, Score], absent: list[str]) -> list[str]:
+    """The seated panel of a round item stored before `seated` was: its sealed panel, else scored + absent experts.
+
+    Every answering expert is scored, so scored + absent is answered + absent when the panel cannot be opened.
+    """
+    return sorted({seat.slug for seat in panel} or set(scores) | set(absent))
 
 
 def encode_signal(dialogue_id: str, s: Signal) -> Record:

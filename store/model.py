@@ -129,6 +129,7 @@ class Round:
     absent: list[str] = field(default_factory=list)
     recorded: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    seated: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> Score:
@@ -142,8 +143,8 @@ class Round:
 
     @property
     def converge_percent(self) -> float:
-        """Share of answering experts who signalled converge, in percent."""
-        return 100.0 * self.signals / self.answered if self.answered else 0.0
+        """Share of seated experts who signalled converge, in percent (an absent expert has not signalled)."""
+        return 100.0 * self.signals / len(self.seated) if self.seated else 0.0
 
 
 @dataclass

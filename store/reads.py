@@ -174,10 +174,10 @@ class PartitionReader:
 
     async def can_converge(self, dialogue_id: str) -> tuple[bool, list[str], dict[str, Any]]:
         """The convergence gate over the last registered round's stored metrics."""
-        _, items = await self._query_visible(dialogue_id, "round#", reverse=True, limit=1)
+        meta, items = await self._query_visible(dialogue_id, "round#", reverse=True, limit=1)
         if not items:
             return False, ["no rounds registered"], {}
-        return gate(codec.decode_round(items[0], {}))
+        return gate(codec.decode_round(items[0], await self.sealer.open(items[0], meta)))
 
 
 def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, Any]) -> None:

@@ -284,6 +284,7 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
     answered = list(
         dict.fromkeys(batch.answered or [s.name.lower() for s in batch.panel if s.name.lower() not in batch.absent])
     )
+    seated = sorted({s.slug for s in batch.panel} or set(answered) | set(batch.absent))
     signals = sorted(set(batch.signals) & set(answered))
     for signaller in signals:
         plan.records.append(codec.encode_signal(dialogue_id, Signal(batch.round, signaller, now)))
@@ -306,7 +307,7 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
         new_perspectives=new_perspectives,
         answered=len(answered),
         signals=len(signals),
-        panel_size=len(batch.panel) or len(answered) + len(batch.absent),
+        panel_size=len(seated),
         scores=dict(batch.scores),
         title=batch.title,
         summary=batch.summary,
@@ -314,6 +315,7 @@ def plan_round(snap: Snapshot, batch: RoundBatch, tenant: str, now: str, now_ms:
         absent=sorted(batch.absent),
         recorded=batch.recorded,
         notes=list(batch.notes),
+        seated=seated,
     )
     plan.round_record = codec.encode_round(dialogue_id, plan.round)
     plan.round_record.clear["mapping"] = plan.mapping

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from concord.store.errors import InvalidArgument
 from concord.store.model import Round
+
+#: Share of the seated panel that must answer for a round to count toward convergence.
+DEFAULT_QUORUM = 2 / 3
 
 REF_TYPES = ("support", "oppose", "refine", "address", "resolve", "reopen", "question", "depend")
 TENSION_ONLY_REFS = ("address", "resolve", "reopen")
@@ -59,8 +64,18 @@ def transition_allowed(kind: str, current: str, new: str) -> bool:
     return new in TRANSITIONS.get(kind, {}).get(current, ())
 
 
-def gate(last: Round) -> tuple[bool, list[str], dict[str, Any]]:
-    """Converged iff velocity == 0 and every answering expert signalled converge; also the blockers and the state."""
+def gate(last: Round, quorum: float = DEFAULT_QUORUM) -> tuple[bool, list[str], dict[str, Any]]:
+    """Converged iff velocity == 0 and every seated expert signalled converge in a quorate round.
+
+    Also returns the blockers and the state. Absent experts count as not signalled and are named; a round in
+    which fewer than `quorum` of the seated panel answered does not count toward convergence.
+    """
+    check_quorum(quorum)
+    seated = len(last.seated)
+    needed = math.ceil(quorum * seated)
+    quorate = seated > 0 and last.answered >= needed
+    names = {seat.slug: seat.name for seat in last.panel}
+    absent = [names.get(slug, slug) for slug in sorted(last.absent)]
     state = {
         "round": last.number,
         "velocity": last.velocity,
@@ -69,12 +84,26 @@ def gate(last: Round) -> tuple[bool, list[str], dict[str, Any]]:
         "converge_percent": last.converge_percent,
         "converge_signals": last.signals,
         "answered": last.answered,
+        "panel_size": seated,
+        "absent": absent,
+        "quorum": quorum,
+        "quorate": quorate,
     }
     blockers = []
     if last.velocity != 0:
         blockers.append(
             f"velocity={last.velocity} (open_tensions={last.open_tensions}, new_perspectives={last.new_perspectives})"
         )
-    if last.answered == 0 or last.signals < last.answered:
-        blockers.append(f"converge_percent={last.converge_percent:.0f}% ({last.signals}/{last.answered})")
+    if seated == 0 or last.signals < seated:
+        blockers.append(f"converge_percent={last.converge_percent:.0f}% ({last.signals}/{seated})")
+    if not quorate:
+        blockers.append(f"quorum not met: {last.answered}/{seated} answered, {needed} needed")
+    if absent:
+        blockers.append(f"absent (not signalled): {', '.join(absent)}")
     return not blockers, blockers, state
+
+
+def check_quorum(quorum: float) -> None:
+    """Refuse a quorum that is not a share of the panel in (0, 1]."""
+    if not 0 < quorum <= 1:
+        raise InvalidArgument(f"quorum must be a share of the seated panel in (0, 1], not {quorum}")

@@ -193,7 +193,7 @@ async def test_absent_experts_keep_the_few_who_answered_from_closing_their_tensi
     )
     snap = await store.load_partition(did)
     tension = global_id(snap, "CUPCAKE-T0001")
-    assert judged[1].converge_percent == 100.0  # of those who answered
+    assert judged[1].converge_percent == pytest.approx(100 / 3)  # of the seated panel: the absent have not signalled
     assert snap.entities[tension].status == "addressed"
 
 
@@ -232,7 +232,7 @@ async def test_absent_expert_gets_nothing_invented(store: DialogueStore) -> None
     did, (judged,) = await play(store, [{"muffin": ROUND0["muffin"] + "[MOVE:CONVERGE]\n", "cupcake": None}])
     batch = judged.batch
     assert batch.answered == ["muffin"] and batch.absent == ["cupcake", "scone"]
-    assert set(judged.per_expert) == {"muffin"} and judged.converge_percent == 100.0
+    assert set(judged.per_expert) == {"muffin"} and judged.converge_percent == pytest.approx(100 / 3)
     assert all(d.contributors == ["muffin"] for d in batch.entities)
     snap = await store.load_partition(did)
     assert snap.rounds[0].answered == 1 and snap.rounds[0].absent == ["cupcake", "scone"]
@@ -320,6 +320,7 @@ def test_check11_gate_on_recorded_figures() -> None:
             new_perspectives=last_jira.new_perspectives,
             answered=12,
             signals=12,
+            seated=[f"expert{n}" for n in range(12)],
         )
     )
     assert not ok and blockers == [
@@ -327,7 +328,10 @@ def test_check11_gate_on_recorded_figures() -> None:
         f"new_perspectives={last_jira.new_perspectives})"
     ]
     assert last_d58.velocity == 0
-    ok, blockers, _ = gate(Round(last_d58.round, open_tensions=0, new_perspectives=0, answered=6, signals=6))
+    seated = [f"expert{n}" for n in range(6)]
+    ok, blockers, _ = gate(
+        Round(last_d58.round, open_tensions=0, new_perspectives=0, answered=6, signals=6, seated=seated)
+    )
     assert ok and blockers == []
 
 
@@ -344,7 +348,8 @@ async def test_check11_unconverged_at_round_index_9_is_forced_with_warning(store
         await store.register_verdict(did, verdict)
     forced = await store.register_verdict(did, verdict, force=True)
     assert forced.forced and forced.warning is not None and forced.warning.startswith("FORCED CONVERGENCE")
-    assert f"velocity={judged[-1].velocity}" in forced.warning and "converge_percent=50%" in forced.warning
+    assert f"velocity={judged[-1].velocity}" in forced.warning and "converge_percent=33% (1/3)" in forced.warning
+    assert "absent (not signalled): Scone" in forced.warning
 
 
 @pytest.mark.parametrize(

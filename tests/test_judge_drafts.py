@@ -75,7 +75,7 @@ def test_summary_states_the_round_in_the_judges_words() -> None:
     assert judged.batch.summary.splitlines() == [
         "Round 1: 2 of 3 experts answered; absent: scone.",
         "Perspectives 2 (1 new), tensions raised 1.",
-        "Open tensions 2, velocity 3, converge 0% (0/2).",
+        "Open tensions 2, velocity 3, converge 0% (0/3 seated).",
         "ALIGNMENT 8 (W:6 C:2 T:0 R:0).",
         "T0002 -> resolved: resolved by muffin, its author (line 4)",
         "Authority: a RESOLVED from a tension's author resolves it; anyone else's marks it addressed, "
@@ -89,5 +89,5 @@ def test_summary_of_a_full_round_has_no_absent_list() -> None:
     assert judge(answers).batch.summary.splitlines()[:3] == [
         "Round 1: 3 of 3 experts answered.",
         "Perspectives 3 (0 new), tensions raised 0.",
-        "Open tensions 2, velocity 2, converge 100% (3/3).",
+        "Open tensions 2, velocity 2, converge 100% (3/3 seated).",
     ]

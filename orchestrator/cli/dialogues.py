@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from concord.orchestrator.cli.command import ExitCode, emit, with_stores
-from concord.orchestrator.cli.parser import Commands, UsageError, add_command, positive_int
+from concord.orchestrator.cli.parser import Commands, UsageError, add_command, positive_int, share
 from concord.orchestrator.engine.providers import Provider, make_provider
 from concord.orchestrator.engine.run import Orchestrator, RunResult, RunSettings
 from concord.orchestrator.panel.pools import load_pool
@@ -20,6 +20,7 @@ from concord.store.analytics import MAX_PAGE, AnalyticsStore
 from concord.store.config import Settings
 from concord.store.factory import Stores
 from concord.store.model import DIALOGUE_STATUSES, Dialogue
+from concord.store.rules import DEFAULT_QUORUM
 
 
 def add_commands(commands: Commands) -> None:
@@ -55,6 +56,13 @@ def add_commands(commands: Commands) -> None:
     run.add_argument("--seed", type=int, default=0, help="seed of the panel sampler and the sim (default: %(default)s)")
     run.add_argument(
         "--concurrency", type=positive_int, default=8, metavar="N", help="agent calls at once (default: %(default)s)"
+    )
+    run.add_argument(
+        "--quorum",
+        type=share,
+        default=DEFAULT_QUORUM,
+        metavar="SHARE",
+        help="share of the seated panel that must answer for a round to count toward convergence (default: 2/3)",
     )
     run.add_argument(
         "--budget-tokens", type=positive_int, metavar="N", help="stop the run once it used this many tokens"
@@ -98,6 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         concurrency=args.concurrency,
         budget_tokens=args.budget_tokens,
+        quorum=args.quorum,
         replay_dir=str(Path(args.replay).resolve()) if args.replay else None,
     )
     settings = Settings.from_env()

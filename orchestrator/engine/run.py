@@ -31,7 +31,7 @@ from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import AlreadyExists, ConflictError, ValidationFailed
 from concord.store.ids import new_dialogue_id
 from concord.store.model import PanelSeat, Verdict
-from concord.store.rules import gate
+from concord.store.rules import DEFAULT_QUORUM, check_quorum, gate
 from concord.store.snapshot import Snapshot
 
 #: Times a round is judged again when a concurrent status change made its planned transitions stale.
@@ -59,6 +59,11 @@ class RunSettings:
     max_tokens: int = 2048
     temperature: float = 0.7
     models: dict[str, str] = field(default_factory=dict)
+    quorum: float = DEFAULT_QUORUM
+
+    def __post_init__(self) -> None:
+        """Refuse a quorum outside (0, 1] before anything is written."""
+        check_quorum(self.quorum)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the dialogue's settings."""
@@ -300,7 +305,7 @@ class Orchestrator:
         last = snap.last_round
         if last is None:
             return None
-        converged, blockers, _ = gate(last)
+        converged, blockers, _ = gate(last, settings.quorum)
         at_cap = len(snap.rounds) >= settings.max_rounds
         if isinstance(self.provider, ReplayProvider) and last.number >= max(self.provider.rounds()):
             at_cap = True
@@ -314,7 +319,7 @@ class Orchestrator:
             recommendation=f"Panel {'converged' if converged else 'stopped'} after round {last.number}. {summary}".strip(),
             confidence="unanimous" if converged else "contested",
             description=last.summary,
-            vote=f"{last.signals}-{last.answered - last.signals}",
+            vote=f"{last.signals}-{len(last.seated) - last.signals}",
             supporting_experts=sorted(s.expert for s in snap.signals if s.round == last.number),
         )
         stored = await self.store.register_verdict(snap.dialogue.id, verdict, force=not converged)
@@ -391,7 +396,7 @@ class Orchestrator:
         )
         if text is None:
             return None
-        if parse_answer(text).has_content:
+        if parse_answer(text).is_valid:
             self._publish(did, "expert_answered", number, member.slug, tokens=tokens)
             return text
         repair = render_repair_prompt(ctx, text)
@@ -407,7 +412,7 @@ class Orchestrator:
             provider=self.provider,
             sampling=sampling,
         )
-        if fixed is not None and parse_answer(fixed).has_content:
+        if fixed is not None and parse_answer(fixed).is_valid:
             self._publish(did, "expert_repaired", number, member.slug, tokens=tokens + more)
             return fixed
         self._publish(did, "expert_absent", number, member.slug, reason="no parsable marker after one repair")

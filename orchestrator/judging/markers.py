@@ -99,6 +99,11 @@ class ParsedAnswer:
         """Tell whether the answer carries at least one content marker."""
         return any(m.kind in CONTENT_KINDS for m in self.markers)
 
+    @property
+    def is_valid(self) -> bool:
+        """Tell whether this is a usable answer: a content marker, or the `[MOVE:CONVERGE]` signal alone."""
+        return self.has_content or self.converge
+
 
 @dataclass(frozen=True)
 class _Head:

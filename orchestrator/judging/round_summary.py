@@ -17,7 +17,7 @@ def summarise_round(batch: RoundBatch, changes: Sequence[StatusChange], velocity
         + (f"; absent: {', '.join(batch.absent)}." if batch.absent else "."),
         f"Perspectives {kinds.count('perspective')} ({batch.new_perspectives} new), tensions raised {kinds.count('tension')}.",
         f"Open tensions {batch.open_tensions}, velocity {velocity}, converge {percent:.0f}% "
-        f"({len(batch.signals)}/{len(batch.answered)}).",
+        f"({len(batch.signals)}/{len(batch.panel)} seated).",
         f"ALIGNMENT {totals.total} (W:{totals.w} C:{totals.c} T:{totals.t} R:{totals.r}).",
     ]
     lines += [f"{c.id} -> {c.status}: {c.reason}" for c in changes]

@@ -14,8 +14,8 @@ it never fails the round. CONCESSION and `[MOVE:…]` markers are stored as move
 Then the round's acts on earlier tensions go through `tension_lifecycle`, its perspectives are
 marked new or not by `new_perspectives`, every answering expert is scored by `scoring.SCORING`,
 and `round_summary` writes the round's account. Velocity = open tensions (open, addressed,
-reopened) + new perspectives; converge % = answering experts who signalled converge / experts who
-answered.
+reopened) + new perspectives; converge % = answering experts who signalled converge / experts seated
+(an absent expert has not signalled).
 """
 
 from __future__ import annotations
@@ -305,7 +305,7 @@ class _Round:
         open_tensions = sum(s in UNRESOLVED_TENSION for s in statuses.values())
         open_tensions += sum(1 for d in self.drafts if d.kind == "tension")
         signals = [s for s in self.signals if s in self.answered]
-        percent = 100.0 * len(signals) / len(self.answered) if self.answered else 0.0
+        percent = 100.0 * len(signals) / len(self.panel) if self.panel else 0.0
         scores = {expert: self.tallies[expert].score() for expert in self.answered}
         absent = [seat.slug for seat in self.panel if seat.slug not in self.answered]
         batch = RoundBatch(
