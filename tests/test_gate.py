@@ -15,7 +15,6 @@ from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.panel.panels import Panel, sample_panel
 from concord.orchestrator.panel.pools import load_pool
 from concord.orchestrator.panel.rotation import next_panel
-from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
 from concord.store import codec
 from concord.store.backends.base import Put
 from concord.store.dialogue_store import DialogueStore
@@ -25,6 +24,7 @@ from concord.store.model import Dialogue, PanelSeat, Round, RoundBatch, Score
 from concord.store.rules import gate
 from concord.store.snapshot import Snapshot
 from tests.test_cli import sim_run
+from tests.test_hostile_input import RecordingBus
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_POOL = load_pool(ROOT / "orchestrator" / "demo-pool.json")
@@ -158,23 +158,10 @@ class Scripted(SimProvider):
         return Answer(CONVERGE_ONLY, Usage(1, 1), "sim", 0.0, simulated=True)
 
 
-class Events(ProgressBus):
-    """A progress bus that keeps every event."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[ProgressEvent] = []
-
-    def publish(self, event: ProgressEvent) -> None:
-        """Keep the event, then deliver it."""
-        self.events.append(event)
-        super().publish(event)
-
-
-async def run_nine(store: DialogueStore, tmp_path: Path, answering: int) -> tuple[Scripted, Events, str]:
+async def run_nine(store: DialogueStore, tmp_path: Path, answering: int) -> tuple[Scripted, RecordingBus, str]:
     """A one-round run of the nine-expert demo pool in which the first `answering` experts answer CONVERGE only."""
     slugs = [m.slug for m in sample_panel(DEMO_POOL, 9, seed=7).members]
-    provider, bus = Scripted(set(slugs[:answering])), Events()
+    provider, bus = Scripted(set(slugs[:answering])), RecordingBus()
     orchestrator = Orchestrator(store, provider, bus=bus)
     did = await orchestrator.create(
         "Who is seated?", DEMO_POOL, RunSettings(panel_size=9, max_rounds=1, seed=7), tmp_path
