@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,7 @@ from concord.store.snapshot import Snapshot
 from tests.test_cli import sim_run
 from tests.test_hostile_input import RecordingBus
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_POOL = load_pool(ROOT / "orchestrator" / "demo-pool.json")
+DEMO_POOL = load_pool(Path(str(resources.files("concord.orchestrator") / "demo-pool.json")))
 NINE = [
     PanelSeat(name, "Expert")
     for name in ("Muffin", "Cupcake", "Scone", "Eclair", "Strudel", "Tart", "Bun", "Pie", "Flan")
