@@ -84,6 +84,21 @@ def concord(*args: str) -> list[str]:
     return [sys.executable, "-m", "concord.orchestrator.cli.main", *args]
 
 
+def run_cli(
+    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run `concord ARGS` on `home` (no model server behind it unless `env` says otherwise), capturing its output."""
+    return subprocess.run(
+        concord(*args),
+        env=env if env is not None else environment(home, "http://127.0.0.1:9"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def environment(home: Path, base_url: str) -> dict[str, str]:
     """This environment without CONCORD_/ANTHROPIC_ settings, pointed at `home` and a (fake) model server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONCORD_", "ANTHROPIC_"))}

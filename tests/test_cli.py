@@ -16,35 +16,22 @@ import pytest
 from concord.store.config import Settings
 from concord.store.factory import open_stores
 from tests.fake_anthropic import fake_server_process
-from tests.services import concord, environment
+from tests.services import concord, environment, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = ROOT / "orchestrator" / "demo-pool.json"
 WAIT = 120
 
 
-def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `concord ARGS` on `home` (no model server behind it) and capture what it printed."""
-    return subprocess.run(
-        concord(*args),
-        env=env if env is not None else environment(home, "http://127.0.0.1:9"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
-    )
-
-
 def sim_run(home: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """A quiet simulated run with --json."""
-    return cli(
+    return run_cli(
         home, "run", "--question", "Which store?", "--pool", str(POOL), "--out", str(out), "--quiet", "--json", *extra
     )
 
 
 def test_version_is_the_installed_distributions() -> None:
-    shown = cli(Path("/nonexistent"), "--version")
+    shown = run_cli(Path("/nonexistent"), "--version")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == f"concord {version('concord')}"
 
@@ -71,20 +58,20 @@ def test_run_exit_code_says_how_the_dialogue_ended(
 def test_resume_of_a_budget_stopped_run_exits_4_again_and_0_once_converged(tmp_path: Path) -> None:
     home = tmp_path / "home"
     dialogue_id = json.loads(sim_run(home, tmp_path / "out", "--budget-tokens", "1").stdout)["dialogue_id"]
-    again = cli(home, "resume", dialogue_id, "--quiet", "--json")
+    again = run_cli(home, "resume", dialogue_id, "--quiet", "--json")
     assert again.returncode == 4 and json.loads(again.stdout)["status"] == "budget_exceeded", again.stderr
     finished = sim_run(home, tmp_path / "out2")
     assert finished.returncode == 0
-    resumed = cli(home, "resume", json.loads(finished.stdout)["dialogue_id"], "--quiet", "--json")
+    resumed = run_cli(home, "resume", json.loads(finished.stdout)["dialogue_id"], "--quiet", "--json")
     assert resumed.returncode == 0 and json.loads(resumed.stdout)["status"] == "converged", resumed.stderr
 
 
 def test_an_error_exits_1_with_one_line_or_one_json_object(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    text = cli(home, "show", "nosuchdialogue")
+    text = run_cli(home, "show", "nosuchdialogue")
     assert text.returncode == 1 and text.stdout == ""
     assert text.stderr.startswith("concord: ") and text.stderr.count("\n") == 1, text.stderr
-    as_json = cli(home, "show", "nosuchdialogue", "--json")
+    as_json = run_cli(home, "show", "nosuchdialogue", "--json")
     assert as_json.returncode == 1 and as_json.stderr == ""
     error = json.loads(as_json.stdout)
     assert list(error) == ["error"] and error["error"]["code"] == "not_found"
@@ -93,19 +80,19 @@ def test_an_error_exits_1_with_one_line_or_one_json_object(tmp_path: Path) -> No
 
 def test_an_os_error_exits_1_naming_the_file(tmp_path: Path) -> None:
     target = tmp_path / "missing-dir" / "cp.json"
-    made = cli(tmp_path / "home", "audit", "checkpoint", "--out", str(target))
+    made = run_cli(tmp_path / "home", "audit", "checkpoint", "--out", str(target))
     assert made.returncode == 1
     assert made.stderr == f"concord: No such file or directory: {target}\n"
 
 
 def test_bad_command_line_exits_2_with_usage_or_one_json_object(tmp_path: Path) -> None:
-    text = cli(tmp_path / "home", "run", "--pool", str(POOL))
+    text = run_cli(tmp_path / "home", "run", "--pool", str(POOL))
     assert text.returncode == 2
     assert text.stderr.startswith("usage: concord run")
     assert text.stderr.splitlines()[-1] == (
         "concord: the following arguments are required: --question (see `concord run --help`)"
     )
-    as_json = cli(tmp_path / "home", "run", "--pool", str(POOL), "--json")
+    as_json = run_cli(tmp_path / "home", "run", "--pool", str(POOL), "--json")
     assert as_json.returncode == 2 and as_json.stderr == ""
     assert json.loads(as_json.stdout) == {
         "error": {
@@ -119,19 +106,19 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     home, out = tmp_path / "home", tmp_path / "out"
     broken_pool = tmp_path / "broken-pool.json"
     broken_pool.write_text('{"domain": "x", "experts": [{"role": "r", "tier": "Nope", "relevance": 2}]}')
-    invalid = cli(home, "run", "--question", "Q?", "--pool", str(broken_pool), "--out", str(out), "--json")
+    invalid = run_cli(home, "run", "--question", "Q?", "--pool", str(broken_pool), "--out", str(out), "--json")
     assert invalid.returncode == 2, invalid.stderr
     assert json.loads(invalid.stdout)["error"]["code"] == "bad_input"
-    bad_store = cli(home, "list", env={**environment(home, "http://127.0.0.1:9"), "CONCORD_STORE": "postgres"})
+    bad_store = run_cli(home, "list", env={**environment(home, "http://127.0.0.1:9"), "CONCORD_STORE": "postgres"})
     assert bad_store.returncode == 2 and "CONCORD_STORE" in bad_store.stderr, bad_store.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-pool.json"], "no home, no output directory"
 
 
 def test_a_malformed_dialogue_id_exits_2_with_one_line(tmp_path: Path) -> None:
-    shown = cli(tmp_path / "home", "show", "NOT AN ID")
+    shown = run_cli(tmp_path / "home", "show", "NOT AN ID")
     assert shown.returncode == 2
     assert shown.stderr == "concord: 'NOT AN ID' is not a dialogue id (lowercase letters, digits and single dashes)\n"
-    rotated = cli(tmp_path / "home", "keys", "rotate", "--dialogue", "x#y", "--json")
+    rotated = run_cli(tmp_path / "home", "keys", "rotate", "--dialogue", "x#y", "--json")
     assert rotated.returncode == 2 and json.loads(rotated.stdout)["error"]["code"] == "invalid_argument"
 
 
@@ -178,18 +165,18 @@ def test_list_shows_every_dialogue_or_those_of_one_status(tmp_path: Path) -> Non
     home = tmp_path / "home"
     titles = asyncio.run(seed_dialogues(home))
     abandoned = next(iter(titles))
-    everything = json.loads(cli(home, "list", "--json").stdout)
+    everything = json.loads(run_cli(home, "list", "--json").stdout)
     assert everything["count"] == 3
     assert {d["id"]: d["title"] for d in everything["dialogues"]} == titles
-    only = json.loads(cli(home, "list", "--status", "abandoned", "--json").stdout)
+    only = json.loads(run_cli(home, "list", "--status", "abandoned", "--json").stdout)
     assert [(d["id"], d["status"]) for d in only["dialogues"]] == [(abandoned, "abandoned")]
-    table = cli(home, "list", "--status", "open")
+    table = run_cli(home, "list", "--status", "open")
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
     assert header.split() == ["ID", "STATUS", "ROUNDS", "UPDATED", "TITLE"]
     assert sorted(row.split()[0] for row in rows) == sorted(set(titles) - {abandoned})
     assert all(row.split()[1] == "open" and row.split()[-1] == titles[row.split()[0]] for row in rows)
-    assert cli(home, "list", "--status", "converged").stdout == "no dialogues\n"
+    assert run_cli(home, "list", "--status", "converged").stdout == "no dialogues\n"
 
 
 @pytest.mark.parametrize(
@@ -203,7 +190,7 @@ def test_list_shows_every_dialogue_or_those_of_one_status(tmp_path: Path) -> Non
 def test_completion_covers_the_whole_command_tree(
     tmp_path: Path, shell: str, marker: str, words: tuple[str, ...]
 ) -> None:
-    script = cli(tmp_path / "home", "completion", shell)
+    script = run_cli(tmp_path / "home", "completion", shell)
     assert script.returncode == 0, script.stderr
     assert marker in script.stdout
     for word in ("resume", "checkpoint", "sweep", "completion", *words):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from concord.store.config import Settings
 from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import ValidationFailed
 from concord.store.factory import Stores, open_stores
-from tests.services import concord, environment
+from tests.services import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = ROOT / "orchestrator" / "demo-pool.json"
@@ -75,13 +74,12 @@ async def assert_bound(store: DialogueStore, dialogue_id: str, question: str, ot
 
 def test_same_title_twice_in_one_minute_through_the_cli(tmp_path: Path) -> None:
     home, out = tmp_path / "home", tmp_path / "out"
-    env = environment(home, "http://127.0.0.1:9")
     wait_for_a_fresh_minute()
     results = []
     for question in QUESTIONS:
         args = ["run", "--title", TITLE, "--question", question, "--pool", str(POOL), "--out", str(out)]
         args += ["--panel-size", "3", "--max-rounds", "2", "--quiet", "--json"]
-        done = subprocess.run(concord(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = run_cli(home, *args, timeout=120)
         assert done.returncode in (0, 3), done.stderr
         results.append(json.loads(done.stdout))
     first, second = (Path(r["directory"]) for r in results)

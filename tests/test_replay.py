@@ -13,7 +13,7 @@ from concord.orchestrator.engine.providers import AgentFailed, Call, ReplayMissi
 from concord.orchestrator.panel.panels import load_panel
 from concord.store.errors import BadInput
 from tests.conftest import CORPUS, corpus_path
-from tests.services import concord, environment
+from tests.services import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = ROOT / "orchestrator" / "demo-pool.json"
@@ -27,28 +27,22 @@ UNPARSABLE = "I agree with the others, broadly speaking.\n"
 
 def replay(home: Path, out: Path, directory: Path, pool: Path = POOL) -> subprocess.CompletedProcess[str]:
     """`concord run --provider replay --replay DIRECTORY`, quiet, with --json."""
-    return subprocess.run(
-        concord(
-            "run",
-            "--question",
-            "Which store?",
-            "--pool",
-            str(pool),
-            "--provider",
-            "replay",
-            "--replay",
-            str(directory),
-            "--out",
-            str(out),
-            "--quiet",
-            "--json",
-        ),
-        env=environment(home, "http://127.0.0.1:9"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    return run_cli(
+        home,
+        "run",
+        "--question",
+        "Which store?",
+        "--pool",
+        str(pool),
+        "--provider",
+        "replay",
+        "--replay",
+        str(directory),
+        "--out",
+        str(out),
+        "--quiet",
+        "--json",
         timeout=WAIT,
-        check=False,
     )
 
 
@@ -219,13 +213,17 @@ def test_a_missing_replay_directory_is_refused_in_one_line(tmp_path: Path) -> No
 
 def test_replay_directory_without_the_replay_provider_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    ran = subprocess.run(
-        concord("run", "--question", "Q?", "--pool", str(POOL), "--replay", str(tmp_path), "--out", str(out), "--json"),
-        env=environment(tmp_path / "home", "http://127.0.0.1:9"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=False,
+    ran = run_cli(
+        tmp_path / "home",
+        "run",
+        "--question",
+        "Q?",
+        "--pool",
+        str(POOL),
+        "--replay",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--json",
     )
     assert_one_line_refusal(ran, out, "only with --provider replay")
