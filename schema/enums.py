@@ -11,6 +11,7 @@ import strawberry
 class DialogueStatus(Enum):
     OPEN = "open"
     CONVERGING = "converging"
+    PAUSED = "paused"
     CONVERGED = "converged"
     ABANDONED = "abandoned"
     BUDGET_EXCEEDED = "budget_exceeded"

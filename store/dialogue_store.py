@@ -19,7 +19,19 @@ from concord.store.clock import Clock, utc_now
 from concord.store.crypto.keys import DekCache, KeyProvider
 from concord.store.crypto.signing import SignedBackend
 from concord.store.key_rotation import KeyRotation
-from concord.store.model import Dialogue, Entity, Event, Expert, Move, Ref, Round, RoundBatch, TextRecord, Verdict
+from concord.store.model import (
+    Dialogue,
+    Entity,
+    Event,
+    Expert,
+    ModeratorNote,
+    Move,
+    Ref,
+    Round,
+    RoundBatch,
+    TextRecord,
+    Verdict,
+)
 from concord.store.reads import PartitionReader
 from concord.store.rounds import RoundWriter
 from concord.store.sealing import Sealer
@@ -179,6 +191,10 @@ class DialogueStore:
         return await self._writes.update_entity_status(
             dialogue_id, entity_id, status, actors=actors, reference=reference, reason=reason, event_round=event_round
         )
+
+    async def add_note(self, dialogue_id: str, text: str) -> ModeratorNote:
+        """Add a moderator note that the prompts of the next round (and every later one) carry."""
+        return await self._writes.add_note(dialogue_id, text)
 
     async def register_move(self, dialogue_id: str, move: Move) -> None:
         """Record a dialogue move (write-once); AlreadyExists when that move is already recorded."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-DIALOGUE_STATUSES = ("open", "converging", "converged", "abandoned", "budget_exceeded", "failed")
+DIALOGUE_STATUSES = ("open", "converging", "paused", "converged", "abandoned", "budget_exceeded", "failed")
 TIERS = ("Core", "Adjacent", "Wildcard")
 EXPERT_SOURCES = ("pool", "created", "retained")
 VERDICT_TYPES = ("interim", "final", "minority", "dissent")
@@ -281,6 +281,17 @@ class TextRecord:
     model: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    created_at: str = ""
+
+
+@dataclass
+class ModeratorNote:
+    """A moderator's note to the panel: carried by the prompts of round `round` and every later round."""
+
+    round: int
+    seq: int
+    text: str
+    author: str = ""
     created_at: str = ""
 
 

@@ -1,4 +1,4 @@
-"""The audit trail's items: write-once records of the exact prompts and answers exchanged, and hash-chain entries."""
+"""The audit trail's items: write-once records of the exact prompts and answers exchanged, moderator notes, and hash-chain entries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from concord.store.codec import Record, round_key
 from concord.store.ids import partition_key
-from concord.store.model import AuditEntry, TextRecord
+from concord.store.model import AuditEntry, ModeratorNote, TextRecord
 
 
 def text_sk(kind: str, round: int, expert: str, repair: bool) -> str:
@@ -43,6 +43,27 @@ def decode_text(item: dict[str, Any], secret: dict[str, Any]) -> TextRecord:
         created_at=item["created_at"],
         text=secret["text"],
         path=secret.get("path"),
+    )
+
+
+def note_prefix(round: int) -> str:
+    """SK prefix of the moderator notes for one round."""
+    return f"note#{round_key(round)}#"
+
+
+def encode_note(dialogue_id: str, n: ModeratorNote) -> Record:
+    clear = {"type": "note", "round": n.round, "seq": n.seq, "created_at": n.created_at}
+    secret = {"text": n.text, "author": n.author}
+    return Record(partition_key(dialogue_id), f"{note_prefix(n.round)}{n.seq:03d}", clear, secret)
+
+
+def decode_note(item: dict[str, Any], secret: dict[str, Any]) -> ModeratorNote:
+    return ModeratorNote(
+        round=int(item["round"]),
+        seq=int(item["seq"]),
+        text=secret["text"],
+        author=secret.get("author", ""),
+        created_at=item["created_at"],
     )
 
 

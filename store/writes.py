@@ -19,6 +19,7 @@ from concord.store.errors import (
     ConditionFailed,
     ConflictError,
     ConvergenceBlocked,
+    InvalidArgument,
     NotFound,
     Problem,
     ValidationFailed,
@@ -40,6 +41,7 @@ from concord.store.model import (
     Dialogue,
     Entity,
     Event,
+    ModeratorNote,
     Move,
     Ref,
     TextRecord,
@@ -52,6 +54,10 @@ from concord.store.validation import ref_rule_problems, ref_shape_problems, tran
 
 #: Prompt/answer records per audited write (each is one action; the audit adds two).
 TEXTS_PER_WRITE = 40
+#: UTF-8 bytes of one moderator note: guidance for the panel, not a document (grounding is for those).
+MAX_NOTE_BYTES = 4000
+#: Dialogue statuses a moderator note can no longer reach.
+CLOSED_STATUSES = ("converged", "abandoned", "failed")
 
 
 class DialogueWrites:
@@ -270,6 +276,25 @@ class DialogueWrites:
             return WritePlan(ops, replace(entity, status=status, updated_at=now))
 
         return await self.writer.write(dialogue_id, f"update_status:{entity_id}", plan)
+
+    async def add_note(self, dialogue_id: str, text: str) -> ModeratorNote:
+        """Add a moderator note for the next round to start; refused when empty, too long, or the dialogue is closed."""
+        text = text.strip()
+        if not text:
+            raise InvalidArgument("a moderator note must not be empty")
+        if len(text.encode()) > MAX_NOTE_BYTES:
+            raise InvalidArgument(f"a moderator note holds at most {MAX_NOTE_BYTES} bytes; this one has {len(text.encode())}")
+
+        async def plan(meta: Item) -> WritePlan[ModeratorNote]:
+            if meta["status"] in CLOSED_STATUSES:
+                raise InvalidArgument(f"dialogue {dialogue_id} is {meta['status']}; no later round would read a note")
+            round = int(meta.get("total_rounds", 0))
+            earlier = await self.items.query(meta["pk"], trail_codec.note_prefix(round), consistent=True)
+            note = ModeratorNote(round, len(earlier) + 1, text, self.writer.principal, self._now())
+            record = trail_codec.encode_note(dialogue_id, note)
+            return WritePlan([Put(await self.sealer.seal(meta, record), ABSENT)], note)
+
+        return await self.writer.write(dialogue_id, "add_note", plan)
 
     async def register_move(self, dialogue_id: str, move: Move) -> None:
         """Record a dialogue move (write-once); AlreadyExists when that move is already recorded."""

@@ -70,13 +70,28 @@ def add_commands(commands: Commands) -> None:
     run.add_argument(
         "--out", default="dialogues", metavar="DIR", help="where the dialogue's directory goes (default: %(default)s)"
     )
+    run.add_argument(
+        "--pause-after-round",
+        action="store_true",
+        help="stop after every round (exit 5) so a moderator can read it and add a `concord note`; resume continues",
+    )
     run.add_argument("--quiet", action="store_true", help="no live progress view")
     run.set_defaults(func=run_command)
 
-    resume = add_command(commands, "resume", "continue an interrupted dialogue; answers already received are reused")
+    resume = add_command(
+        commands, "resume", "continue an interrupted or paused dialogue; answers already received are reused"
+    )
     resume.add_argument("dialogue_id", help="the dialogue to continue")
+    resume.add_argument(
+        "--no-pause", action="store_true", help="run to the end even if the dialogue pauses after every round"
+    )
     resume.add_argument("--quiet", action="store_true", help="no live progress view")
     resume.set_defaults(func=resume_command)
+
+    note = add_command(commands, "note", "add a moderator note that the next round's prompts (and later ones) carry")
+    note.add_argument("dialogue_id", help="the dialogue the note is for")
+    note.add_argument("text", help="the note, as the panel will read it")
+    note.set_defaults(func=note_command)
 
     show = add_command(commands, "show", "print a dialogue's scoreboard and tensions")
     show.add_argument("dialogue_id", help="the dialogue to show")
@@ -107,6 +122,7 @@ def run_command(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         budget_tokens=args.budget_tokens,
         quorum=args.quorum,
+        pause_after_round=args.pause_after_round,
         replay_dir=str(Path(args.replay).resolve()) if args.replay else None,
     )
     settings = Settings.from_env()
@@ -136,12 +152,29 @@ def resume_command(args: argparse.Namespace) -> int:
         orchestrator = Orchestrator(stores.dialogues, provider, bus=ProgressBus(), judge_provider=judge)
         try:
             async with PeerLink(orchestrator.bus, settings):
-                result = await follow_run(orchestrator, args.dialogue_id, quiet=args.quiet or args.json)
+                result = await follow_run(
+                    orchestrator,
+                    args.dialogue_id,
+                    quiet=args.quiet or args.json,
+                    pause_after_round=False if args.no_pause else None,
+                )
         finally:
             await close_agents(provider, judge)
         return finish(args, result)
 
     return asyncio.run(with_stores(settings, action))
+
+
+def note_command(args: argparse.Namespace) -> int:
+    """`concord note`: a moderator note for the next round, stored sealed and audited like any write."""
+
+    async def action(stores: Stores) -> int:
+        note = await stores.dialogues.add_note(args.dialogue_id, args.text)
+        data = {"dialogue_id": args.dialogue_id, "round": note.round, "seq": note.seq}
+        emit(args, data, f"note {note.seq} added to dialogue {args.dialogue_id}; round {note.round} on carries it")
+        return ExitCode.OK
+
+    return asyncio.run(with_stores(Settings.from_env(), action))
 
 
 def agents_for(run_settings: RunSettings, settings: Settings) -> tuple[Provider, Provider | None]:
@@ -172,12 +205,14 @@ async def close_agents(provider: Provider, judge: Provider | None) -> None:
         await judge.aclose()
 
 
-async def follow_run(orchestrator: Orchestrator, dialogue_id: str, *, quiet: bool) -> RunResult:
+async def follow_run(
+    orchestrator: Orchestrator, dialogue_id: str, *, quiet: bool, pause_after_round: bool | None = None
+) -> RunResult:
     """Run a dialogue while the progress view follows it."""
     view = None if quiet else asyncio.create_task(ProgressView().follow(orchestrator.bus, dialogue_id))
     await asyncio.sleep(0)
     try:
-        return await orchestrator.run(dialogue_id)
+        return await orchestrator.run(dialogue_id, pause_after_round=pause_after_round)
     finally:
         if view is not None:
             await asyncio.sleep(0)
@@ -191,9 +226,11 @@ def finish(args: argparse.Namespace, result: RunResult) -> int:
 
 
 def outcome(result: RunResult) -> ExitCode:
-    """0 converged, 3 verdict forced at the round cap, 4 stopped by the token budget, 1 ended otherwise."""
+    """0 converged, 3 verdict forced at the round cap, 4 stopped by the token budget, 5 paused, 1 otherwise."""
     if result.status == "budget_exceeded":
         return ExitCode.BUDGET_STOPPED
+    if result.status == "paused":
+        return ExitCode.PAUSED
     if result.verdict is not None and result.verdict.forced:
         return ExitCode.FORCED
     return ExitCode.OK if result.status == "converged" else ExitCode.ERROR
@@ -206,6 +243,10 @@ def describe_result(result: RunResult) -> str:
         lines.append("(simulated panel: answers are generated offline, not by a model)")
     if result.status == "budget_exceeded":
         lines.append("stopped by its token budget; `concord resume` continues it")
+    if result.status == "paused":
+        lines.append(
+            f"paused; `concord note {result.dialogue_id} TEXT` adds a moderator note, `concord resume` continues"
+        )
     if result.verdict is not None and result.verdict.forced:
         lines.append(f"verdict forced: {result.verdict.warning}")
     lines.append(f"prompt and answer files: {result.directory}")

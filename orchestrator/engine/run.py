@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ class RunSettings:
     temperature: float = 0.7
     models: dict[str, str] = field(default_factory=dict)
     quorum: float = DEFAULT_QUORUM
+    pause_after_round: bool = False
 
     def __post_init__(self) -> None:
         """Refuse a quorum outside (0, 1] before anything is written."""
@@ -172,10 +173,18 @@ class Orchestrator:
         self._publish(dialogue_id, "dialogue_started", directory=str(directory), simulated=self.provider.simulated)
         return dialogue_id
 
-    async def run(self, dialogue_id: str) -> RunResult:
-        """Run (or resume) a dialogue until it converges, hits the round cap, or exhausts its budget."""
+    async def run(self, dialogue_id: str, *, pause_after_round: bool | None = None) -> RunResult:
+        """Run (or resume) a dialogue until it converges, hits the round cap, exhausts its budget, or pauses.
+
+        `pause_after_round` overrides the dialogue's own setting for this run (resume --no-pause).
+        """
         snap = await self.store.load_partition(dialogue_id)
         settings = RunSettings.from_json(snap.dialogue.settings)
+        if pause_after_round is not None:
+            settings = replace(settings, pause_after_round=pause_after_round)
+        if snap.dialogue.status == "paused":
+            await self.store.set_dialogue_status(dialogue_id, "open")
+            snap = await self.store.load_partition(dialogue_id)
         directory = Path(snap.dialogue.output_dir or ".")
         pool = parse_pool(snap.dialogue.pool)
         try:
@@ -186,6 +195,7 @@ class Orchestrator:
 
     async def _loop(self, snap: Snapshot, settings: RunSettings, directory: Path, pool: Pool) -> RunResult:
         dialogue_id = snap.dialogue.id
+        played = 0
         while True:
             if snap.rounds:
                 write_judge_files(directory, snap)
@@ -195,6 +205,12 @@ class Orchestrator:
             if verdict is not None:
                 snap = await self.store.load_partition(dialogue_id)
                 return self._result(snap, directory, verdict)
+            if played and settings.pause_after_round:
+                await self.store.set_dialogue_status(dialogue_id, "paused")
+                last = snap.dialogue.total_rounds - 1
+                reason = f"paused after round {last}; `concord note {dialogue_id} TEXT` adds a note, `concord resume` continues"
+                self._publish(dialogue_id, "dialogue_stopped", last, reason=reason, paused=True)
+                return self._result(await self.store.load_partition(dialogue_id), directory)
             number = snap.dialogue.total_rounds
             panel = await self._panel(snap, settings, directory, pool, number)
             self._publish(dialogue_id, "round_started", number, panel=[m.name for m in panel.members])
@@ -214,6 +230,7 @@ class Orchestrator:
                 converge_percent=judged.converge_percent,
                 warnings=len(judged.warnings),
             )
+            played += 1
 
     async def _judge_and_register(
         self,
