@@ -278,7 +278,7 @@ class DialogueWrites:
         return await self.writer.write(dialogue_id, f"update_status:{entity_id}", plan)
 
     async def add_note(self, dialogue_id: str, text: str) -> ModeratorNote:
-        """Add a moderator note for the next round to start; refused when empty, too long, or the dialogue is closed."""
+        """Add a moderator note for the first round with no prompt recorded yet; refused when empty, too long, or closed."""
         text = text.strip()
         if not text:
             raise InvalidArgument("a moderator note must not be empty")
@@ -289,6 +289,8 @@ class DialogueWrites:
             if meta["status"] in CLOSED_STATUSES:
                 raise InvalidArgument(f"dialogue {dialogue_id} is {meta['status']}; no later round would read a note")
             round = int(meta.get("total_rounds", 0))
+            if await self.items.query(meta["pk"], f"prompt#{codec.round_key(round)}#", consistent=True, limit=1):
+                round += 1  # that round's prompts are already recorded: the note must not change them on resume
             earlier = await self.items.query(meta["pk"], trail_codec.note_prefix(round), consistent=True)
             note = ModeratorNote(round, len(earlier) + 1, text, self.writer.principal, self._now())
             record = trail_codec.encode_note(dialogue_id, note)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from concord.store.config import Settings
 from concord.store.factory import open_stores
+from concord.store.model import TextRecord
 from tests.services import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +96,19 @@ def test_a_bad_note_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     assert closed.returncode == 2
     assert "is converged" in closed.stderr
     assert audit_operations(home, dialogue_id) == before
+
+
+def test_a_note_never_changes_prompts_already_recorded(tmp_path: Path) -> None:
+    async def scenario() -> list[tuple[int, int]]:
+        async with await open_stores(Settings(home=tmp_path / "home")) as stores:
+            store = stores.dialogues
+            dialogue_id = await store.create_dialogue("Notes", "Which store?")
+            first = await store.add_note(dialogue_id, "before any prompt")
+            await store.record_text(dialogue_id, TextRecord("prompt", 0, "cupcake", "the round-0 prompt"))
+            second = await store.add_note(dialogue_id, "while round 0 runs")
+            third = await store.add_note(dialogue_id, "also while round 0 runs")
+            snap = await store.load_partition(dialogue_id)
+            assert [n.text for n in snap.notes] == ["before any prompt", "while round 0 runs", "also while round 0 runs"]
+            return [(n.round, n.seq) for n in (first, second, third)]
+
+    assert asyncio.run(scenario()) == [(0, 1), (1, 1), (1, 2)]
