@@ -153,6 +153,7 @@ def round_(r: model.Round) -> gql.Round:
         totals=score(r.totals),
         scores=expert_scores(r.scores),
         absent=r.absent,
+        seated=r.seated,
         panel=[
             gql.PanelSeat(name=s.name, role=s.role, tier=s.tier, source=s.source, relevance=s.relevance, focus=s.focus)
             for s in r.panel

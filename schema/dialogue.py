@@ -54,6 +54,9 @@ class Round:
     scores: list[ExpertScore]
     panel: list[PanelSeat]
     absent: list[str]
+    seated: list[str] = strawberry.field(
+        description="Slugs of the experts seated this round, answered or absent: the gate's denominator."
+    )
 
 
 @strawberry.type(description="An expert who joined the dialogue, keyed by its pastry slug.")

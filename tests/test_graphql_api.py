@@ -73,7 +73,7 @@ async def test_rounds_panels_experts_scoreboard_verdicts(api: Api) -> None:
       query($id: ID!) { dialogue(id: $id) {
         status convergedAt
         rounds { number velocity convergePercent openTensions newPerspectives answered signals
-                 totals { w c t r total } scores { expert score { total } } panel { name role tier } absent }
+                 totals { w c t r total } scores { expert score { total } } panel { name role tier } absent seated }
         experts { slug role tier firstRound }
         scoreboard { total converged blockers rounds { round velocity convergePercent totals { total } }
                      experts { expert score { w total } } }
@@ -89,6 +89,7 @@ async def test_rounds_panels_experts_scoreboard_verdicts(api: Api) -> None:
     assert dialogue["rounds"][2]["velocity"] == 0 and dialogue["rounds"][2]["convergePercent"] == 100.0
     assert dialogue["rounds"][0]["totals"] == {"w": 9, "c": 6, "t": 6, "r": 3, "total": 24}
     assert [s["name"] for s in dialogue["rounds"][0]["panel"]] == ["Muffin", "Cupcake", "Scone"]
+    assert sorted(dialogue["rounds"][0]["seated"]) == ["cupcake", "muffin", "scone"]
     assert {e["slug"] for e in dialogue["experts"]} == {"muffin", "cupcake", "scone"}
     assert dialogue["experts"][0]["role"] in {
         "Relational Database Architect",
