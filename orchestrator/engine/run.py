@@ -23,6 +23,7 @@ from concord.orchestrator.engine.round_context import prompt_context, read_if_pr
 from concord.orchestrator.judging.llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
 from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, JudgedRound, judge_round
+from concord.orchestrator.judging.verdict_builder import build_verdict
 from concord.orchestrator.panel.panels import Panel, load_panel, sample_panel
 from concord.orchestrator.panel.pools import Pool, parse_pool
 from concord.orchestrator.panel.rotation import next_panel
@@ -311,17 +312,7 @@ class Orchestrator:
             at_cap = True
         if not converged and not at_cap:
             return None
-        summary = last.summary.splitlines()[0] if last.summary else ""
-        verdict = Verdict(
-            id="final",
-            verdict_type="final",
-            round=last.number,
-            recommendation=f"Panel {'converged' if converged else 'stopped'} after round {last.number}. {summary}".strip(),
-            confidence="unanimous" if converged else "contested",
-            description=last.summary,
-            vote=f"{last.signals}-{len(last.seated) - last.signals}",
-            supporting_experts=sorted(s.expert for s in snap.signals if s.round == last.number),
-        )
+        verdict = build_verdict(snap, converged=converged)
         stored = await self.store.register_verdict(snap.dialogue.id, verdict, force=not converged)
         snap = await self.store.load_partition(snap.dialogue.id)
         write_verdict_file(directory, snap, stored)
