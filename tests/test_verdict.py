@@ -14,8 +14,10 @@ from concord.orchestrator.engine.providers import AnthropicProvider, Provider, S
 from concord.orchestrator.engine.run import Orchestrator, RunResult, RunSettings
 from concord.orchestrator.judging.verdict_builder import build_verdict
 from concord.orchestrator.panel.pools import load_pool
+from concord.store import codec
 from concord.store.factory import Stores
-from concord.store.model import Verdict
+from concord.store.ids import partition_key
+from concord.store.model import RoundBatch, Verdict, VerdictDissent, VerdictReason, VerdictTension
 from concord.store.snapshot import Snapshot
 from tests.fake_anthropic import PHANTOM_ID, FakeAnthropic
 from tests.graphql_helpers import Api
@@ -25,6 +27,7 @@ POOL = ROOT / "orchestrator" / "demo-pool.json"
 QUESTION = "How should a small team keep its deliberation records?"
 SECTIONS = ["## Question", "## Recommendation", "## Reasons", "## Tensions", "## Dissent", "## Risks"]
 DISPLAY_ID = re.compile(r"\b[PRTEC]\d{4}\b")
+SECTION_FIELDS = ("question", "reasons", "tensions", "dissent", "risks", "notes")
 VERDICT_FIELDS = """question recommendation notes risks reasons { text cites }
   tensions { id status how cites round } dissent { expert why cites }"""
 
@@ -153,3 +156,31 @@ async def test_llm_verdict_citing_unknown_ids_falls_back_to_the_rules_verdict(
         "this is the rules verdict"
     )
     assert "was rejected" in (result.directory / "verdict.md").read_text(encoding="utf-8")
+
+
+async def test_verdict_sections_are_sealed_and_old_verdicts_still_decode(stores: Stores) -> None:
+    store = stores.dialogues
+    did = await store.create_dialogue("Queues", QUESTION)
+    await store.register_round(did, RoundBatch(round=0, answered=["muffin"], open_tensions=0, new_perspectives=0))
+    sections = Verdict(
+        "final",
+        "final",
+        0,
+        "Adopt the managed queue.",
+        question=QUESTION,
+        reasons=[VerdictReason("Secret reason text", ["P0001"])],
+        tensions=[VerdictTension("T0001", "resolved", "Secret resolution text", ["P0002"], 0)],
+        dissent=[VerdictDissent("scone", "Secret dissent text", ["P0003"])],
+        risks=["Secret risk text"],
+        notes=["Secret note text"],
+    )
+    stored = await store.register_verdict(did, sections, force=True)
+    (item,) = await stores.backend.query(partition_key(did), "verdict#", consistent=True)
+    assert item["content_encrypted"] and "Secret" not in repr(item) and "reasons" not in repr(item)
+    (read,) = await store.get_verdicts(did)
+    assert read == stored and read.tensions[0].round == 0 and read.dissent[0].cites == ["P0003"]
+
+    record = codec.encode_verdict(did, Verdict("v0", "interim", 0, "Old one-line verdict."))
+    old_secret = {k: v for k, v in record.secret.items() if k not in SECTION_FIELDS}
+    old = codec.decode_verdict({"sk": record.sk, **record.clear}, old_secret)
+    assert old.recommendation == "Old one-line verdict." and old.reasons == [] and old.question == ""

@@ -14,13 +14,14 @@ from concord.store.factory import Stores, open_stores
 
 
 class ExitCode(IntEnum):
-    """The exit codes of `concord` (README "Commands"); 5 is reserved for a paused run."""
+    """The exit codes of `concord` (README "Commands"): 0, 3, 4 and 5 say how a `run`/`resume` ended."""
 
     OK = 0
     ERROR = 1
     BAD_INPUT = 2
     FORCED = 3
     BUDGET_STOPPED = 4
+    PAUSED = 5
     INTERRUPTED = 130
 
 

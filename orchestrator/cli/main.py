@@ -1,7 +1,7 @@
 """`concord`: the console script. It maps Concord's own errors to exit codes and lets anything else (a bug) show.
 
 0 converged / success   1 error   2 bad input   3 verdict forced at the round cap
-4 stopped by the token budget   130 interrupted   (5 is reserved for a paused run)
+4 stopped by the token budget   5 paused   130 interrupted
 """
 
 from __future__ import annotations
