@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 DIALOGUE_STATUSES = ("open", "converging", "converged", "abandoned", "budget_exceeded", "failed")
 TIERS = ("Core", "Adjacent", "Wildcard")
@@ -234,6 +234,9 @@ class Event:
     seq: int = 0
 
 
+_S = TypeVar("_S", "VerdictReason", "VerdictTension", "VerdictDissent")
+
+
 @dataclass(frozen=True)
 class VerdictReason:
     """One reason for a verdict's recommendation, citing the entity ids that support it."""
@@ -262,6 +265,11 @@ class VerdictDissent:
     cites: list[str] = field(default_factory=list)
 
 
+def _section(cls: type[_S], value: Any) -> _S:
+    """A verdict section item: kept when it is one, else built from its plain data."""
+    return value if isinstance(value, cls) else cls(**value)
+
+
 @dataclass
 class Verdict:
     """A verdict: insert-only, never edited; its sections answer the dialogue's question."""
@@ -287,6 +295,12 @@ class Verdict:
     dissent: list[VerdictDissent] = field(default_factory=list)
     risks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Accept sections given as plain data (a verdict read back from dialogue.json)."""
+        self.reasons = [_section(VerdictReason, r) for r in self.reasons]
+        self.tensions = [_section(VerdictTension, t) for t in self.tensions]
+        self.dissent = [_section(VerdictDissent, d) for d in self.dissent]
 
     def cited_ids(self) -> list[str]:
         """Every entity id the verdict's sections cite, once each, in order."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from concord.orchestrator.blue.exporter import export_dialogue
+from concord.orchestrator.blue.importer import import_dialogue
 from concord.orchestrator.blue.judge_files import SIMULATED_NOTE
 from concord.orchestrator.engine.providers import AnthropicProvider, Provider, SimProvider
 from concord.orchestrator.engine.run import Orchestrator, RunResult, RunSettings
@@ -98,6 +100,7 @@ async def test_stored_verdict_sections_read_back_over_graphql(api: Api, tmp_path
         f"query($id: ID!) {{ dialogue(id: $id) {{ verdicts {{ {VERDICT_FIELDS} }} }} }}", {"id": snap.dialogue.id}
     )
     (verdict,) = data["dialogue"]["verdicts"]
+    assert verdict["reasons"] and verdict["tensions"]
     assert verdict["question"] == QUESTION and verdict["recommendation"] == stored.recommendation
     assert verdict["reasons"] == [{"text": r.text, "cites": r.cites} for r in stored.reasons]
     assert verdict["tensions"] == [
@@ -184,3 +187,17 @@ async def test_verdict_sections_are_sealed_and_old_verdicts_still_decode(stores:
     old_secret = {k: v for k, v in record.secret.items() if k not in SECTION_FIELDS}
     old = codec.decode_verdict({"sk": record.sk, **record.clear}, old_secret)
     assert old.recommendation == "Old one-line verdict." and old.reasons == [] and old.question == ""
+
+
+async def test_an_exported_verdict_imports_with_its_sections(stores: Stores, tmp_path: Path) -> None:
+    _, snap = await run(stores, tmp_path, SimProvider(seed=3))
+    await export_dialogue(stores.dialogues, snap.dialogue.id, tmp_path / "exported")
+    copy = await import_dialogue(stores.dialogues, tmp_path / "exported", dialogue_id="verdict-copy-aaaaaa")
+    assert copy.verdict is not None
+    (original,) = snap.verdicts
+    assert (copy.verdict.reasons, copy.verdict.tensions, copy.verdict.dissent) == (
+        original.reasons,
+        original.tensions,
+        original.dissent,
+    )
+    assert copy.verdict.question == QUESTION and copy.verdict.recommendation == original.recommendation
