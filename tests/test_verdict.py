@@ -161,6 +161,16 @@ async def test_llm_verdict_citing_unknown_ids_falls_back_to_the_rules_verdict(
     assert "was rejected" in (result.directory / "verdict.md").read_text(encoding="utf-8")
 
 
+async def test_an_llm_verdict_that_never_comes_leaves_the_rules_verdict(
+    stores: Stores, tmp_path: Path, fake: FakeAnthropic
+) -> None:
+    fake.script_expert("verdict", "500")
+    _, snap = await llm_run(stores, tmp_path, fake)
+    (stored,) = snap.verdicts
+    assert stored.recommendation == build_verdict(snap, converged=True).recommendation
+    assert stored.notes[-1] == "the llm judge did not answer; this is the rules verdict"
+
+
 async def test_verdict_sections_are_sealed_and_old_verdicts_still_decode(stores: Stores) -> None:
     store = stores.dialogues
     did = await store.create_dialogue("Queues", QUESTION)
