@@ -102,7 +102,7 @@ def test_dissent_markers_oppose_refs_and_missing_signals_are_named_with_risks() 
     assert "did not signal convergence" in by["scone"].why
     assert verdict.confidence == "contested"
     assert any(r.startswith("T0002 stays open") for r in verdict.risks)
-    assert any(r.startswith("Cupcake dissents") for r in verdict.risks)
+    assert any(r.startswith("Cupcake does not stand behind the verdict: dissent in round 1") for r in verdict.risks)
     assert "did not converge" in verdict.risks[-1]
 
 

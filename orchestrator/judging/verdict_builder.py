@@ -72,7 +72,7 @@ def build_verdict(snap: Snapshot, *, converged: bool) -> Verdict:
     tensions = tension_outcomes(snap)
     dissent = dissenters(snap, last, {s.entity.id for s in top})
     risks = [f"{t.id} stays {t.status}: {t.how}" for t in tensions if t.status in UNRESOLVED_TENSION]
-    risks += [f"{d.expert.capitalize()} dissents: {d.why}" for d in dissent]
+    risks += [f"{d.expert.capitalize()} does not stand behind the verdict: {d.why}" for d in dissent]
     if not converged:
         risks.append(
             f"The panel did not converge by round {last.number}: this is where it stood when stopped, not an agreement."
