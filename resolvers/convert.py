@@ -194,6 +194,15 @@ def verdict(dialogue_id: str, v: model.Verdict) -> gql.Verdict:
         forced=v.forced,
         warning=v.warning,
         created_at=v.created_at,
+        question=v.question,
+        reasons=[gql.VerdictReason(text=r.text, cites=list(r.cites)) for r in v.reasons],
+        tensions=[
+            gql.VerdictTension(id=t.id, status=t.status, how=t.how, cites=list(t.cites), round=t.round)
+            for t in v.tensions
+        ],
+        dissent=[gql.VerdictDissent(expert=d.expert, why=d.why, cites=list(d.cites)) for d in v.dissent],
+        risks=list(v.risks),
+        notes=list(v.notes),
     )
 
 

@@ -79,6 +79,28 @@ class VerdictContext:
     key_claims: list[Claim]
 
 
+@strawberry.type(description="One reason for a verdict's recommendation.")
+class VerdictReason:
+    text: str
+    cites: list[str] = strawberry.field(description="Ids of the dialogue's entities that support this reason.")
+
+
+@strawberry.type(description="How one tension ended by the verdict: resolved, or why it stays open.")
+class VerdictTension:
+    id: str = strawberry.field(description="The tension's display id, e.g. T0102.")
+    status: str = strawberry.field(description="The tension's status when the verdict was drawn.")
+    how: str = strawberry.field(description="How it was resolved, or why it stays open.")
+    cites: list[str] = strawberry.field(description="Ids of the entities that resolved or addressed it.")
+    round: int | None = strawberry.field(description="The round it was resolved in; null while open.")
+
+
+@strawberry.type(description="An expert who does not stand behind the verdict, and why.")
+class VerdictDissent:
+    expert: str
+    why: str
+    cites: list[str] = strawberry.field(description="Ids of the entities the dissent rests on.")
+
+
 @strawberry.type(description="A verdict; verdicts are never edited.")
 class Verdict:
     id: strawberry.ID
@@ -97,6 +119,18 @@ class Verdict:
     forced: bool
     warning: str | None
     created_at: str
+    question: str = strawberry.field(
+        description="The question the verdict answers (empty on verdicts drawn before it was kept)."
+    )
+    reasons: list[VerdictReason] = strawberry.field(
+        description="Why the panel recommends what it does, each citing its support."
+    )
+    tensions: list[VerdictTension] = strawberry.field(description="Every tension of the dialogue and how it ended.")
+    dissent: list[VerdictDissent] = strawberry.field(
+        description="Experts who dissented, opposed what is recommended, or did not signal convergence."
+    )
+    risks: list[str] = strawberry.field(description="What could still go wrong: open tensions, dissent, conditions.")
+    notes: list[str] = strawberry.field(description="How the verdict was drawn (rules or llm judge, and any fallback).")
 
     @strawberry.field(description="Adopted recommendations, resolved tensions and the evidence and claims behind them.")
     def context(self, info: strawberry.Info) -> MaybeAwaitable[VerdictContext]:

@@ -5,7 +5,7 @@ The audit trail's items (prompt and answer records, audit entries) are in `trail
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from concord.store.ids import KIND_BY_PREFIX, display_of_sk, entity_sk, parse_display_id, partition_key
@@ -23,6 +23,9 @@ from concord.store.model import (
     Score,
     Signal,
     Verdict,
+    VerdictDissent,
+    VerdictReason,
+    VerdictTension,
 )
 
 
@@ -347,6 +350,12 @@ def encode_verdict(dialogue_id: str, v: Verdict) -> Record:
         "tensions_accepted": v.tensions_accepted,
         "adopted": v.adopted,
         "warning": v.warning,
+        "question": v.question,
+        "reasons": [asdict(r) for r in v.reasons],
+        "tensions": [asdict(t) for t in v.tensions],
+        "dissent": [asdict(d) for d in v.dissent],
+        "risks": v.risks,
+        "notes": v.notes,
     }
     return Record(partition_key(dialogue_id), f"verdict#{v.id}", clear, secret)
 
@@ -368,4 +377,15 @@ def decode_verdict(item: dict[str, Any], secret: dict[str, Any]) -> Verdict:
         tensions_accepted=list(secret.get("tensions_accepted") or []),
         adopted=list(secret.get("adopted") or []),
         warning=secret.get("warning"),
+        question=secret.get("question", ""),
+        reasons=[VerdictReason(r["text"], list(r.get("cites") or [])) for r in secret.get("reasons") or []],
+        tensions=[
+            VerdictTension(t["id"], t["status"], t["how"], list(t.get("cites") or []), t.get("round"))
+            for t in secret.get("tensions") or []
+        ],
+        dissent=[
+            VerdictDissent(d["expert"], d["why"], list(d.get("cites") or [])) for d in secret.get("dissent") or []
+        ],
+        risks=list(secret.get("risks") or []),
+        notes=list(secret.get("notes") or []),
     )

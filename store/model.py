@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 DIALOGUE_STATUSES = ("open", "converging", "paused", "converged", "abandoned", "budget_exceeded", "failed")
 TIERS = ("Core", "Adjacent", "Wildcard")
@@ -234,9 +234,45 @@ class Event:
     seq: int = 0
 
 
+_S = TypeVar("_S", "VerdictReason", "VerdictTension", "VerdictDissent")
+
+
+@dataclass(frozen=True)
+class VerdictReason:
+    """One reason for a verdict's recommendation, citing the entity ids that support it."""
+
+    text: str
+    cites: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VerdictTension:
+    """How one tension ended: resolved (how, by which ids, in which round) or why it stays open."""
+
+    id: str
+    status: str
+    how: str
+    cites: list[str] = field(default_factory=list)
+    round: int | None = None
+
+
+@dataclass(frozen=True)
+class VerdictDissent:
+    """One expert who does not stand behind the verdict, and why."""
+
+    expert: str
+    why: str
+    cites: list[str] = field(default_factory=list)
+
+
+def _section(cls: type[_S], value: Any) -> _S:
+    """A verdict section item: kept when it is one, else built from its plain data."""
+    return value if isinstance(value, cls) else cls(**value)
+
+
 @dataclass
 class Verdict:
-    """A verdict: insert-only, never edited."""
+    """A verdict: insert-only, never edited; its sections answer the dialogue's question."""
 
     id: str
     verdict_type: str
@@ -253,6 +289,24 @@ class Verdict:
     forced: bool = False
     warning: str | None = None
     created_at: str = ""
+    question: str = ""
+    reasons: list[VerdictReason] = field(default_factory=list)
+    tensions: list[VerdictTension] = field(default_factory=list)
+    dissent: list[VerdictDissent] = field(default_factory=list)
+    risks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Accept sections given as plain data (a verdict read back from dialogue.json)."""
+        self.reasons = [_section(VerdictReason, r) for r in self.reasons]
+        self.tensions = [_section(VerdictTension, t) for t in self.tensions]
+        self.dissent = [_section(VerdictDissent, d) for d in self.dissent]
+
+    def cited_ids(self) -> list[str]:
+        """Every entity id the verdict's sections cite, once each, in order."""
+        ids = [i for r in self.reasons for i in r.cites] + [t.id for t in self.tensions]
+        ids += [i for t in self.tensions for i in t.cites] + [i for d in self.dissent for i in d.cites]
+        return list(dict.fromkeys(ids))
 
 
 @dataclass

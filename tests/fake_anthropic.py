@@ -5,6 +5,9 @@ generator fed with the request's prompt, so a dialogue run through it converges.
 can instead be scripted (by expert name, optionally per round, or by its position in the
 sequence of requests) to answer slowly, with 429 + retry-after, 529, 500, to hang past the
 client's timeout, to return text with no markers, or to drop the connection mid-answer.
+A request for structured output (`output_config.format`, a JSON schema) to Concord's verdict
+prompt is answered with a verdict in that schema citing the prompt's own entity ids; scripted
+`phantom`, it cites an id no dialogue holds. Any other format type is refused with 400.
 
 In the test process::
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -57,7 +61,10 @@ from concord.orchestrator.engine.sim import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("normal", "slow", "429", "529", "500", "hang", "malformed", "drop")
+KINDS = ("normal", "slow", "429", "529", "500", "hang", "malformed", "drop", "phantom")
+#: An id the fake's `phantom` verdicts cite: well formed, held by no dialogue of the tests.
+PHANTOM_ID = "P9999"
+_ENTITY_ROW = re.compile(r"^\| ([PRECT]\d{4}) \| (\w+) \| (\w+) \| [^|]* \| \d+ \| ([^|]*) \|", re.MULTILINE)
 SLOW_SECONDS = 1.0
 RETRY_AFTER_SECONDS = 0.01
 HANG_SECONDS = 3600.0
@@ -226,15 +233,23 @@ class FakeAnthropic:
             self._record({**entry, "reply": reply.kind, "status": status, "input_tokens": 0, "output_tokens": 0})
             after = RETRY_AFTER_SECONDS if reply.seconds is None else reply.seconds
             return _error(status, kind, message, {"retry-after": f"{after:g}"})
+        try:
+            schema = _output_schema(body)
+            structured = None if schema is None else _structured(schema, prompt, phantom=reply.kind == "phantom")
+        except ValueError as exc:
+            self._record({**entry, "reply": "refused", "status": 400, "input_tokens": 0, "output_tokens": 0})
+            return _error(400, "invalid_request_error", f"output_config.format: {exc}")
         if reply.kind == "malformed":
             text = _MALFORMED
+        elif structured is not None:
+            text = structured
         elif expert == "judge":
             text = simulate_judgement(self.seed, prompt)
         else:
             text = simulate_answer(seed=self.seed, expert=expert, round=round, prompt=prompt)
         usage = {"input_tokens": estimate_tokens(prompt), "output_tokens": estimate_tokens(text)}
         status = None if reply.kind in ("hang", "drop") else 200
-        self._record({**entry, "reply": reply.kind, "status": status, **usage})
+        self._record({**entry, "reply": reply.kind, "status": status, "structured": schema is not None, **usage})
         if reply.kind == "hang":
             await _hang(request, HANG_SECONDS if reply.seconds is None else reply.seconds)
         else:
@@ -305,6 +320,52 @@ class FakeAnthropic:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks its answer to follow (Messages `output_config.format`), if any."""
+    config = body.get("output_config")
+    form = config.get("format") if isinstance(config, dict) else None
+    if not isinstance(form, dict):
+        return None
+    if form.get("type") != "json_schema" or not isinstance(form.get("schema"), dict):
+        raise ValueError(f"format type {form.get('type')!r} is not supported; send json_schema with a schema")
+    return form["schema"]
+
+
+def _structured(schema: dict[str, Any], prompt: str, *, phantom: bool) -> str:
+    """A verdict in the requested schema, written from the entity table of a verdict prompt.
+
+    Like the real API's structured output, the reply has every property the schema requires and no
+    other; `phantom` cites an id that is in no dialogue (PHANTOM_ID) instead of the prompt's own.
+    """
+    rows = [(m[1], m[2], m[3], m[4].strip()) for m in _ENTITY_ROW.finditer(prompt)]
+    positions = [r for r in rows if r[1] in ("recommendation", "perspective")]
+    if not positions:
+        raise ValueError("this fake answers structured output only for Concord's verdict prompt")
+    cite = (lambda _id: PHANTOM_ID) if phantom else (lambda entity_id: entity_id)
+    verdict = {
+        "recommendation": f"{positions[0][3]}. The panel stands behind it after weighing the tensions below.",
+        "reasons": [{"text": f"The panel built on {label}.", "cites": [cite(i)]} for i, _, _, label in positions[:2]],
+        "tensions": [
+            {
+                "id": i,
+                "how": f"{'Resolved' if status == 'resolved' else 'Still ' + status} as the record shows.",
+                "cites": [],
+            }
+            for i, kind, status, _ in rows
+            if kind == "tension"
+        ],
+        "dissent": [],
+        "risks": [
+            f"{i} is still {status}." for i, kind, status, _ in rows if kind == "tension" and status != "resolved"
+        ],
+    }
+    required = schema.get("required", [])
+    missing = [key for key in required if key not in verdict]
+    if schema.get("type") != "object" or missing:
+        raise ValueError(f"this fake cannot fill the schema's required {', '.join(missing) or 'object'}")
+    return json.dumps({key: verdict[key] for key in schema.get("properties", verdict) if key in verdict})
 
 
 async def _hang(request: Request, seconds: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from concord.orchestrator.cli.command import ExitCode
 from concord.store.config import Settings
 from concord.store.factory import open_stores
 from tests.fake_anthropic import fake_server_process
@@ -53,6 +55,13 @@ def test_run_exit_code_says_how_the_dialogue_ended(
     result = json.loads(ran.stdout)
     assert result["status"] == status
     assert (result["verdict"] or {}).get("forced") == forced
+
+
+def test_readme_documents_every_exit_code() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("**Exit codes.**", 1)[1].split("\n\n")[1]
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", readme, re.MULTILINE)}
+    assert documented == {code.value for code in ExitCode}
+    assert (ExitCode.OK, ExitCode.FORCED, ExitCode.BUDGET_STOPPED, ExitCode.PAUSED) == (0, 3, 4, 5)
 
 
 def test_resume_of_a_budget_stopped_run_exits_4_again_and_0_once_converged(tmp_path: Path) -> None:

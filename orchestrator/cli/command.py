@@ -14,7 +14,7 @@ from concord.store.factory import Stores, open_stores
 
 
 class ExitCode(IntEnum):
-    """The exit codes of `concord` (README "Commands")."""
+    """The exit codes of `concord` (README "Commands"): 0, 3, 4 and 5 say how a `run`/`resume` ended."""
 
     OK = 0
     ERROR = 1

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from concord.orchestrator.blue.atomic import write_atomic
 from concord.orchestrator.blue.layout import read_text
 from concord.orchestrator.engine.prompts import NotAPromptFile, RenderedPrompt
@@ -73,6 +75,7 @@ class Exchanges:
         repair: bool,
         provider: Provider,
         sampling: Sampling,
+        output_format: type[BaseModel] | None = None,
     ) -> tuple[str | None, int]:
         """Write the prompt, then reuse this dialogue's stored/written answer or call the provider once.
 
@@ -81,6 +84,7 @@ class Exchanges:
         answer file with no record yet (it arrived while the store was unreachable) is adopted only beside
         this seat's stored prompt. Anything else is refused with ForeignFile, never adopted or overwritten.
         A stored prompt is the one that counts, so a resumed round sends and audits what was prepared before.
+        `output_format` asks the provider for structured output following that model (the caller validates it).
         Returns the answer text (None when the call failed or the budget is spent) and its tokens.
         """
         stem = member.slug + (".repair" if repair else "")
@@ -129,6 +133,7 @@ class Exchanges:
             sampling.max_tokens,
             sampling.temperature,
             repair,
+            output_format,
         )
         # The prompt file is on disk before the call; its store record is written while the call runs.
         outcomes: tuple[object, Answer | BaseException] = await asyncio.gather(

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anthropic
+from anthropic import Omit, omit, transform_schema
+from anthropic.types import OutputConfigParam
+from pydantic import BaseModel
 
 from concord.orchestrator.blue.layout import read_dialogue_dir
 from concord.orchestrator.engine.sim import estimate_tokens, simulate_answer
@@ -61,6 +64,8 @@ class Call:
     max_tokens: int = 2048
     temperature: float = 0.7
     repair: bool = False
+    #: A pydantic model the reply must follow as structured output (the Messages `output_config.format`).
+    output_format: type[BaseModel] | None = None
 
 
 class Provider(Protocol):
@@ -104,15 +109,22 @@ class AnthropicProvider:
         """Send one Messages request; SDK failures after its retries become AgentFailed.
 
         `call.temperature` is not sent: SDK 2.x has no sampling parameters and API version
-        2026-10-21, which it speaks, answers 400 to any of them.
+        2026-10-21, which it speaks, answers 400 to any of them. A `call.output_format` is sent as the
+        JSON schema the SDK derives from it (`transform_schema`); the reply text is returned as is and the
+        caller validates it, so an answer that fails validation is still stored and paid for once
+        (`messages.parse` would raise inside the SDK and lose it).
         """
         started = time.monotonic()
+        output_config: OutputConfigParam | Omit = omit
+        if call.output_format is not None:
+            output_config = {"format": {"type": "json_schema", "schema": transform_schema(call.output_format)}}
         try:
             response = await self._client.messages.create(
                 model=call.model,
                 max_tokens=call.max_tokens,
                 system=call.system,
                 messages=[{"role": "user", "content": call.prompt}],
+                output_config=output_config,
                 extra_headers={
                     "x-concord-expert": call.expert,
                     "x-concord-round": str(call.round),

@@ -21,8 +21,11 @@ from concord.orchestrator.engine.prompts import (
 from concord.orchestrator.engine.providers import Provider, ReplayProvider
 from concord.orchestrator.engine.round_context import prompt_context, read_if_present
 from concord.orchestrator.judging.llm_judge import JUDGE, AssessmentError, judge_prompt, parse_assessment
+from concord.orchestrator.judging.llm_verdict import VERDICT_WRITER, VerdictDraft, VerdictRejected, accept_draft
 from concord.orchestrator.judging.markers import parse_answer
 from concord.orchestrator.judging.rules_judge import ExpertAnswer, JudgedRound, judge_round
+from concord.orchestrator.judging.verdict_builder import build_verdict
+from concord.orchestrator.judging.verdict_prompt import verdict_prompt
 from concord.orchestrator.panel.panels import Panel, load_panel, sample_panel
 from concord.orchestrator.panel.pools import Pool, parse_pool
 from concord.orchestrator.panel.rotation import next_panel
@@ -41,6 +44,8 @@ ALLOCATE_ATTEMPTS = 3
 STOPPED_STATUSES = ("converged", "budget_exceeded", "abandoned", "failed")
 #: The seat judge calls are made from: its prompt and answer files are round-N/judge.prompt.md and judge.md.
 JUDGE_SEAT = PanelSeat(JUDGE.capitalize(), "judge of the dialogue", "Core", "created", 1.0)
+#: The seat the llm verdict is asked from: round-N/verdict.prompt.md and verdict.md of the last round.
+VERDICT_SEAT = PanelSeat(VERDICT_WRITER.capitalize(), "writer of the final verdict", "Core", "created", 1.0)
 
 
 @dataclass(frozen=True)
@@ -328,17 +333,9 @@ class Orchestrator:
             at_cap = True
         if not converged and not at_cap:
             return None
-        summary = last.summary.splitlines()[0] if last.summary else ""
-        verdict = Verdict(
-            id="final",
-            verdict_type="final",
-            round=last.number,
-            recommendation=f"Panel {'converged' if converged else 'stopped'} after round {last.number}. {summary}".strip(),
-            confidence="unanimous" if converged else "contested",
-            description=last.summary,
-            vote=f"{last.signals}-{len(last.seated) - last.signals}",
-            supporting_experts=sorted(s.expert for s in snap.signals if s.round == last.number),
-        )
+        verdict = build_verdict(snap, converged=converged)
+        if settings.judge == "llm":
+            verdict = await self._llm_verdict(snap, settings, directory, verdict, converged, blockers)
         stored = await self.store.register_verdict(snap.dialogue.id, verdict, force=not converged)
         snap = await self.store.load_partition(snap.dialogue.id)
         write_verdict_file(directory, snap, stored)
@@ -346,6 +343,45 @@ class Orchestrator:
             snap.dialogue.id, "verdict", last.number, forced=stored.forced, warning=stored.warning, blockers=blockers
         )
         return stored
+
+    async def _llm_verdict(
+        self,
+        snap: Snapshot,
+        settings: RunSettings,
+        directory: Path,
+        rules: Verdict,
+        converged: bool,
+        blockers: list[str],
+    ) -> Verdict:
+        """The llm judge's verdict as validated structured output, or the rules verdict with a note saying why not."""
+        if self.judge_provider is None:
+            return _noted(rules, "llm judge requested but no judge model is configured; this is the rules verdict")
+        number = rules.round
+        status = "converged" if converged else "stopped without converging: " + "; ".join(blockers)
+        budget = Budget(
+            settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
+        )
+        sampling = _sampling(settings, VERDICT_SEAT.slug)
+        text, _ = await self.exchanges.exchange(
+            snap.dialogue.id,
+            directory,
+            number,
+            VERDICT_SEAT,
+            verdict_prompt(snap, rules, f"Round {number}, {status}."),
+            budget,
+            [t for t in snap.texts if t.round == number],
+            repair=False,
+            provider=self.judge_provider,
+            sampling=sampling,
+            output_format=VerdictDraft,
+        )
+        if text is None:
+            why = "the token budget is spent" if budget.exhausted else "the llm judge did not answer"
+            return _noted(rules, f"{why}; this is the rules verdict")
+        try:
+            return accept_draft(text, snap, rules, sampling.model)
+        except VerdictRejected as exc:
+            return _noted(rules, f"the llm judge's verdict was rejected ({exc}); this is the rules verdict")
 
     async def _panel(self, snap: Snapshot, settings: RunSettings, directory: Path, pool: Pool, number: int) -> Panel:
         """The round's panel: as written before a crash, else sampled (round 0) or rotated."""
@@ -443,6 +479,11 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             return
+
+
+def _noted(verdict: Verdict, note: str) -> Verdict:
+    """The verdict with one more note on how it was drawn."""
+    return replace(verdict, notes=[*verdict.notes, note])
 
 
 def _sampling(settings: RunSettings, slug: str) -> Sampling:
