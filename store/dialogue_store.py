@@ -19,7 +19,19 @@ from concord.store.clock import Clock, utc_now
 from concord.store.crypto.keys import DekCache, KeyProvider
 from concord.store.crypto.signing import SignedBackend
 from concord.store.key_rotation import KeyRotation
-from concord.store.model import Dialogue, Entity, Event, Expert, Move, Ref, Round, RoundBatch, TextRecord, Verdict
+from concord.store.model import (
+    Dialogue,
+    Entity,
+    Event,
+    Expert,
+    Move,
+    RecordedFile,
+    Ref,
+    Round,
+    RoundBatch,
+    TextRecord,
+    Verdict,
+)
 from concord.store.reads import PartitionReader
 from concord.store.rounds import RoundWriter
 from concord.store.sealing import Sealer
@@ -159,6 +171,10 @@ class DialogueStore:
     async def record_texts(self, dialogue_id: str, texts: list[TextRecord]) -> int:
         """Store write-once prompts and answers; returns how many were new (same text again: skipped)."""
         return await self._writes.record_texts(dialogue_id, texts)
+
+    async def record_files(self, dialogue_id: str, files: list[RecordedFile]) -> int:
+        """Store sealed write-once copies of a recording's files; returns how many were new."""
+        return await self._writes.record_files(dialogue_id, files)
 
     async def register_ref(self, dialogue_id: str, source: str, ref_type: str, target: str) -> Ref:
         """Register one validated ref (and its mirror); a duplicate is a no-op returning the first."""

@@ -203,5 +203,7 @@ def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, An
         snap.moves.append(codec.decode_move(item, secret))
     elif kind in ("prompt", "answer"):
         snap.texts.append(trail_codec.decode_text(item, secret))
+    elif kind == "file":
+        snap.files.append(trail_codec.decode_file(item, secret))
     elif kind == "audit":
         snap.audit.append(trail_codec.decode_audit(item))

@@ -12,6 +12,7 @@ from concord.store.model import (
     Event,
     Expert,
     Move,
+    RecordedFile,
     Ref,
     Round,
     Signal,
@@ -37,6 +38,7 @@ class Snapshot:
     verdicts: list[Verdict] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
     texts: list[TextRecord] = field(default_factory=list)
+    files: list[RecordedFile] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     #: (audit seq, audit head) of the partition as loaded; every write moves it.
     version: tuple[int, str] = (0, "")
@@ -69,6 +71,7 @@ class Snapshot:
             "verdicts": _strip(sorted((asdict(v) for v in self.verdicts), key=lambda v: v["id"])),
             "moves": _strip([asdict(m) for m in self.moves]),
             "texts": _strip([asdict(t) for t in self.texts]),
+            "files": _strip(sorted((asdict(f) for f in self.files), key=lambda f: f["path"])),
             "audit": [(a.seq, a.operation, sorted(a.keys), a.files) for a in self.audit],
         }
 

@@ -1,12 +1,13 @@
-"""The audit trail's items: write-once records of the exact prompts and answers exchanged, and hash-chain entries."""
+"""The audit trail's items: write-once records of the exact prompts and answers exchanged, recorded files, and hash-chain entries."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from concord.store.codec import Record, round_key
 from concord.store.ids import partition_key
-from concord.store.model import AuditEntry, TextRecord
+from concord.store.model import AuditEntry, RecordedFile, TextRecord
 
 
 def text_sk(kind: str, round: int, expert: str, repair: bool) -> str:
@@ -43,6 +44,27 @@ def decode_text(item: dict[str, Any], secret: dict[str, Any]) -> TextRecord:
         created_at=item["created_at"],
         text=secret["text"],
         path=secret.get("path"),
+    )
+
+
+def file_sk(path: str) -> str:
+    """SK of a recorded file: `file#{16 hex digits of SHA-256(path)}` (the path itself stays sealed)."""
+    return "file#" + hashlib.sha256(path.encode()).hexdigest()[:16]
+
+
+def encode_file(dialogue_id: str, f: RecordedFile) -> Record:
+    clear = {"type": "file", "sha256": f.sha256, "created_at": f.created_at}
+    secret = {"path": f.path, "content": f.content, "encoding": f.encoding}
+    return Record(partition_key(dialogue_id), file_sk(f.path), clear, secret)
+
+
+def decode_file(item: dict[str, Any], secret: dict[str, Any]) -> RecordedFile:
+    return RecordedFile(
+        path=secret["path"],
+        content=secret["content"],
+        encoding=secret.get("encoding", "utf-8"),
+        sha256=item["sha256"],
+        created_at=item["created_at"],
     )
 
 

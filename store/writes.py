@@ -19,6 +19,7 @@ from concord.store.errors import (
     ConditionFailed,
     ConflictError,
     ConvergenceBlocked,
+    ItemTooLarge,
     NotFound,
     Problem,
     ValidationFailed,
@@ -41,6 +42,7 @@ from concord.store.model import (
     Entity,
     Event,
     Move,
+    RecordedFile,
     Ref,
     TextRecord,
     Verdict,
@@ -52,6 +54,8 @@ from concord.store.validation import ref_rule_problems, ref_shape_problems, tran
 
 #: Prompt/answer records per audited write (each is one action; the audit adds two).
 TEXTS_PER_WRITE = 40
+#: The largest sealed recorded file kept as one item, safely under the backends' 400 KB item limit.
+MAX_RECORDED_FILE_BYTES = 350 * 1024
 
 
 class DialogueWrites:
@@ -172,6 +176,31 @@ class DialogueWrites:
             digest = hashlib.sha256(text.text.encode()).hexdigest()
             prepared.append(replace(text, sha256=digest, created_at=text.created_at or self._now()))
         records = [trail_codec.encode_text(dialogue_id, text) for text in prepared]
+        return await self._write_once(dialogue_id, records, audit_files=True)
+
+    async def record_files(self, dialogue_id: str, files: list[RecordedFile]) -> int:
+        """Store write-once copies of a recording's files, sealed; returns how many were new.
+
+        A file is refused (ItemTooLarge, nothing written) when its sealed item would pass
+        MAX_RECORDED_FILE_BYTES, and (AlreadyExists) when its path is already stored with other content.
+        """
+        prepared = []
+        for f in files:
+            if f.encoding not in ("utf-8", "base64") or not f.path:
+                raise ValueError("a recorded file needs a path and the encoding 'utf-8' or 'base64'")
+            digest = hashlib.sha256(f.content.encode()).hexdigest()
+            prepared.append(replace(f, sha256=digest, created_at=f.created_at or self._now()))
+        records = [trail_codec.encode_file(dialogue_id, f) for f in prepared]
+        for record, f in zip(records, prepared, strict=True):
+            if _sealed_size(record) > MAX_RECORDED_FILE_BYTES:
+                raise ItemTooLarge(
+                    f"recorded file {f.path} is {len(f.content.encode())} bytes; files over "
+                    f"{MAX_RECORDED_FILE_BYTES} bytes are not kept (one sealed item each)"
+                )
+        return await self._write_once(dialogue_id, records, audit_files=False)
+
+    async def _write_once(self, dialogue_id: str, records: list[Record], *, audit_files: bool) -> int:
+        """Put write-once records in audited writes that each fit one transaction; same content again is skipped."""
         written = 0
         for chunk in grouped(records, _sealed_size, TEXTS_PER_WRITE):
 
@@ -181,7 +210,11 @@ class DialogueWrites:
                     if record.sk in existing and existing[record.sk].get("sha256") != record.clear["sha256"]:
                         raise AlreadyExists(f"dialogue {dialogue_id}: {record.sk} is already stored with other text")
                 new = [record for record in chunk if record.sk not in existing]
-                files = {r.secret["path"]: r.clear["sha256"] for r in new if r.secret and r.secret.get("path")}
+                files = (
+                    {r.secret["path"]: r.clear["sha256"] for r in new if r.secret and r.secret.get("path")}
+                    if audit_files
+                    else {}
+                )
                 puts: list[Operation | Rewrite] = [Put(await self.sealer.seal(meta, r), ABSENT) for r in new]
                 return WritePlan(puts, len(new), files)
 
@@ -196,7 +229,7 @@ class DialogueWrites:
             return {item["sk"]: item for item in found if item is not None}
         wanted = {r.sk for r in records}
         items: dict[str, Item] = {}
-        for prefix in sorted({"#".join(r.sk.split("#", 2)[:2]) + "#" for r in records}):
+        for prefix in sorted({_kind_and_round(r.sk) for r in records}):
             items.update({i["sk"]: i for i in await self.items.query(pk, prefix, consistent=True) if i["sk"] in wanted})
         return items
 
@@ -359,6 +392,12 @@ def _status_rewrite(item: Item, status: str, now: str, tenant: str) -> Rewrite:
         else:
             remove = ("gsi2pk", "gsi2sk")
     return Rewrite(item, changes, remove)
+
+
+def _kind_and_round(sk: str) -> str:
+    """The query prefix covering a write-once record: `prompt#03#` for a text, `file#` for a recorded file."""
+    parts = sk.split("#", 2)
+    return "#".join(parts[:2]) + "#" if len(parts) > 2 else parts[0] + "#"
 
 
 def _sealed_size(record: Record) -> int:

@@ -8,6 +8,9 @@ the recorded judge's summary and figures beside it. The recorded judge's tension
 aliases (`orchestrator.aliases`). A recorded verdict is registered after the last round; when the
 rules judge's own gate disagrees it is forced, so the verdict carries the gate's blockers.
 
+Every file of the directory that no prompt/answer text already holds byte for byte is kept sealed
+in the store (`recorded_files`), so `concord export` gives the recording back unchanged.
+
 A directory written by `concord export` also holds dialogue.json; its title, question, aliases,
 summaries, recorded figures and verdicts are read from there, so a re-import is identical.
 """
@@ -30,6 +33,7 @@ from concord.orchestrator.blue.layout import (
     read_dialogue_dir,
     title_of,
 )
+from concord.orchestrator.blue.recorded_files import files_to_keep
 from concord.orchestrator.blue.round_figures import RoundFigures, parse_round_scoreboard, parse_scoreboard
 from concord.orchestrator.judging.entity_plan import plan_entities
 from concord.orchestrator.judging.markers import ParsedAnswer, parse_answer
@@ -124,6 +128,7 @@ async def import_dialogue(
         )
     title, question = _title_and_question(files, ours, pool)
     did = dialogue_id or imported_dialogue_id(Path(path).resolve().name)
+    keep = files_to_keep(files, ours.get("recorded_files", []) if ours is not None else None)
     status = "imported"
     try:
         await store.create_dialogue(
@@ -131,6 +136,8 @@ async def import_dialogue(
         )
     except AlreadyExists:
         status = "unchanged"
+    if await store.record_files(did, keep) and status == "unchanged":
+        status = "resumed"
     snap = await store.load_partition(did)
     for rnd in rounds:
         if rnd.number < snap.dialogue.total_rounds:
