@@ -118,9 +118,13 @@ def merged_members(
     for c in candidates:
         if c.local_id in used:
             continue
-        theirs = content_words(c.label)
+        label_words = content_words(c.label)
         best = max(
-            ((_coverage(content_words(label), theirs), rid) for rid, label in sorted(labels.items()) if _is_plain(rid)),
+            (
+                (_coverage(content_words(label), label_words), rid)
+                for rid, label in sorted(labels.items())
+                if _is_plain(rid)
+            ),
             default=(0.0, ""),
         )
         if best[0] >= MIN_LABEL_SCORE:
@@ -129,7 +133,7 @@ def merged_members(
     return groups
 
 
-def _coverage(recorded: set[str], theirs: set[str]) -> float:
+def _coverage(recorded: frozenset[str], theirs: frozenset[str]) -> float:
     """The share of a recorded label's content words found in a tension's label."""
     return len(recorded & theirs) / len(recorded) if recorded else 0.0
 
