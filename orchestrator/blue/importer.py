@@ -5,7 +5,9 @@ the same directory again finds the dialogue and only registers rounds that are n
 (none, for a finished import: a no-op). Per round: the prompts and answers as write-once texts,
 then one `register_round` with the rules judge's batch (entities, refs, statuses, signals, scores),
 the recorded judge's summary and figures beside it. The recorded judge's tension ids become
-aliases (`orchestrator.aliases`). A recorded verdict is registered after the last round; when the
+aliases (`orchestrator.aliases`), and its own rulings on them (`recorded_rulings`: tensions.md,
+the briefs in round prompts, verdict.md) are added to the round they name as status changes, the
+round's open tensions recounted. A recorded verdict is registered after the last round; when the
 rules judge's own gate disagrees it is forced, so the verdict carries the gate's blockers.
 
 Every file of the directory that no prompt/answer text already holds byte for byte is kept sealed
