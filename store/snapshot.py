@@ -71,7 +71,7 @@ class Snapshot:
             "verdicts": _strip(sorted((asdict(v) for v in self.verdicts), key=lambda v: v["id"])),
             "moves": _strip([asdict(m) for m in self.moves]),
             "texts": _strip([asdict(t) for t in self.texts]),
-            "files": _strip(sorted((asdict(f) for f in self.files), key=lambda f: f["path"])),
+            "files": _strip(sorted((asdict(f) for f in self.files), key=lambda f: (f["path"], f["sha256"]))),
             "audit": [(a.seq, a.operation, sorted(a.keys), a.files) for a in self.audit],
         }
 

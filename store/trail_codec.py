@@ -47,15 +47,18 @@ def decode_text(item: dict[str, Any], secret: dict[str, Any]) -> TextRecord:
     )
 
 
-def file_sk(path: str) -> str:
-    """SK of a recorded file: `file#{16 hex digits of SHA-256(path)}` (the path itself stays sealed)."""
-    return "file#" + hashlib.sha256(path.encode()).hexdigest()[:16]
+def file_sk(path: str, sha256: str) -> str:
+    """SK of one version of a recorded file: `file#{16 hex of SHA-256(path)}#{16 hex of its content's SHA-256}`.
+
+    The path stays sealed; a recording whose judge rewrote a file since the last import keeps both versions.
+    """
+    return f"file#{hashlib.sha256(path.encode()).hexdigest()[:16]}#{sha256[:16]}"
 
 
 def encode_file(dialogue_id: str, f: RecordedFile) -> Record:
     clear = {"type": "file", "sha256": f.sha256, "created_at": f.created_at}
     secret = {"path": f.path, "content": f.content, "encoding": f.encoding}
-    return Record(partition_key(dialogue_id), file_sk(f.path), clear, secret)
+    return Record(partition_key(dialogue_id), file_sk(f.path, f.sha256), clear, secret)
 
 
 def decode_file(item: dict[str, Any], secret: dict[str, Any]) -> RecordedFile:

@@ -182,7 +182,7 @@ class DialogueWrites:
         """Store write-once copies of a recording's files, sealed; returns how many were new.
 
         A file is refused (ItemTooLarge, nothing written) when its sealed item would pass
-        MAX_RECORDED_FILE_BYTES, and (AlreadyExists) when its path is already stored with other content.
+        MAX_RECORDED_FILE_BYTES. Other content at a stored path is another version, kept beside it.
         """
         prepared = []
         for f in files:
@@ -229,7 +229,7 @@ class DialogueWrites:
             return {item["sk"]: item for item in found if item is not None}
         wanted = {r.sk for r in records}
         items: dict[str, Item] = {}
-        for prefix in sorted({_kind_and_round(r.sk) for r in records}):
+        for prefix in sorted({"#".join(r.sk.split("#", 2)[:2]) + "#" for r in records}):
             items.update({i["sk"]: i for i in await self.items.query(pk, prefix, consistent=True) if i["sk"] in wanted})
         return items
 
@@ -392,12 +392,6 @@ def _status_rewrite(item: Item, status: str, now: str, tenant: str) -> Rewrite:
         else:
             remove = ("gsi2pk", "gsi2sk")
     return Rewrite(item, changes, remove)
-
-
-def _kind_and_round(sk: str) -> str:
-    """The query prefix covering a write-once record: `prompt#03#` for a text, `file#` for a recorded file."""
-    parts = sk.split("#", 2)
-    return "#".join(parts[:2]) + "#" if len(parts) > 2 else parts[0] + "#"
 
 
 def _sealed_size(record: Record) -> int:

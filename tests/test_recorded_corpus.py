@@ -42,8 +42,9 @@ FIGURE_EXCEPTIONS = {
         "de-duplicated 16 perspective markers to 9 new, the rules judge finds 11"
     ),
     ("2026-02-06T1839Z-rfc-0058", 2): (
-        "the recording wrote no tensions.md after round 1 (protocol §6), so no ruling says what it closed in "
-        "round 2 (open 9 vs 1); its 83% converge is an estimate with no [MOVE:CONVERGE] in any round-2 answer"
+        "the recording wrote no tensions.md after round 1 (protocol §6), so no ruling says what its judge closed "
+        "in round 2 beyond the markers (open 6 vs 1; new perspectives 1 vs 3); its 83% converge is an estimate "
+        "with no [MOVE:CONVERGE] in any round-2 answer"
     ),
     ("2026-03-11T1341Z-jira", 0): (
         "the recorded judge merged 17 raw round-0 tensions into 7 ids; Concord keeps each expert's tension as "
@@ -198,3 +199,18 @@ def test_a_file_that_is_not_utf8_comes_back_byte_for_byte(tmp_path: Path) -> Non
     dialogue_id = str(imported(home, recording)["dialogue_id"])
     assert run_cli(home, "export", dialogue_id, str(out)).returncode == 0
     assert (out / "round-0" / "diagram.bin").read_bytes() == bytes(range(256))
+
+
+def test_a_judge_file_rewritten_between_imports_exports_as_its_newest_version(tmp_path: Path) -> None:
+    recording = tmp_path / "2026-01-01T0000Z-growing"
+    (recording / "round-0").mkdir(parents=True)
+    (recording / "round-0" / "muffin.md").write_text("[PERSPECTIVE P01: One store]\nKeep one.\n---\n", "utf-8")
+    (recording / "tensions.md").write_text("# Tensions after round 0\n", "utf-8")
+    home, out = tmp_path / "home", tmp_path / "out"
+    dialogue_id = str(imported(home, recording)["dialogue_id"])
+    (recording / "round-1").mkdir()
+    (recording / "round-1" / "muffin.md").write_text("[PERSPECTIVE P01: Still one]\nYes.\n---\n", "utf-8")
+    (recording / "tensions.md").write_text("# Tensions after round 1\n", "utf-8")
+    assert imported(home, recording)["status"] == "resumed"
+    assert run_cli(home, "export", dialogue_id, str(out)).returncode == 0
+    assert (out / "tensions.md").read_text("utf-8") == "# Tensions after round 1\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from concord.store.dialogue_store import DialogueStore
-from concord.store.errors import AlreadyExists, ItemTooLarge
+from concord.store.errors import ItemTooLarge
 from concord.store.ids import partition_key
 from concord.store.model import RecordedFile
 from concord.store.writes import MAX_RECORDED_FILE_BYTES
@@ -28,8 +28,9 @@ async def test_recorded_files_are_sealed_write_once_and_audited(store: DialogueS
     }
     raw = repr(await store.backend.query(partition_key(did), "file#", consistent=True))
     assert "zebra" not in raw and "quartz" not in raw  # neither the path nor the content is in clear
-    with pytest.raises(AlreadyExists):
-        await store.record_files(did, [RecordedFile(SECRET_PATH, "other text\n")])
+    assert await store.record_files(did, [RecordedFile(SECRET_PATH, "rewritten\n")]) == 1  # another version
+    versions = [f.content for f in (await store.load_partition(did)).files if f.path == SECRET_PATH]
+    assert sorted(versions) == sorted([SECRET_TEXT, "rewritten\n"])
 
 
 async def test_a_file_over_the_limit_is_refused_and_nothing_is_written(store: DialogueStore) -> None:

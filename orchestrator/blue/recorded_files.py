@@ -54,10 +54,19 @@ def content_of(recorded: RecordedFile) -> bytes:
     return recorded.content.encode()
 
 
+def latest(recorded: Iterable[RecordedFile]) -> list[RecordedFile]:
+    """The newest kept version of each path (a recording imported in progress and again later has several)."""
+    newest: dict[str, RecordedFile] = {}
+    for item in sorted(recorded, key=lambda f: (f.created_at, f.sha256)):
+        newest[item.path] = item
+    return [newest[path] for path in sorted(newest)]
+
+
 def write_recorded(out_dir: Path, recorded: Iterable[RecordedFile]) -> list[str]:
-    """Write kept files under `out_dir` (atomically, over anything regenerated there); their relative paths."""
+    """Write the newest version of each kept file under `out_dir` (atomically, over anything regenerated
+    there); their relative paths."""
     written = []
-    for item in recorded:
+    for item in latest(recorded):
         target = out_dir / item.path
         if not target.resolve().is_relative_to(out_dir.resolve()):
             raise DialogueDirError(f"recorded file path {item.path!r} leaves the export directory")

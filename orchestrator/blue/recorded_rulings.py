@@ -12,7 +12,9 @@ to RFC". Read here, each of these is a `Ruling` on a recorded id:
 - status: resolved for RESOLVED, SUPERSEDED, SUBSUMED, DEFERRED, ACCEPTED, ELIMINATED (none of them
   counts toward velocity, protocol §5); addressed for NARROWED, PARTIALLY …, REFINED; nothing for OPEN;
 - round: the first `Rn` the ruling's text names ("Resolved in R1"), else the round whose state the
-  file shows (a brief in round N: N-1; tensions.md and verdict.md: the last round).
+  file shows (a brief in round N: N-1; tensions.md: the latest round it names; verdict.md: the
+  last round). None of these depends on how many rounds the directory holds beyond what the file
+  says, so importing a recording in progress and again later gives what one import of it gives.
 
 A recorded judge also merged duplicates under one id (jira merged 17 round-0 tensions into 7):
 `merged_members` puts beside an id's alias the tensions its brief row's raisers wrote and those
@@ -49,6 +51,8 @@ class Ruling:
     reason: str
     raisers: tuple[str, ...] = ()
     label: str = ""
+    #: True when the ruling's own text names its round ("Resolved in R1").
+    dated: bool = False
 
 
 @dataclass
@@ -85,7 +89,8 @@ def read_rulings(
         for text in briefs[number]:
             found.rulings += _brief_rows(text, number - 1)
     if tensions:
-        found.rulings += _sections(tensions, last_round) + _table_rows(tensions, last_round)
+        state = _state_round(tensions, last_round)
+        found.rulings += _sections(tensions, state) + _table_rows(tensions, state)
     if verdict:
         found.rulings += _verdict_rows(verdict, last_round)
     return found
@@ -144,7 +149,7 @@ def _ruling(rid: str, text: str, state_round: int) -> Ruling | None:
         return None
     named = _ROUND.search(text)
     number = min(int(named.group(1)), state_round) if named else state_round
-    return Ruling(rid, status, number, f"recorded judge: {' '.join(text.split())[:160]}")
+    return Ruling(rid, status, number, f"recorded judge: {' '.join(text.split())[:160]}", dated=named is not None)
 
 
 def _brief_rows(text: str, state_round: int) -> list[Ruling]:
@@ -208,6 +213,13 @@ def _verdict_rows(text: str, last_round: int) -> list[Ruling]:
     return rulings
 
 
+def _state_round(text: str, last_round: int) -> int:
+    """The round a judge file's state is from: the latest round it names (it is overwritten each round,
+    and rfc-0058's was last written after round 1), else the import's last round."""
+    named = [int(n) for n in _ROUND.findall(text)]
+    return min(max(named), last_round) if named else last_round
+
+
 def _is_plain(text: str) -> bool:
     """A recorded judge's own plain id (`T01`): namespaced ids name their one tension exactly."""
     ref = parse_reference(text)
@@ -224,14 +236,21 @@ def rulings_by_round(
     found: RecordedRulings, labels: Mapping[str, str], aliases: Mapping[str, str], candidates: Sequence[Candidate]
 ) -> dict[int, list[tuple[str, Ruling]]]:
     """Round -> (local id, ruling) for every entity a ruling names: the entity its id is an alias of,
-    and the tensions a brief row's raisers had merged under it; addressed before resolved in a round."""
+    and the tensions merged under it; addressed before resolved in a round. A ruling that names no
+    round takes effect no earlier than the round after the tension was raised (a judge rules on what
+    a round raised once the round is over)."""
     merged = merged_members(found.raisers(), labels, candidates, aliases.values())
+    raised = {c.local_id: c.round for c in candidates}
     plan: dict[int, list[tuple[str, Ruling]]] = {}
     for ruling in found.rulings:
         if ruling.status == "open":
             continue
         members = ([aliases[ruling.id]] if ruling.id in aliases else []) + merged.get(ruling.id, [])
-        plan.setdefault(ruling.round, []).extend((local_id, ruling) for local_id in members)
+        for local_id in members:
+            number = ruling.round
+            if not ruling.dated and local_id in raised:
+                number = max(number, raised[local_id] + 1)
+            plan.setdefault(number, []).append((local_id, ruling))
     for items in plan.values():
         items.sort(key=lambda item: item[1].status == "resolved")
     return plan
