@@ -26,6 +26,7 @@ from concord.store.model import (
     Expert,
     ModeratorNote,
     Move,
+    RecordedFile,
     Ref,
     Round,
     RoundBatch,
@@ -171,6 +172,10 @@ class DialogueStore:
     async def record_texts(self, dialogue_id: str, texts: list[TextRecord]) -> int:
         """Store write-once prompts and answers; returns how many were new (same text again: skipped)."""
         return await self._writes.record_texts(dialogue_id, texts)
+
+    async def record_files(self, dialogue_id: str, files: list[RecordedFile]) -> int:
+        """Store sealed write-once copies of a recording's files; returns how many were new."""
+        return await self._writes.record_files(dialogue_id, files)
 
     async def register_ref(self, dialogue_id: str, source: str, ref_type: str, target: str) -> Ref:
         """Register one validated ref (and its mirror); a duplicate is a no-op returning the first."""

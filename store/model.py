@@ -350,6 +350,20 @@ class ModeratorNote:
 
 
 @dataclass
+class RecordedFile:
+    """A write-once copy of one file of an imported recording, kept so export reproduces it byte for byte.
+
+    `content` is the file's text (`encoding` "utf-8"), or its bytes in base64 (`encoding` "base64").
+    """
+
+    path: str
+    content: str
+    encoding: str = "utf-8"
+    sha256: str = ""
+    created_at: str = ""
+
+
+@dataclass
 class AuditEntry:
     """One link of a dialogue's audit hash chain."""
 

@@ -205,5 +205,7 @@ def _add_to_snapshot(snap: Snapshot, kind: str, item: Item, secret: dict[str, An
         snap.texts.append(trail_codec.decode_text(item, secret))
     elif kind == "note":
         snap.notes.append(trail_codec.decode_note(item, secret))
+    elif kind == "file":
+        snap.files.append(trail_codec.decode_file(item, secret))
     elif kind == "audit":
         snap.audit.append(trail_codec.decode_audit(item))

@@ -13,6 +13,7 @@ from concord.store.model import (
     Expert,
     ModeratorNote,
     Move,
+    RecordedFile,
     Ref,
     Round,
     Signal,
@@ -39,6 +40,7 @@ class Snapshot:
     moves: list[Move] = field(default_factory=list)
     texts: list[TextRecord] = field(default_factory=list)
     notes: list[ModeratorNote] = field(default_factory=list)
+    files: list[RecordedFile] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     #: (audit seq, audit head) of the partition as loaded; every write moves it.
     version: tuple[int, str] = (0, "")
@@ -72,6 +74,7 @@ class Snapshot:
             "moves": _strip([asdict(m) for m in self.moves]),
             "texts": _strip([asdict(t) for t in self.texts]),
             "notes": _strip([asdict(n) for n in self.notes]),
+            "files": _strip(sorted((asdict(f) for f in self.files), key=lambda f: (f["path"], f["sha256"]))),
             "audit": [(a.seq, a.operation, sorted(a.keys), a.files) for a in self.audit],
         }
 

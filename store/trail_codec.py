@@ -1,12 +1,14 @@
-"""The audit trail's items: write-once records of the exact prompts and answers exchanged, moderator notes, and hash-chain entries."""
+"""The audit trail's items: write-once records of the exact prompts and answers exchanged, moderator notes,
+recorded files, and hash-chain entries."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from concord.store.codec import Record, round_key
 from concord.store.ids import partition_key
-from concord.store.model import AuditEntry, ModeratorNote, TextRecord
+from concord.store.model import AuditEntry, ModeratorNote, RecordedFile, TextRecord
 
 
 def text_sk(kind: str, round: int, expert: str, repair: bool) -> str:
@@ -63,6 +65,30 @@ def decode_note(item: dict[str, Any], secret: dict[str, Any]) -> ModeratorNote:
         seq=int(item["seq"]),
         text=secret["text"],
         author=secret.get("author", ""),
+        created_at=item["created_at"],
+    )
+
+
+def file_sk(path: str, sha256: str) -> str:
+    """SK of one version of a recorded file: `file#{16 hex of SHA-256(path)}#{16 hex of its content's SHA-256}`.
+
+    The path stays sealed; a recording whose judge rewrote a file since the last import keeps both versions.
+    """
+    return f"file#{hashlib.sha256(path.encode()).hexdigest()[:16]}#{sha256[:16]}"
+
+
+def encode_file(dialogue_id: str, f: RecordedFile) -> Record:
+    clear = {"type": "file", "sha256": f.sha256, "created_at": f.created_at}
+    secret = {"path": f.path, "content": f.content, "encoding": f.encoding}
+    return Record(partition_key(dialogue_id), file_sk(f.path, f.sha256), clear, secret)
+
+
+def decode_file(item: dict[str, Any], secret: dict[str, Any]) -> RecordedFile:
+    return RecordedFile(
+        path=secret["path"],
+        content=secret["content"],
+        encoding=secret.get("encoding", "utf-8"),
+        sha256=item["sha256"],
         created_at=item["created_at"],
     )
 

@@ -20,6 +20,7 @@ from concord.store.errors import (
     ConflictError,
     ConvergenceBlocked,
     InvalidArgument,
+    ItemTooLarge,
     NotFound,
     Problem,
     ValidationFailed,
@@ -43,6 +44,7 @@ from concord.store.model import (
     Event,
     ModeratorNote,
     Move,
+    RecordedFile,
     Ref,
     TextRecord,
     Verdict,
@@ -58,6 +60,8 @@ TEXTS_PER_WRITE = 40
 MAX_NOTE_BYTES = 4000
 #: Dialogue statuses a moderator note can no longer reach.
 CLOSED_STATUSES = ("converged", "abandoned", "failed")
+#: The largest sealed recorded file kept as one item, safely under the backends' 400 KB item limit.
+MAX_RECORDED_FILE_BYTES = 350 * 1024
 
 
 class DialogueWrites:
@@ -178,6 +182,31 @@ class DialogueWrites:
             digest = hashlib.sha256(text.text.encode()).hexdigest()
             prepared.append(replace(text, sha256=digest, created_at=text.created_at or self._now()))
         records = [trail_codec.encode_text(dialogue_id, text) for text in prepared]
+        return await self._write_once(dialogue_id, records, audit_files=True)
+
+    async def record_files(self, dialogue_id: str, files: list[RecordedFile]) -> int:
+        """Store write-once copies of a recording's files, sealed; returns how many were new.
+
+        A file is refused (ItemTooLarge, nothing written) when its sealed item would pass
+        MAX_RECORDED_FILE_BYTES. Other content at a stored path is another version, kept beside it.
+        """
+        prepared = []
+        for f in files:
+            if f.encoding not in ("utf-8", "base64") or not f.path:
+                raise ValueError("a recorded file needs a path and the encoding 'utf-8' or 'base64'")
+            digest = hashlib.sha256(f.content.encode()).hexdigest()
+            prepared.append(replace(f, sha256=digest, created_at=f.created_at or self._now()))
+        records = [trail_codec.encode_file(dialogue_id, f) for f in prepared]
+        for record, f in zip(records, prepared, strict=True):
+            if _sealed_size(record) > MAX_RECORDED_FILE_BYTES:
+                raise ItemTooLarge(
+                    f"recorded file {f.path} is {len(f.content.encode())} bytes; files over "
+                    f"{MAX_RECORDED_FILE_BYTES} bytes are not kept (one sealed item each)"
+                )
+        return await self._write_once(dialogue_id, records, audit_files=False)
+
+    async def _write_once(self, dialogue_id: str, records: list[Record], *, audit_files: bool) -> int:
+        """Put write-once records in audited writes that each fit one transaction; same content again is skipped."""
         written = 0
         for chunk in grouped(records, _sealed_size, TEXTS_PER_WRITE):
 
@@ -187,7 +216,11 @@ class DialogueWrites:
                     if record.sk in existing and existing[record.sk].get("sha256") != record.clear["sha256"]:
                         raise AlreadyExists(f"dialogue {dialogue_id}: {record.sk} is already stored with other text")
                 new = [record for record in chunk if record.sk not in existing]
-                files = {r.secret["path"]: r.clear["sha256"] for r in new if r.secret and r.secret.get("path")}
+                files = (
+                    {r.secret["path"]: r.clear["sha256"] for r in new if r.secret and r.secret.get("path")}
+                    if audit_files
+                    else {}
+                )
                 puts: list[Operation | Rewrite] = [Put(await self.sealer.seal(meta, r), ABSENT) for r in new]
                 return WritePlan(puts, len(new), files)
 

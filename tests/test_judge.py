@@ -244,7 +244,7 @@ async def test_unresolvable_and_invalid_references_are_warnings(store: DialogueS
         [
             dict(ROUND0),
             {
-                "muffin": "[REFINEMENT on T09: no such tension]\nA refinement of nothing known.\n\n[ACCEPT]\n---\n",
+                "muffin": "[REFINEMENT on T09: no such tension]\nA refinement of nothing known.\n\n[NOTED]\n---\n",
                 "cupcake": "[PERSPECTIVE P01: Keys per tenant]\nSeparate keys.\n[RE:REFINE MUFFIN-T01]\n---\n",
                 "scone": "[RESOLVED: everything is fine]\n---\n",
             },
@@ -255,7 +255,7 @@ async def test_unresolvable_and_invalid_references_are_warnings(store: DialogueS
     assert any("'T09'" in w for w in drafts["MUFFIN-P0101"].warnings)
     assert any("refine joins entities of the same kind" in w for w in drafts["CUPCAKE-P0101"].warnings)
     assert drafts["MUFFIN-P0101"].references == [] and drafts["CUPCAKE-P0101"].references == []
-    assert any("[ACCEPT]" in w for w in judged[1].warnings)
+    assert any("[NOTED]" in w for w in judged[1].warnings)
     assert any("names no tension" in w for w in judged[1].warnings)
     snap = await store.load_partition(did)
     assert snap.rounds[1].notes == batch.notes and batch.status_changes == []
@@ -373,3 +373,24 @@ def test_each_scoring_term_weighs_its_own_count(count: str, one: Score) -> None:
 
     assert tally(1).score() == one
     assert tally(3).score() == Score(*(3 * part for part in one.to_list()))
+
+
+async def test_marker_variants_act_as_the_markers_they_stand_for(store: DialogueStore) -> None:
+    did, judged = await play(
+        store,
+        [
+            dict(ROUND0),
+            {
+                "muffin": "[PERSPECTIVE P01: Order per tenant only]\nStrict order inside a tenant.\n"
+                "[ACKNOWLEDGED T01: ordering costs the busiest tenants]\n---\n",
+                "cupcake": "[PERSPECTIVE P01: Hash prompts, not answers]\nHalve the audit size.\n"
+                "[DEFER T01: after the pilot]\n---\n",
+            },
+        ],
+    )
+    snap = await store.load_partition(did)
+    cupcake_t, muffin_t = (t.id for t in sorted(snap.of_kind("tension", 0), key=lambda t: t.local_id or ""))
+    assert snap.entities[cupcake_t].status == "open"
+    assert snap.entities[muffin_t].status == "resolved"  # its author's acknowledgement concedes it
+    assert [m.move_type for m in snap.moves if m.round == 1] == ["concede"]
+    assert f"cupcake defers {cupcake_t} on line 3 (it stays open): after the pilot" in judged[1].batch.notes

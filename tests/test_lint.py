@@ -25,7 +25,7 @@ DRIFTED = """# Cupcake, round 1
 [RESOLVED on T01]
 The queue answer holds.
 
-[ACCEPT]
+[NOTED]
 [MOVE:CONVERGE]
 """
 
@@ -54,7 +54,7 @@ def test_per_file_facts(dialogue: Path) -> None:
     assert good.ends_with_rule and good.unknown == [] and good.has_content
     assert good.word_count == len(GOOD.split())
     assert drifted.counts == {"resolved": 1, "converge": 1, "unknown": 1}
-    assert [(m.name, m.line, m.raw) for m in drifted.unknown] == [("accept", 6, "[ACCEPT]")]
+    assert [(m.name, m.line, m.raw) for m in drifted.unknown] == [("noted", 6, "[NOTED]")]
     assert not drifted.ends_with_rule and drifted.converge
     assert report.skipped == ["round-1/scoreboard.md"]
 
@@ -71,7 +71,7 @@ def test_totals_and_score(dialogue: Path) -> None:
 def test_format_lint_lists_totals_unknowns_and_score(dialogue: Path) -> None:
     text = format_lint(lint_directory(dialogue))
     assert "perspective" in text and "resolved" in text
-    assert "round-1/cupcake.md:6  accept  [ACCEPT]" in text
+    assert "round-1/cupcake.md:6  noted  [NOTED]" in text
     assert "Score: 0.7500" in text
     assert "round-1/scoreboard.md" in text
 
@@ -80,7 +80,7 @@ def test_to_json_round_trips(dialogue: Path) -> None:
     data = lint_directory(dialogue).to_json()
     assert json.loads(json.dumps(data)) == data
     assert data["score"] == 0.75
-    assert data["files"][1]["unknown"] == [{"name": "accept", "line": 6, "raw": "[ACCEPT]"}]
+    assert data["files"][1]["unknown"] == [{"name": "noted", "line": 6, "raw": "[NOTED]"}]
 
 
 def test_errors(tmp_path: Path) -> None:

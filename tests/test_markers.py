@@ -266,15 +266,31 @@ def test_converge_in_table_rows_is_not_a_signal() -> None:
     assert not parse_answer("| MOVE | 1 | CONVERGE |\n").converge
 
 
-def test_bold_converge_line_counts_and_unknown_markers_are_reported() -> None:
-    text = "**[MOVE:CONVERGE]**\n[ACCEPT]\n[DEFER] for later\n[CONCEDE-WITH-SCOPE]\n"
+def test_bold_converge_line_counts_and_marker_variants_map_to_their_kinds() -> None:
+    text = "**[MOVE:CONVERGE]**\n[ACCEPT]\n[DEFER] for later\n[CONCEDE-WITH-SCOPE: reads only]\n[SHRUG]\n"
     parsed = parse_answer(text)
     assert parsed.converge
-    assert [(m.name, m.line) for m in parsed.unknown] == [
-        ("accept", 2),
-        ("defer", 3),
-        ("concede-with-scope", 4),
+    assert [(m.kind, m.name, m.line) for m in parsed.markers[1:]] == [
+        ("concession", "accept", 2),
+        ("defer", "defer", 3),
+        ("concession", "concede-with-scope", 4),
+        ("unknown", "shrug", 5),
     ]
+    assert parsed.markers[3].label == "reads only"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "name", "number"),
+    [
+        ("[RESOLUTION T03: Use a queue]", "resolved", "resolution", 3),
+        ("[ACKNOWLEDGED T09: Fair point]", "concession", "acknowledged", 9),
+        ("[DEFER T04: after the pilot]", "defer", "defer", 4),
+    ],
+)
+def test_marker_variants_keep_their_targets(text: str, kind: str, name: str, number: int) -> None:
+    (marker,) = parse_answer(text).markers
+    assert (marker.kind, marker.name) == (kind, name)
+    assert [(r.kind, r.number) for r in marker.targets] == [("T", number)]
 
 
 # --- extended vocabulary ------------------------------------------------------------------------
@@ -339,11 +355,7 @@ def test_verdict_markers() -> None:
 @pytest.mark.parametrize(
     ("text", "name", "targets"),
     [
-        ("[ACKNOWLEDGED T09: Fair point]", "acknowledged", [(None, None, "T", 9)]),
-        ("[RESOLUTION T03: Use a queue]", "resolution", [(None, None, "T", 3)]),
-        ("[ACCEPT]", "accept", []),
-        ("[DEFER]", "defer", []),
-        ("[CONCEDE-WITH-SCOPE]", "concede-with-scope", []),
+        ("[NOTED T09: Fair point]", "noted", [(None, None, "T", 9)]),
         ("[MOVE:CONDITIONAL-CONVERGE]", "move:conditional-converge", []),
         ("[RE:ENDORSE P0101]", "re:endorse", [(None, 1, "P", 1)]),
         ("[PERSPECTIV P01: typo]", "perspectiv", [(None, None, "P", 1)]),

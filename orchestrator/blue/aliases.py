@@ -16,6 +16,8 @@ the tension the recorded judge meant. Matching rule:
    tension of an earlier round (experts cite what the judge published after earlier rounds).
 
 Rows that match nothing are reported, and references to them stay unresolved (also reported).
+An alias names one entity; the other tensions a recorded judge merged under the same id, and what
+it ruled on them, are `recorded_rulings`'.
 """
 
 from __future__ import annotations

@@ -9,7 +9,12 @@ from pathlib import Path
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file beside `path`, fsync it, then rename it into place.
+    """Write text (UTF-8, newlines as given) atomically; see `write_atomic_bytes`."""
+    write_atomic_bytes(path, text.encode("utf-8"))
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary file beside `path`, fsync it, then rename it into place.
 
     A failure to write is an OSError naming `path` itself (not the temporary file).
     """
@@ -19,8 +24,8 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

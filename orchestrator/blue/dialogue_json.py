@@ -43,6 +43,7 @@ def dialogue_json(snap: Snapshot) -> dict[str, Any]:
         "events": [asdict(e) for e in snap.events],
         "moves": [asdict(m) for m in snap.moves],
         "verdicts": [asdict(v) for v in snap.verdicts],
+        "recorded_files": sorted(f.path for f in snap.files),
     }
 
 
@@ -87,6 +88,9 @@ def _shape_problem(data: dict[str, Any]) -> str | None:
     dialogue = data.get("dialogue")
     if not isinstance(dialogue, dict) or not all(isinstance(dialogue.get(k), str) for k in ("title", "question")):
         return "'dialogue' must be an object with a string 'title' and 'question'"
+    kept = data.get("recorded_files", [])
+    if not isinstance(kept, list) or not all(isinstance(p, str) for p in kept):
+        return "'recorded_files' must be a list of relative paths"
     for key in ("rounds", "entities", "verdicts"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):

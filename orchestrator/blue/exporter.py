@@ -2,9 +2,13 @@
 
 Written: expert-pool.json, background.md (when stored), round-N/panel.json, every recorded prompt
 and answer with its exact text, and the judge files (scoreboard.md, tensions.md,
-round-N.summary.md, verdict.md, dialogue.json). `concord import` of the result gives the same
-snapshot: the answers are judged again, and what no answer holds (title, aliases, summaries,
-recorded figures, verdicts) is read back from dialogue.json.
+round-N.summary.md, verdict.md, dialogue.json). Then every file an import kept from a recording
+(`recorded_files`) is written over them byte for byte: an exported recording keeps its own
+tensions.md, scoreboard.md, panel.json, CONVERGENCE.md…, and Concord's regenerated versions appear
+only where the recording had none. dialogue.json is always Concord's. `concord import` of the
+result gives the same snapshot: the answers are judged again, and what no answer holds (title,
+aliases, summaries, recorded figures, verdicts, which files were recorded) is read back from
+dialogue.json.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from concord.orchestrator.blue.atomic import write_atomic
 from concord.orchestrator.blue.judge_files import write_judge_files, write_verdict_file
 from concord.orchestrator.blue.layout import BACKGROUND_FILE, POOL_FILE, answer_file, panel_file, prompt_file
+from concord.orchestrator.blue.recorded_files import write_recorded
 from concord.orchestrator.panel.panels import Panel
 from concord.store.dialogue_store import DialogueStore
 from concord.store.factory import Stores
@@ -64,7 +69,8 @@ async def export_dialogue(target: DialogueStore | Stores, dialogue_id: str, out_
     final = next((v for v in snap.verdicts if v.verdict_type == "final"), None)
     if final is not None:
         written.append(str(write_verdict_file(out_dir, snap, final).relative_to(out_dir)))
-    return ExportResult(dialogue_id, out_dir, sorted(files) + written)
+    kept = write_recorded(out_dir, snap.files)
+    return ExportResult(dialogue_id, out_dir, sorted(set(files) | set(written) | set(kept)))
 
 
 def _panel(rnd: Round) -> Panel:

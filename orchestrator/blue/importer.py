@@ -5,8 +5,13 @@ the same directory again finds the dialogue and only registers rounds that are n
 (none, for a finished import: a no-op). Per round: the prompts and answers as write-once texts,
 then one `register_round` with the rules judge's batch (entities, refs, statuses, signals, scores),
 the recorded judge's summary and figures beside it. The recorded judge's tension ids become
-aliases (`orchestrator.aliases`). A recorded verdict is registered after the last round; when the
+aliases (`orchestrator.aliases`), and its own rulings on them (`recorded_rulings`: tensions.md,
+the briefs in round prompts, verdict.md) are added to the round they name as status changes, the
+round's open tensions recounted. A recorded verdict is registered after the last round; when the
 rules judge's own gate disagrees it is forced, so the verdict carries the gate's blockers.
+
+Every file of the directory that no prompt/answer text already holds byte for byte is kept sealed
+in the store (`recorded_files`), so `concord export` gives the recording back unchanged.
 
 A directory written by `concord export` also holds dialogue.json; its title, question, aliases,
 summaries, recorded figures and verdicts are read from there, so a re-import is identical.
@@ -30,6 +35,8 @@ from concord.orchestrator.blue.layout import (
     read_dialogue_dir,
     title_of,
 )
+from concord.orchestrator.blue.recorded_files import files_to_keep
+from concord.orchestrator.blue.recorded_rulings import Ruling, read_rulings, rulings_by_round
 from concord.orchestrator.blue.round_figures import RoundFigures, parse_round_scoreboard, parse_scoreboard
 from concord.orchestrator.judging.entity_plan import plan_entities
 from concord.orchestrator.judging.markers import ParsedAnswer, parse_answer
@@ -39,8 +46,8 @@ from concord.orchestrator.panel.pools import Pool, PoolError, parse_pool
 from concord.store.dialogue_store import DialogueStore
 from concord.store.errors import AlreadyExists
 from concord.store.factory import Stores
-from concord.store.model import TextRecord, Verdict
-from concord.store.rules import gate
+from concord.store.model import UNRESOLVED_TENSION, RoundBatch, StatusChange, TextRecord, Verdict
+from concord.store.rules import gate, transition_allowed
 from concord.store.snapshot import Snapshot
 
 
@@ -116,6 +123,7 @@ async def import_dialogue(
     panels = {r.number: _panel(r, pool, warnings) for r in rounds}
     parsed = {r.number: {slug: parse_answer(text) for slug, text in _answers(r).items()} for r in rounds}
     aliases, matches = _aliases(files, ours, rounds, parsed, warnings)
+    rulings = _rulings(files, rounds, parsed, aliases)
     recorded = _recorded_figures(files, ours, rounds)
     if not files.has_answers:
         warnings.append(
@@ -124,6 +132,7 @@ async def import_dialogue(
         )
     title, question = _title_and_question(files, ours, pool)
     did = dialogue_id or imported_dialogue_id(Path(path).resolve().name)
+    keep = files_to_keep(files, ours.get("recorded_files", []) if ours is not None else None)
     status = "imported"
     try:
         await store.create_dialogue(
@@ -131,12 +140,16 @@ async def import_dialogue(
         )
     except AlreadyExists:
         status = "unchanged"
+    if await store.record_files(did, keep) and status == "unchanged":
+        status = "resumed"
     snap = await store.load_partition(did)
     for rnd in rounds:
         if rnd.number < snap.dialogue.total_rounds:
             continue
         status = "resumed" if status == "unchanged" else status
-        snap = await _import_round(store, snap, rnd, panels[rnd.number], aliases, ours, files, recorded)
+        snap = await _import_round(
+            store, snap, rnd, panels[rnd.number], aliases, ours, files, recorded, rulings.get(rnd.number, [])
+        )
     had_verdict = bool(snap.verdicts)
     verdict = await _verdict(store, snap, files, ours, warnings)
     if status == "unchanged" and verdict is not None and not had_verdict:
@@ -156,6 +169,7 @@ async def _import_round(
     ours: dict[str, Any] | None,
     files: DialogueFiles,
     recorded: dict[int, RoundFigures],
+    rulings: list[tuple[str, Ruling]],
 ) -> Snapshot:
     """Record one round's texts, judge it, and register it; return the fresh snapshot."""
     did = snap.dialogue.id
@@ -189,6 +203,7 @@ async def _import_round(
         aliases=aliases,
     )
     batch = judged.batch
+    _apply_rulings(snap, batch, rulings)
     if ours is not None:
         kept = round_of(ours, rnd.number)
         batch.summary, batch.recorded = kept.get("summary", batch.summary), kept.get("recorded")
@@ -268,13 +283,7 @@ def _aliases(
         return kept, [AliasMatch(alias, local, "dialogue.json", 1.0) for alias, local in sorted(kept.items())]
     if files.tensions is None:
         return {}, []
-    candidates = []
-    for rnd in rounds:
-        for slug, answer in sorted(parsed[rnd.number].items()):
-            for planned in plan_entities(slug, rnd.number, answer):
-                if planned.kind == "tension":
-                    number = int(planned.local_id[-2:])
-                    candidates.append(Candidate(planned.local_id, slug, rnd.number, number, planned.label))
+    candidates = _candidates(rounds, parsed)
     first_used: dict[str, int] = {}
     for rnd in rounds:
         for answer in parsed[rnd.number].values():
@@ -285,6 +294,55 @@ def _aliases(
         f"recorded tension {t.id} ({t.label}) in tensions.md matches no tension in the answers" for t in unmatched
     ]
     return {m.alias: m.local_id for m in matches}, matches
+
+
+def _candidates(rounds: list[RoundFiles], parsed: dict[int, dict[str, ParsedAnswer]]) -> list[Candidate]:
+    """Every tension entity the answers will make, with its author, round and label."""
+    candidates = []
+    for rnd in rounds:
+        for slug, answer in sorted(parsed[rnd.number].items()):
+            for planned in plan_entities(slug, rnd.number, answer):
+                if planned.kind == "tension":
+                    number = int(planned.local_id[-2:])
+                    candidates.append(Candidate(planned.local_id, slug, rnd.number, number, planned.label))
+    return candidates
+
+
+def _rulings(
+    files: DialogueFiles,
+    rounds: list[RoundFiles],
+    parsed: dict[int, dict[str, ParsedAnswer]],
+    aliases: dict[str, str],
+) -> dict[int, list[tuple[str, Ruling]]]:
+    """The recording's own rulings on its tensions (`recorded_rulings`), per round, by local id."""
+    if not rounds:
+        return {}
+    briefs = {r.number: [r.prompts[s] for s in sorted(r.prompts)] for r in rounds}
+    found = read_rulings(files.tensions, files.verdict, briefs, rounds[-1].number)
+    recorded = read_recorded_tensions(files.tensions) if files.tensions else []
+    return rulings_by_round(found, {t.id: t.label for t in recorded}, aliases, _candidates(rounds, parsed))
+
+
+def _apply_rulings(snap: Snapshot, batch: RoundBatch, rulings: list[tuple[str, Ruling]]) -> None:
+    """Add the recorded judge's status changes for this round to the batch and recount its open tensions."""
+    gids = {e.local_id: e.id for e in snap.of_kind("tension") if e.local_id}
+    statuses = {t.id: t.status for t in snap.of_kind("tension")}
+    statuses |= {d.local_id: "open" for d in batch.entities if d.kind == "tension"}
+    for change in batch.status_changes:
+        if change.id in statuses:
+            statuses[change.id] = change.status
+    applied = []
+    for local_id, ruling in rulings:
+        key = gids.get(local_id, local_id)
+        current = statuses.get(key)
+        if current is None or current == ruling.status or not transition_allowed("tension", current, ruling.status):
+            continue
+        batch.status_changes.append(StatusChange(key, ruling.status, [], None, ruling.reason))
+        statuses[key] = ruling.status
+        applied.append(f"{key} {ruling.status} ({ruling.id})")
+    if applied:
+        batch.notes.append("recorded judge's rulings: " + ", ".join(applied))
+        batch.open_tensions = sum(s in UNRESOLVED_TENSION for s in statuses.values())
 
 
 def _recorded_figures(

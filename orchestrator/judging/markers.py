@@ -1,4 +1,16 @@
-"""Tolerant parser for the bracket markers in expert answers (protocol.md §3)."""
+"""Tolerant parser for the bracket markers in expert answers (protocol.md §3).
+
+Variants recorded answers use instead of the canonical words (protocol §3.2's "Unknown" row) are
+read as the marker they stand for; the marker's `name` keeps the word as written:
+- `[RESOLUTION T03: …]` is a RESOLVED;
+- `[ACKNOWLEDGED T09: …]`, `[ACCEPT]` and `[CONCEDE-WITH-SCOPE: scope]` are CONCESSIONs (an
+  acknowledgement, an acceptance, a concession limited to the scope in its label);
+- `[DEFER T04: …]` is kind `defer`: the expert postpones the tension; it stays open, and the judge
+  notes the deferral on the round (it is no act on the tension, so it neither counts as a move
+  nor changes a status).
+`[MOVE:CONDITIONAL-CONVERGE]` stays unknown on purpose: a signal with conditions is not the
+unconditional `[MOVE:CONVERGE]` the gate counts (it appears only in a recorded judge's scoreboard).
+"""
 
 from __future__ import annotations
 
@@ -29,10 +41,17 @@ _PLAIN_KINDS: dict[str, str] = {
     "REFINEMENT": "refinement",
     "CONCESSION": "concession",
     "RESOLVED": "resolved",
+    "RESOLUTION": "resolved",
+    "ACKNOWLEDGED": "concession",
+    "ACCEPT": "concession",
+    "CONCEDE-WITH-SCOPE": "concession",
+    "DEFER": "defer",
     "DISSENT": "dissent",
 }
+#: Variant words, as `name`; the canonical words of a kind get no name.
+_VARIANT_NAMES = frozenset({"RESOLUTION", "ACKNOWLEDGED", "ACCEPT", "CONCEDE-WITH-SCOPE"})
 # Markers whose header names the entities they act on.
-_TARGETING_KINDS: frozenset[str] = frozenset({"refinement", "concession", "resolved", "unknown"})
+_TARGETING_KINDS: frozenset[str] = frozenset({"refinement", "concession", "resolved", "defer", "unknown"})
 _LETTER_KINDS: dict[str, str] = {
     "P": "perspective",
     "T": "tension",
@@ -69,7 +88,8 @@ class Marker:
     raw: str
     targets: tuple[Reference, ...] = ()
     #: The marker's own word in lowercase: a ref or move type (`support`, `concede`, `converge`), a stance
-    #: position (`approve`), or what an unknown marker says (`acknowledged`, `move:conditional-converge`).
+    #: position (`approve`), a variant word (`acknowledged`, `resolution`), or what an unknown marker says
+    #: (`perspectiv`, `move:conditional-converge`).
     name: str = ""
     confidence: float | None = None
     addressee: str | None = None
@@ -176,7 +196,7 @@ def _classify(content: str) -> _Head | None:
             return _Head(kind, local_id=local_id, label=label)
         if kind == "dissent":
             return _Head(kind, label=_strip_separator(rest))
-        return _targeting_head(kind, "", rest)
+        return _targeting_head(kind, word.lower() if word in _VARIANT_NAMES or kind == "defer" else "", rest)
     if word == "MINORITY" and rest.lstrip().startswith("VERDICT"):
         return _Head("minority_verdict", label=_strip_separator(rest.lstrip()[len("VERDICT") :]))
     if word.startswith("MOVE:"):

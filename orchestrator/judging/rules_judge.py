@@ -9,7 +9,8 @@ recorded judge's alias, namespaced id, the author's own earlier local id). `[RE:
 from the nearest entity written before it in the same answer. A RESOLVED adds a `resolve` ref from
 the author's first entity of the round (its anchor) when there is one. Anything that does not
 resolve, or that would break a ref rule, is a warning on the entity concerned and on the round;
-it never fails the round. CONCESSION and `[MOVE:…]` markers are stored as moves.
+it never fails the round. CONCESSION (and its variants ACKNOWLEDGED, ACCEPT, CONCEDE-WITH-SCOPE) and
+`[MOVE:…]` markers are stored as moves; a DEFER is a note on the round and leaves its tension open.
 
 Then the round's acts on earlier tensions go through `tension_lifecycle`, its perspectives are
 marked new or not by `new_perspectives`, every answering expert is scored by `scoring.SCORING`,
@@ -169,6 +170,12 @@ class _Round:
             elif marker.kind == "move":
                 ids = self._resolve(author, marker, anchor, tally)
                 self._move(author, marker.name, ids, marker.label)
+            elif marker.kind == "defer":
+                ids = self._resolve(author, marker, anchor, tally)
+                self.notes.append(
+                    f"{author} defers {', '.join(ids) or 'a point'} on line {marker.line} (it stays open)"
+                    + (f": {marker.label}" if marker.label else "")
+                )
             elif marker.kind == "unknown":
                 self.warn(
                     f"unknown marker {marker.raw} on line {marker.line} of {author}'s answer in round {self.round}"
