@@ -8,7 +8,7 @@ through one `sealing.Sealer` and write through one `audited_write.AuditedWriter`
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from concord.store.backends.base import Backend
 from concord.store.clock import Clock, utc_now
 from concord.store.crypto.keys import DekCache, KeyProvider
 from concord.store.crypto.signing import SignedBackend
+from concord.store.grounding import GroundingRecords
 from concord.store.key_rotation import KeyRotation
 from concord.store.model import Dialogue, Entity, Event, Expert, Move, Ref, Round, RoundBatch, TextRecord, Verdict
 from concord.store.reads import PartitionReader
@@ -71,6 +72,7 @@ class DialogueStore:
         self._writes = DialogueWrites(writer, sealer, epoch=epoch)
         self._rounds = RoundWriter(writer, sealer)
         self._key_rotation = KeyRotation(writer, sealer)
+        self._grounding = GroundingRecords(writer, sealer)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -160,6 +162,10 @@ class DialogueStore:
         """Store write-once prompts and answers; returns how many were new (same text again: skipped)."""
         return await self._writes.record_texts(dialogue_id, texts)
 
+    async def record_grounding(self, dialogue_id: str, files: Mapping[str, bytes]) -> dict[str, str]:
+        """Record the names and HMAC-SHA256 digests of the dialogue's grounding files, sealed, in one audited write."""
+        return await self._grounding.record(dialogue_id, files)
+
     async def register_ref(self, dialogue_id: str, source: str, ref_type: str, target: str) -> Ref:
         """Register one validated ref (and its mirror); a duplicate is a no-op returning the first."""
         return await self._writes.register_ref(dialogue_id, source, ref_type, target)
@@ -211,10 +217,18 @@ class DialogueStore:
     async def verify_audit(
         self, dialogue_id: str, *, files_root: Path | None = None, checkpoint: tuple[int, str] | None = None
     ) -> AuditReport:
-        """Check the audit chain, every item's signature, that no recorded item is gone, and recorded files.
+        """Check the audit chain, every item's signature, that no recorded item is gone, and recorded files
+        (prompts and answers by their audited hashes, grounding files by their recorded HMACs).
 
         With `checkpoint` (seq, head) from a signed checkpoint, also check the chain still extends it.
         """
-        return await verify_partition(
+        report = await verify_partition(
             self.items, self.tenant, dialogue_id, files_root=files_root, checkpoint=checkpoint
         )
+        if files_root is not None and (report.ok or report.file_problems):  # the items themselves are sound
+            checked, problems = await self._grounding.problems(dialogue_id, files_root)
+            report.files_checked += checked
+            report.file_problems += problems
+            if problems:
+                report.ok, report.problem = False, report.problem or problems[0]
+        return report

@@ -1,4 +1,5 @@
-"""Tests for the prompt templates: section order, the newcomer brief, the read-context block, grounding."""
+"""Tests for the prompt templates: section order, the shared part first, the newcomer brief, the read-context block
+(entities, synthesis, answers), moderator notes, grounding."""
 
 from __future__ import annotations
 
@@ -42,13 +43,16 @@ ROLES = [
 ]
 NAMES = ["Muffin", "Cupcake", "Scone", "Eclair", "Donut", "Brioche", "Croissant", "Macaron", "Cannoli", "Strudel"]
 
-# Headings of the expert prompt, in the order protocol.md §4 asks for.
+# Headings of the expert prompt.
+INTRO = "This is an alignment dialogue"
+SEAT = "## Your seat on the panel"
 IDENTITY = "You are "
 FOCUS = "**Your Focus**:"
 DUTIES = "## How you take part"
 QUESTION_HEADING = "## The question before the panel"
 BRIEF = "## Context for Round"
-READ_CONTEXT = "## What the panel said in round"
+READ_CONTEXT = "## What the panel has said up to round"
+MODERATOR = "## Moderator notes"
 OUTPUT = "## Where your answer goes"
 STRUCTURE = "## Answer structure"
 CLOSING = "## Closing rule"
@@ -133,7 +137,7 @@ def test_prompt_file_shows_system_then_user() -> None:
     text = rendered.as_markdown()
     assert text.startswith("# System\n\n" + rendered.system)
     assert "\n\n# User\n\n" + rendered.user in text
-    assert rendered.system.startswith(IDENTITY)
+    assert rendered.system.startswith(INTRO) and "Galette" not in rendered.system
     assert rendered.user.startswith(QUESTION_HEADING)
     assert QUESTION in rendered.user
 
@@ -141,15 +145,25 @@ def test_prompt_file_shows_system_then_user() -> None:
 def test_sections_follow_protocol_order() -> None:
     ctx = context(focus="Resolve T0001", grounding={"notes.md": "Keep the invoice format."})
     text = render_expert_prompt(ctx).as_markdown()
-    order = [IDENTITY, FOCUS, DUTIES, QUESTION_HEADING, BRIEF, READ_CONTEXT, OUTPUT, STRUCTURE, CLOSING, GROUNDING]
+    order = [
+        INTRO,
+        DUTIES,
+        QUESTION_HEADING,
+        GROUNDING,
+        READ_CONTEXT,
+        BRIEF,
+        SEAT,
+        "\n" + IDENTITY + "Galette",
+        FOCUS,
+        OUTPUT,
+        STRUCTURE,
+        CLOSING,
+    ]
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     # The focus line sits right after the identity line.
-    assert text.splitlines()[2:5] == [
-        render_expert_prompt(ctx).system.splitlines()[0],
-        "",
-        "**Your Focus**: Resolve T0001",
-    ]
+    seat = section(text, SEAT).splitlines()
+    assert seat[2].startswith(IDENTITY + "Galette") and seat[3:5] == ["", "**Your Focus**: Resolve T0001"]
 
 
 def test_newcomer_gets_a_capped_brief() -> None:
@@ -207,16 +221,15 @@ def test_pool_created_and_omitted_sources_get_the_brief(source: str) -> None:
 
 
 @pytest.mark.parametrize("source", ["retained", "pool"])
-def test_every_later_round_carries_tensions_summary_and_all_peer_answers(source: str) -> None:
+def test_every_later_round_carries_tensions_and_all_peer_answers(source: str) -> None:
     ctx = context(member("Muffin", ROLES[0], source), round=2)
     block = section(render_expert_prompt(ctx).user, READ_CONTEXT)
     for row in table(8).splitlines():
         assert row in block
-    assert ctx.previous_summary.strip() in block
     for name, text in peers().items():
         assert text.strip() in block
         assert f"#### 🧁 {name} ({ROLES[NAMES.index(name)]})" in block
-    assert "#### 🧁 Muffin (Platform Architect) (your own answer last round)" in block
+    assert "your own" not in block  # the expert's own answer is listed like any other
     assert "round 1" in block.splitlines()[0]
 
 
@@ -227,8 +240,8 @@ def test_peer_answers_with_fences_stay_inside_their_block() -> None:
 
 
 def test_focus_line_only_when_set() -> None:
-    assert FOCUS not in render_expert_prompt(context()).system
-    with_focus = render_expert_prompt(context(focus="Signal CONVERGE or name your blockers")).system
+    assert FOCUS not in render_expert_prompt(context()).user
+    with_focus = render_expert_prompt(context(focus="Signal CONVERGE or name your blockers")).user
     assert "**Your Focus**: Signal CONVERGE or name your blockers" in with_focus
 
 
