@@ -275,11 +275,14 @@ def _entities(ctx: PromptContext, cap: int = ENTITIES_CAP) -> str:
         text = _entity_groups(ctx, last_cap, earlier_cap, len(ctx.entities))
         if len(text.encode("utf-8")) <= cap:
             return text
-    most = len(ctx.entities)
-    while most > 1 and len(text.encode("utf-8")) > cap:
-        most -= 1
-        text = _entity_groups(ctx, 0, 0, most)
-    return text
+    low, high = 1, len(ctx.entities) - 1  # the most entries that fit, found by bisection (at least one is shown)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(_entity_groups(ctx, 0, 0, middle).encode("utf-8")) <= cap:
+            low = middle
+        else:
+            high = middle - 1
+    return _entity_groups(ctx, 0, 0, low)
 
 
 def _standings(section: str, standings: Sequence[Standing]) -> list[str]:
