@@ -120,6 +120,10 @@ class DialogueStore:
         """AP8: verdicts, ordered by round then creation."""
         return await self._reads.get_verdicts(dialogue_id)
 
+    async def grounding(self, dialogue_id: str) -> dict[str, str]:
+        """Name -> HMAC-SHA256 of the dialogue's grounding files, as recorded; empty when it has none."""
+        return await self._grounding.recorded(dialogue_id)
+
     async def can_converge(self, dialogue_id: str) -> tuple[bool, list[str], dict[str, Any]]:
         """The convergence gate over the last registered round's stored metrics."""
         return await self._reads.can_converge(dialogue_id)
