@@ -16,7 +16,7 @@ from concord.store.audited_write import AuditedWriter, WritePlan
 from concord.store.backends.base import ABSENT, Item, Put
 from concord.store.clock import iso
 from concord.store.codec import Record
-from concord.store.errors import AlreadyExists
+from concord.store.errors import AlreadyExists, KeyMaterialError
 from concord.store.sealing import Sealer
 
 GROUNDING_SK = "grounding"
@@ -63,8 +63,14 @@ class GroundingRecords:
         return dict((await self.sealer.open(item, meta))["files"]) if item is not None else {}
 
     async def problems(self, dialogue_id: str, root: Path) -> tuple[int, list[str]]:
-        """(files checked, problems): each recorded grounding file under `root/grounding/` that is missing or changed."""
-        recorded = await self.recorded(dialogue_id)
+        """(files checked, problems): each recorded grounding file under `root/grounding/` that is missing or changed.
+
+        A dialogue whose data keys were destroyed (crypto-erased) has no readable record left to check against.
+        """
+        try:
+            recorded = await self.recorded(dialogue_id)
+        except KeyMaterialError:
+            return 0, []
         if not recorded:
             return 0, []
         secret = await self._secret(await self.writer.reader.meta_item(dialogue_id))

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from concord.orchestrator.engine.grounding import collect_grounding
 from concord.orchestrator.engine.prompts import RenderedPrompt
+from concord.orchestrator.engine.providers import SimProvider
+from concord.orchestrator.engine.run import Orchestrator, RunSettings
+from concord.orchestrator.panel.pools import load_pool
 from concord.store.config import Settings
 from concord.store.crypto.keys import LocalKeyProvider
-from concord.store.factory import open_stores
+from concord.store.factory import Stores, open_stores
 from concord.store.grounding import grounding_mac
 from tests.services import run_cli
 
@@ -193,3 +197,20 @@ def test_bad_grounding_exits_2_and_writes_nothing(tmp_path: Path, case: str) -> 
     error = json.loads(done.stdout)["error"]
     assert error["code"] == "bad_input" and str(target) in error["message"]
     assert not (tmp_path / "out").exists() and not os.path.exists(tmp_path / "home" / "concord.db")
+
+
+async def test_a_run_reads_its_grounding_from_the_dialogue_folder_only(stores: Stores, tmp_path: Path) -> None:
+    original = tmp_path / "ground.md"
+    original.write_text(NOTES, encoding="utf-8")
+    creator = Orchestrator(stores.dialogues, SimProvider())
+    grounding = collect_grounding([str(original)])
+    did = await creator.create("Q?", load_pool(POOL), RunSettings(panel_size=3), tmp_path / "out", grounding=grounding)
+    original.unlink()
+    dialogue = await stores.dialogues.get_dialogue(did)
+    assert RunSettings.from_json(dialogue.settings).grounding == ("ground.md",)
+    result = await Orchestrator(stores.dialogues, SimProvider()).run(did)  # as `resume` does: no flags, no originals
+    assert result.status == "converged"
+    for number in range(result.rounds):
+        for prompt in prompts(result.directory, number).values():
+            assert "`ground.md`" in prompt.user and NOTES.strip() in prompt.user
+    assert (await stores.dialogues.verify_audit(did, files_root=result.directory)).ok
