@@ -34,6 +34,11 @@ async def test_grounding_is_recorded_once_and_audited(store: DialogueStore, tmp_
     ]
     report = await store.verify_audit(dialogue_id, files_root=tmp_path)
     assert report.ok and report.files_checked == len(FILES)
+    macs = await store.grounding(dialogue_id)
+    await store.rotate_key(dialogue_id)
+    assert await store.sweep_keys(dialogue_id) >= 1  # the grounding item is resealed like any other
+    assert await store.grounding(dialogue_id) == macs
+    assert (await store.verify_audit(dialogue_id, files_root=tmp_path)).ok
 
 
 async def test_verify_names_a_changed_or_missing_grounding_file(store: DialogueStore, tmp_path: Path) -> None:
