@@ -8,7 +8,7 @@ through one `sealing.Sealer` and write through one `audited_write.AuditedWriter`
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from concord.store.backends.base import Backend
 from concord.store.clock import Clock, utc_now
 from concord.store.crypto.keys import DekCache, KeyProvider
 from concord.store.crypto.signing import SignedBackend
+from concord.store.grounding import GroundingRecords
 from concord.store.key_rotation import KeyRotation
 from concord.store.model import (
     Dialogue,
@@ -84,6 +85,7 @@ class DialogueStore:
         self._writes = DialogueWrites(writer, sealer, epoch=epoch)
         self._rounds = RoundWriter(writer, sealer)
         self._key_rotation = KeyRotation(writer, sealer)
+        self._grounding = GroundingRecords(writer, sealer)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -131,6 +133,10 @@ class DialogueStore:
         """AP8: verdicts, ordered by round then creation."""
         return await self._reads.get_verdicts(dialogue_id)
 
+    async def grounding(self, dialogue_id: str) -> dict[str, str]:
+        """Name -> HMAC-SHA256 of the dialogue's grounding files, as recorded; empty when it has none."""
+        return await self._grounding.recorded(dialogue_id)
+
     async def can_converge(self, dialogue_id: str) -> tuple[bool, list[str], dict[str, Any]]:
         """The convergence gate over the last registered round's stored metrics."""
         return await self._reads.can_converge(dialogue_id)
@@ -176,6 +182,10 @@ class DialogueStore:
     async def record_files(self, dialogue_id: str, files: list[RecordedFile]) -> int:
         """Store sealed write-once copies of a recording's files; returns how many were new."""
         return await self._writes.record_files(dialogue_id, files)
+
+    async def record_grounding(self, dialogue_id: str, files: Mapping[str, bytes]) -> dict[str, str]:
+        """Record the names and HMAC-SHA256 digests of the dialogue's grounding files, sealed, in one audited write."""
+        return await self._grounding.record(dialogue_id, files)
 
     async def register_ref(self, dialogue_id: str, source: str, ref_type: str, target: str) -> Ref:
         """Register one validated ref (and its mirror); a duplicate is a no-op returning the first."""
@@ -232,10 +242,18 @@ class DialogueStore:
     async def verify_audit(
         self, dialogue_id: str, *, files_root: Path | None = None, checkpoint: tuple[int, str] | None = None
     ) -> AuditReport:
-        """Check the audit chain, every item's signature, that no recorded item is gone, and recorded files.
+        """Check the audit chain, every item's signature, that no recorded item is gone, and recorded files
+        (prompts and answers by their audited hashes, grounding files by their recorded HMACs).
 
         With `checkpoint` (seq, head) from a signed checkpoint, also check the chain still extends it.
         """
-        return await verify_partition(
+        report = await verify_partition(
             self.items, self.tenant, dialogue_id, files_root=files_root, checkpoint=checkpoint
         )
+        if files_root is not None and (report.ok or report.file_problems):  # the items themselves are sound
+            checked, problems = await self._grounding.problems(dialogue_id, files_root)
+            report.files_checked += checked
+            report.file_problems += problems
+            if problems:
+                report.ok, report.problem = False, report.problem or problems[0]
+        return report

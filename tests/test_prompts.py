@@ -1,4 +1,5 @@
-"""Tests for the prompt templates: section order, the newcomer brief, the read-context block, grounding."""
+"""Tests for the prompt templates: section order, the shared part first, the newcomer brief, the read-context block
+(entities, synthesis, answers), moderator notes, grounding."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from concord.orchestrator.engine.entity_notes import EntityNote
 from concord.orchestrator.engine.prompts import (
     BRIEF_PANEL_LINES,
     BRIEF_SUMMARY_CHARS,
     BRIEF_TENSIONS,
+    EARLIER_BODY_CAP,
+    ENTITIES_CAP,
     GROUNDING_CAP,
+    GROUNDING_TOTAL_CAP,
+    LAST_BODY_CAP,
     PEER_ANSWERS_CAP,
     PROMPTS,
     PromptContext,
     _answer_share,
+    _entities,
     is_newcomer,
     render_context_brief,
     render_expert_prompt,
@@ -23,6 +30,7 @@ from concord.orchestrator.engine.prompts import (
     render_repair_prompt,
 )
 from concord.orchestrator.judging.markers import parse_answer
+from concord.orchestrator.judging.synthesis import Standing, Synthesis
 from concord.orchestrator.panel.panels import infer_panel
 from concord.store.model import PanelSeat
 from tests.conftest import corpus_dialogue
@@ -42,13 +50,16 @@ ROLES = [
 ]
 NAMES = ["Muffin", "Cupcake", "Scone", "Eclair", "Donut", "Brioche", "Croissant", "Macaron", "Cannoli", "Strudel"]
 
-# Headings of the expert prompt, in the order protocol.md §4 asks for.
+# Headings of the expert prompt.
+INTRO = "This is an alignment dialogue"
+SEAT = "## Your seat on the panel"
 IDENTITY = "You are "
 FOCUS = "**Your Focus**:"
 DUTIES = "## How you take part"
 QUESTION_HEADING = "## The question before the panel"
 BRIEF = "## Context for Round"
-READ_CONTEXT = "## What the panel said in round"
+READ_CONTEXT = "## What the panel has said up to round"
+MODERATOR = "## Moderator notes"
 OUTPUT = "## Where your answer goes"
 STRUCTURE = "## Answer structure"
 CLOSING = "## Closing rule"
@@ -133,7 +144,7 @@ def test_prompt_file_shows_system_then_user() -> None:
     text = rendered.as_markdown()
     assert text.startswith("# System\n\n" + rendered.system)
     assert "\n\n# User\n\n" + rendered.user in text
-    assert rendered.system.startswith(IDENTITY)
+    assert rendered.system.startswith(INTRO) and "Galette" not in rendered.system
     assert rendered.user.startswith(QUESTION_HEADING)
     assert QUESTION in rendered.user
 
@@ -141,15 +152,25 @@ def test_prompt_file_shows_system_then_user() -> None:
 def test_sections_follow_protocol_order() -> None:
     ctx = context(focus="Resolve T0001", grounding={"notes.md": "Keep the invoice format."})
     text = render_expert_prompt(ctx).as_markdown()
-    order = [IDENTITY, FOCUS, DUTIES, QUESTION_HEADING, BRIEF, READ_CONTEXT, OUTPUT, STRUCTURE, CLOSING, GROUNDING]
+    order = [
+        INTRO,
+        DUTIES,
+        QUESTION_HEADING,
+        GROUNDING,
+        READ_CONTEXT,
+        BRIEF,
+        SEAT,
+        "\n" + IDENTITY + "Galette",
+        FOCUS,
+        OUTPUT,
+        STRUCTURE,
+        CLOSING,
+    ]
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     # The focus line sits right after the identity line.
-    assert text.splitlines()[2:5] == [
-        render_expert_prompt(ctx).system.splitlines()[0],
-        "",
-        "**Your Focus**: Resolve T0001",
-    ]
+    seat = section(text, SEAT).splitlines()
+    assert seat[2].startswith(IDENTITY + "Galette") and seat[3:5] == ["", "**Your Focus**: Resolve T0001"]
 
 
 def test_newcomer_gets_a_capped_brief() -> None:
@@ -207,16 +228,15 @@ def test_pool_created_and_omitted_sources_get_the_brief(source: str) -> None:
 
 
 @pytest.mark.parametrize("source", ["retained", "pool"])
-def test_every_later_round_carries_tensions_summary_and_all_peer_answers(source: str) -> None:
+def test_every_later_round_carries_tensions_and_all_peer_answers(source: str) -> None:
     ctx = context(member("Muffin", ROLES[0], source), round=2)
     block = section(render_expert_prompt(ctx).user, READ_CONTEXT)
     for row in table(8).splitlines():
         assert row in block
-    assert ctx.previous_summary.strip() in block
     for name, text in peers().items():
         assert text.strip() in block
         assert f"#### 🧁 {name} ({ROLES[NAMES.index(name)]})" in block
-    assert "#### 🧁 Muffin (Platform Architect) (your own answer last round)" in block
+    assert "your own" not in block  # the expert's own answer is listed like any other
     assert "round 1" in block.splitlines()[0]
 
 
@@ -227,8 +247,8 @@ def test_peer_answers_with_fences_stay_inside_their_block() -> None:
 
 
 def test_focus_line_only_when_set() -> None:
-    assert FOCUS not in render_expert_prompt(context()).system
-    with_focus = render_expert_prompt(context(focus="Signal CONVERGE or name your blockers")).system
+    assert FOCUS not in render_expert_prompt(context()).user
+    with_focus = render_expert_prompt(context(focus="Signal CONVERGE or name your blockers")).user
     assert "**Your Focus**: Signal CONVERGE or name your blockers" in with_focus
 
 
@@ -348,3 +368,110 @@ def test_last_rounds_answers_share_the_prompt_budget() -> None:
     small, big = "s" * 1000, "b" * PEER_ANSWERS_CAP
     share = _answer_share({"small": small, "one": big, "two": big})
     assert share == (PEER_ANSWERS_CAP - 1000) // 2
+
+
+def note(id: str, round: int, body: str = "", *, kind: str = "perspective", author: str = "Muffin") -> EntityNote:
+    """An entity as a prompt lists it."""
+    return EntityNote(id, kind, round, "open", (author,), f"label of {id}", body, f"round-{round}/{author.lower()}.md")
+
+
+def test_moderator_notes_are_shared_and_omitted_when_empty() -> None:
+    notes = ("Keep the budget under 10k a month.", "  ", "Assume EU data residency.")
+    user = render_expert_prompt(context(moderator_notes=notes)).user
+    block = section(user, MODERATOR)
+    assert "- Keep the budget under 10k a month.\n- Assume EU data residency." in block
+    assert user.index(MODERATOR) < user.index(READ_CONTEXT) < user.index(SEAT)
+    assert MODERATOR not in render_expert_prompt(context()).user
+    assert MODERATOR not in render_expert_prompt(context(moderator_notes=(" ",))).user
+    assert MODERATOR in render_repair_prompt(context(moderator_notes=notes), "x").user
+
+
+def test_entities_carry_ids_authors_and_bodies_last_round_in_full() -> None:
+    entities = [note("P0101", 1, "A body from round one."), note("P0002", 0, "e" * (EARLIER_BODY_CAP * 2))]
+    block = section(render_expert_prompt(context(round=2, entities=entities)).user, "### Perspectives")
+    last = section(block, "#### Raised in round 1")
+    assert "- **P0101** (perspective, open, by Muffin): label of P0101\n  A body from round one." in last
+    earlier = section(block, "#### Still in play from earlier rounds")
+    assert "**P0002**" in earlier and "e" * EARLIER_BODY_CAP in earlier and "e" * (EARLIER_BODY_CAP + 1) not in earlier
+    assert "the whole text is in round-0/muffin.md" in earlier
+
+
+def test_entities_over_budget_drop_earlier_bodies_then_entries() -> None:
+    last = [note(f"P01{i:02d}", 1, f"last body {i} " + "b" * 500) for i in range(1, 4)]
+    ctx = context(round=2, entities=[*last, note("P0001", 0, "old body " + "o" * 300)])
+    full = _entities(ctx)
+    assert "old body" in full and "last body 3" in full
+    trimmed = _entities(ctx, cap=len(full.encode("utf-8")) - 1)
+    assert "P0001" in trimmed and "old body" not in trimmed and "last body 3" in trimmed
+    bare = _entities(ctx, cap=len(trimmed.encode("utf-8")) - 1)
+    assert "P0103" in bare and "P0001" in bare and "last body" not in bare
+    many = [note(f"P{r:02d}{i:02d}", r, "b" * LAST_BODY_CAP) for r in range(1, 10) for i in range(1, 99)]
+    text = _entities(context(round=2, entities=many))
+    assert len(text.encode("utf-8")) <= ENTITIES_CAP
+    assert re.search(r"\.\.\. and \d+ more left out", text)
+
+
+def test_synthesis_names_agreed_and_contested_ids() -> None:
+    synthesis = Synthesis(
+        round=1,
+        resolved=(Standing("T0001", "speed versus safety", "resolved"),),
+        supported=(Standing("P0003", "staged rollout", "open", 2, ("P0102",)),),
+        open=(Standing("T0102", "cost versus upkeep", "addressed"),),
+        opposed=(Standing("P0004", "one big migration", "open", 1, ("P0105",)),),
+    )
+    block = section(render_expert_prompt(context(round=2, synthesis=synthesis)).user, "### Where the panel stands")
+    agreed, _, contested = block.partition("**Still contested**")
+    assert "- T0001, resolved: speed versus safety" in agreed
+    assert "- P0003, backed 2 time(s) (by P0102): staged rollout" in agreed
+    assert "- T0102, addressed: cost versus upkeep" in contested
+    assert "- P0004, opposed 1 time(s) (by P0105): one big migration" in contested
+    assert "Nothing is settled" in render_expert_prompt(context(synthesis=Synthesis(round=0))).user
+
+
+def test_own_earlier_ids_and_anonymity_sit_in_the_experts_own_part() -> None:
+    user = render_expert_prompt(context(own_ids=("P0003", "T0101"), anonymous=True, alias="Expert C")).user
+    seat = user[user.index(SEAT) :]
+    assert "**Your earlier markers**: P0003, T0101." in seat
+    assert "this dialogue is anonymous" in seat and "appear as Expert C" in seat
+    assert "Your earlier markers" not in render_expert_prompt(context()).user
+    assert "anonymous" not in render_expert_prompt(context(alias="Expert C")).user
+
+
+def test_every_expert_of_a_round_shares_system_and_everything_before_their_seat() -> None:
+    shared = {
+        "grounding": {"notes.md": "Invoices are monthly."},
+        "moderator_notes": ("Assume EU data residency.",),
+        "entities": [note("P0001", 0, "Round zero body.")],
+        "synthesis": Synthesis(round=0, open=(Standing("T0001", "speed versus safety", "open"),)),
+    }
+    experts = [
+        member("Muffin", ROLES[0], "retained"),
+        member("Galette", "Migration Specialist", "pool"),
+        member("Scone", ROLES[2], "created"),
+    ]
+    prompts = [
+        render_expert_prompt(context(e, focus="Resolve T0001" if e.name == "Scone" else None, **shared))
+        for e in experts
+    ]
+    assert len({p.system for p in prompts}) == 1
+    # The expert's own part opens with the newcomer brief, or with the seat for a retained expert.
+    prefixes = {
+        p.user[: p.user.index(BRIEF if is_newcomer(e, 1) else SEAT)] for p, e in zip(prompts, experts, strict=True)
+    }
+    assert len(prefixes) == 1
+    (prefix,) = prefixes
+    for material in ("Invoices are monthly.", "Assume EU data residency.", "Round zero body.", "T0001", QUESTION):
+        assert material in prefix
+    for text in peers().values():
+        assert text.strip() in prefix
+    for e in experts:
+        assert e.name not in prompts[0].system and f"round-1/{e.slug}.md" not in prefix
+
+
+def test_grounding_lists_names_and_shares_a_total_cap() -> None:
+    files = {f"doc{i}.md": "z" * GROUNDING_CAP for i in range(8)}
+    block = section(render_expert_prompt(context(grounding=files)).user, GROUNDING)
+    assert ", ".join(f"`doc{i}.md`" for i in range(8)) in block
+    kept = [len(run) for run in re.findall("z{2,}", block)]
+    assert sum(kept) <= GROUNDING_TOTAL_CAP and max(kept) == GROUNDING_TOTAL_CAP // 8
+    assert "The whole file is grounding/doc0.md in the dialogue folder." in block

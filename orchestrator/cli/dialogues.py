@@ -10,6 +10,7 @@ from typing import Any
 
 from concord.orchestrator.cli.command import ExitCode, emit, with_stores
 from concord.orchestrator.cli.parser import Commands, UsageError, add_command, positive_int, share
+from concord.orchestrator.engine.grounding import collect_grounding
 from concord.orchestrator.engine.providers import Provider, make_provider
 from concord.orchestrator.engine.run import Orchestrator, RunResult, RunSettings
 from concord.orchestrator.panel.pools import load_pool
@@ -75,6 +76,17 @@ def add_commands(commands: Commands) -> None:
         action="store_true",
         help="stop after every round (exit 5) so a moderator can read it and add a `concord note`; resume continues",
     )
+    run.add_argument(
+        "--ground",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="PATH",
+        help="text files, or directories of them, every expert reads first; copied into the dialogue folder",
+    )
+    run.add_argument(
+        "--anonymous", action="store_true", help="show peers as Expert A, Expert B, ... without names or roles"
+    )
     run.add_argument("--quiet", action="store_true", help="no live progress view")
     run.set_defaults(func=run_command)
 
@@ -112,6 +124,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.replay and args.provider != "replay":
         raise UsageError("--replay DIR answers only with --provider replay")
     pool = load_pool(Path(args.pool))
+    grounding = collect_grounding(args.ground)
     run_settings = RunSettings(
         provider=args.provider,
         judge=args.judge,
@@ -124,6 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
         quorum=args.quorum,
         pause_after_round=args.pause_after_round,
         replay_dir=str(Path(args.replay).resolve()) if args.replay else None,
+        anonymous=args.anonymous,
     )
     settings = Settings.from_env()
     provider, judge = agents_for(run_settings, settings)
@@ -133,7 +147,9 @@ def run_command(args: argparse.Namespace) -> int:
         try:
             async with PeerLink(orchestrator.bus, settings):  # `concord serve` subscribers see this run too
                 out = Path(args.out)
-                dialogue_id = await orchestrator.create(args.question, pool, run_settings, out, title=args.title)
+                dialogue_id = await orchestrator.create(
+                    args.question, pool, run_settings, out, title=args.title, grounding=grounding
+                )
                 result = await follow_run(orchestrator, dialogue_id, quiet=args.quiet or args.json)
         finally:
             await close_agents(provider, judge)

@@ -1,4 +1,9 @@
-"""Render the prompt templates of prompts/ into the exact text sent to experts and the llm judge."""
+"""Render the prompt templates of prompts/ into the exact text sent to experts and the llm judge.
+
+Every expert prompt puts what the whole round shares first (system part, then question, grounding, moderator
+notes, entities, synthesis, tensions, answers) and the expert's own part last, so a round's prompts differ
+only after one point (prompt caching).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,24 @@ from importlib import resources
 from string import Template
 from types import MappingProxyType
 
+from concord.orchestrator.engine.entity_notes import EntityNote
+from concord.orchestrator.judging.synthesis import Standing, Synthesis
 from concord.orchestrator.panel.panels import EMOJI
 from concord.store.errors import BadInput
+from concord.store.grounding import GROUNDING_DIR
 from concord.store.model import PanelSeat
 
 #: The prompt templates, package data of concord.prompts (the repository's prompts/ folder).
 PROMPTS = resources.files("concord.prompts")
 GROUNDING_CAP = 16_000  # bytes of one grounding file inlined into a prompt
+GROUNDING_TOTAL_CAP = 64_000  # bytes of all grounding files together; each gets an equal share when they do not fit
 #: Bytes of last round's answers inlined into one prompt, all together; each answer gets an equal share
 #: when they do not fit (an over-long prompt would also exceed a model's context and the store's item limit).
 PEER_ANSWERS_CAP = 160_000
+#: Bytes of the entity listing; past it, earlier rounds' bodies go first, then whole entries.
+ENTITIES_CAP = 48_000
+LAST_BODY_CAP = 1_500  # bytes of one body from the last round
+EARLIER_BODY_CAP = 400  # bytes of one body from an earlier round
 BRIEF_TENSIONS = 5
 BRIEF_SUMMARY_CHARS = 500
 BRIEF_PANEL_LINES = 8
@@ -32,7 +45,11 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 @dataclass(frozen=True)
 class PromptContext:
-    """What the orchestrator knows at round N for one expert."""
+    """What the orchestrator knows at round N for one expert.
+
+    `peer_answers` and `entities` name experts as the prompt shows them (labels when `anonymous`); `alias` is the
+    label the expert's own earlier contributions carry there, empty when it has none.
+    """
 
     question: str
     round: int
@@ -44,6 +61,12 @@ class PromptContext:
     previous_panel: Sequence[PanelSeat] = ()
     peer_answers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     grounding: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    entities: Sequence[EntityNote] = ()
+    synthesis: Synthesis | None = None
+    own_ids: Sequence[str] = ()
+    moderator_notes: Sequence[str] = ()
+    anonymous: bool = False
+    alias: str = ""
 
 
 class NotAPromptFile(BadInput):
@@ -132,18 +155,31 @@ def _answer_share(answers: Mapping[str, str], cap: int = PEER_ANSWERS_CAP) -> in
     return room
 
 
-def _grounding(files: Mapping[str, str], cap: int = GROUNDING_CAP) -> str:
-    """Inline the grounding files, each cut to `cap` bytes with a note when it was longer."""
+def _grounding(files: Mapping[str, str]) -> str:
+    """List the grounding files by name and inline each, within its own cap and its share of the total cap."""
     if not files:
         return ""
+    cap = min(GROUNDING_CAP, _answer_share(files, GROUNDING_TOTAL_CAP))
     parts = []
     for name, text in files.items():
         shown, total = _cap(text, cap)
         body = _fenced(shown)
         if total > cap:
-            body += "\n\n" + _fill("expert", "grounding_truncated", shown=len(shown.encode("utf-8")), total=total)
+            body += "\n\n" + _fill(
+                "expert",
+                "grounding_truncated",
+                shown=len(shown.encode("utf-8")),
+                total=total,
+                file=f"{GROUNDING_DIR}/{name}",
+            )
         parts.append(_fill("expert", "grounding_file", file=name, text=body))
-    return _fill("expert", "grounding", files="\n\n".join(parts))
+    names = ", ".join(f"`{name}`" for name in files)
+    return _fill("expert", "grounding", names=names, files="\n\n".join(parts))
+
+
+def anonymous_name(letter: str) -> str:
+    """The name an anonymous dialogue shows for the expert labelled `letter` (Expert A, Expert B, …)."""
+    return _fill("expert", "anonymous_name", letter=letter)
 
 
 def render_context_brief(ctx: PromptContext) -> str:
@@ -195,18 +231,99 @@ def _who(name: str, panel: Sequence[PanelSeat]) -> str:
     return f"{name} ({role})" if role else name
 
 
+def _entity(note: EntityNote, cap: int) -> str:
+    """One entity line, its body (cut to `cap` bytes, with a pointer to its file) indented under it."""
+    line = _fill(
+        "read_context",
+        "entity",
+        id=note.id,
+        kind=note.kind,
+        status=note.status,
+        authors=", ".join(note.authors) or "?",
+        label=note.label.strip(),
+    )
+    body = note.body.strip()
+    if not body or body == note.label.strip():
+        return line
+    shown, total = _cap(body, cap)
+    text = shown.rstrip()
+    if total > cap:
+        text = (text + "\n" if text else "") + _fill("read_context", "entity_cut", file=note.file)
+    return line + "".join(f"\n  {row}" if row.strip() else "\n" for row in text.splitlines())
+
+
+def _entity_groups(ctx: PromptContext, last_cap: int, earlier_cap: int, most: int) -> str:
+    """The listing of the first `most` entities, the last round's bodies cut to `last_cap`, earlier ones' to `earlier_cap`."""
+    previous = ctx.round - 1
+    shown = ctx.entities[:most]
+    last = [_entity(n, last_cap) for n in shown if n.round == previous]
+    earlier = [_entity(n, earlier_cap) for n in shown if n.round != previous]
+    groups = [
+        _fill("read_context", "entities_last", previous=previous, notes="\n".join(last)) if last else "",
+        _fill("read_context", "entities_earlier", notes="\n".join(earlier)) if earlier else "",
+    ]
+    if len(ctx.entities) > most:
+        groups.append(_fill("read_context", "entities_more", count=len(ctx.entities) - most))
+    return _fill("read_context", "entities", previous=previous, groups="\n\n".join(g for g in groups if g))
+
+
+def _entities(ctx: PromptContext, cap: int = ENTITIES_CAP) -> str:
+    """The entity listing within `cap` bytes: full, else without earlier bodies, else the first entries that fit."""
+    if not ctx.entities:
+        return ""
+    for last_cap, earlier_cap in ((LAST_BODY_CAP, EARLIER_BODY_CAP), (LAST_BODY_CAP, 0), (0, 0)):
+        text = _entity_groups(ctx, last_cap, earlier_cap, len(ctx.entities))
+        if len(text.encode("utf-8")) <= cap:
+            return text
+    low, high = 1, len(ctx.entities) - 1  # the most entries that fit, found by bisection (at least one is shown)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(_entity_groups(ctx, 0, 0, middle).encode("utf-8")) <= cap:
+            low = middle
+        else:
+            high = middle - 1
+    return _entity_groups(ctx, 0, 0, low)
+
+
+def _standings(section: str, standings: Sequence[Standing]) -> list[str]:
+    """One synthesis line per standing."""
+    lines = []
+    for s in standings:
+        by = _fill("read_context", "synthesis_by", ids=", ".join(s.by)) if s.by else ""
+        lines.append(
+            _fill("read_context", section, id=s.id, label=s.label.strip(), status=s.status, count=s.count, by=by)
+        )
+    return lines
+
+
+def _synthesis(synthesis: Synthesis | None) -> str:
+    """The synthesis of the rounds so far: agreed (resolved, most backed) and contested (open, opposed) ids."""
+    if synthesis is None:
+        return ""
+    agreed = _standings("synthesis_resolved", synthesis.resolved) + _standings(
+        "synthesis_supported", synthesis.supported
+    )
+    contested = _standings("synthesis_open", synthesis.open) + _standings("synthesis_opposed", synthesis.opposed)
+    parts = [
+        _fill("read_context", "synthesis_agreed", lines="\n".join(agreed)) if agreed else "",
+        _fill("read_context", "synthesis_contested", lines="\n".join(contested)) if contested else "",
+    ]
+    text = "\n\n".join(p for p in parts if p) or _fill("read_context", "synthesis_nothing")
+    return _fill("read_context", "synthesis", previous=synthesis.round, parts=text)
+
+
 def render_read_context(ctx: PromptContext) -> str:
-    """Render the previous round's material every expert gets from round 1: tensions, summary, answers."""
+    """Render what every expert of a round reads from round 1: entities, synthesis, tensions, every answer.
+
+    Nothing in it depends on the recipient, so it is the same text in every prompt of the round.
+    """
     if ctx.round < 1:
         return ""
     previous = ctx.round - 1
     table = ctx.tensions_table.strip()
-    summary = ctx.previous_summary.strip()
     answers = []
     share = _answer_share(ctx.peer_answers)
     for name, text in ctx.peer_answers.items():
-        own = name.casefold() == ctx.expert.name.casefold()
-        who = _who(name, ctx.previous_panel)
         shown, total = _cap(text, share)
         body = _fenced(shown)
         if total > share:
@@ -215,21 +332,21 @@ def render_read_context(ctx: PromptContext) -> str:
                 "answer_truncated",
                 shown=len(shown.encode("utf-8")),
                 total=total,
-                previous=ctx.round - 1,
-                file=f"{name.lower()}.md",
+                file=f"round-{previous}/" if ctx.anonymous else f"round-{previous}/{name.lower()}.md",
             )
-        answers.append(_fill("read_context", "own" if own else "peer", emoji=EMOJI, who=who, text=body))
-    if not (table or summary or answers):
+        answers.append(_fill("read_context", "peer", emoji=EMOJI, who=_who(name, ctx.previous_panel), text=body))
+    entities = _entities(ctx)
+    synthesis = _synthesis(ctx.synthesis)
+    if not (table or answers or entities or synthesis):
         return ""
     return _layout(
         "read_context",
         "layout",
         {
             "header": _fill("read_context", "header", previous=previous),
+            "entities": entities,
+            "synthesis": synthesis,
             "tensions": _fill("read_context", "tensions", table=_fenced(table, "markdown")) if table else "",
-            "summary": _fill("read_context", "summary", previous=previous, summary=_fenced(summary, "markdown"))
-            if summary
-            else "",
             "answers": _fill("read_context", "answers", previous=previous, answers="\n\n".join(answers))
             if answers
             else "",
@@ -237,50 +354,53 @@ def render_read_context(ctx: PromptContext) -> str:
     )
 
 
-def _context(ctx: PromptContext) -> str:
-    """The round's context: the brief for newcomers, then the read-context block for everyone."""
-    brief = render_context_brief(ctx) if ctx.newcomer else ""
-    return "\n\n".join(part for part in (brief, render_read_context(ctx)) if part)
+def _system() -> str:
+    """The system part, the same for every expert of every round: what the dialogue is and the duties."""
+    return _layout("expert", "system", {"intro": _fill("expert", "intro"), "duties": _fill("expert", "duties")})
 
 
-def _system(ctx: PromptContext) -> str:
-    """The expert's system part: identity, optional focus line, duties."""
+def _moderator(notes: Sequence[str]) -> str:
+    """The moderator's notes to the whole panel; empty without notes."""
+    lines = [_fill("expert", "moderator_note", note=note.strip()) for note in notes if note.strip()]
+    return _fill("expert", "moderator", notes="\n".join(lines)) if lines else ""
+
+
+def _blocks(ctx: PromptContext) -> dict[str, str]:
+    """Blocks the expert prompt and the repair prompt have in common: the shared part, then the expert's own."""
     member = ctx.expert
-    return _layout(
-        "expert",
-        "system",
-        {
-            "identity": _fill("expert", "identity", name=member.name, emoji=EMOJI, role=member.role),
-            "focus": _fill("expert", "focus", focus=ctx.focus) if ctx.focus else "",
-            "duties": _fill("expert", "duties"),
-        },
-    )
-
-
-def _shared_blocks(ctx: PromptContext) -> dict[str, str]:
-    """Blocks the expert prompt and the repair prompt have in common."""
+    own = ", ".join(ctx.own_ids)
     return {
+        # shared by every expert of the round
         "question": _fill("expert", "question", question=ctx.question.strip()),
-        "context": _context(ctx),
+        "grounding": _grounding(ctx.grounding),
+        "moderator": _moderator(ctx.moderator_notes),
+        "context": render_read_context(ctx),
+        # this expert's own
+        "brief": render_context_brief(ctx) if ctx.newcomer else "",
+        "seat": _fill("expert", "seat"),
+        "identity": _fill("expert", "identity", name=member.name, emoji=EMOJI, role=member.role),
+        "focus": _fill("expert", "focus", focus=ctx.focus) if ctx.focus else "",
+        "anonymous": _fill("expert", "anonymous") if ctx.anonymous else "",
+        "alias": _fill("expert", "alias", alias=ctx.alias) if ctx.anonymous and ctx.alias else "",
+        "own": _fill("expert", "own_ids", ids=own) if own else "",
         "structure": _fill("expert", "structure"),
         "closing": _fill("expert", "closing"),
-        "grounding": _grounding(ctx.grounding),
     }
 
 
 def render_expert_prompt(ctx: PromptContext) -> RenderedPrompt:
-    """Render one expert's round prompt in the section order of protocol.md §4."""
-    blocks = _shared_blocks(ctx)
+    """Render one expert's round prompt: the round's shared material first, the expert's own part last."""
+    blocks = _blocks(ctx)
     blocks["output"] = _fill("expert", "output", round=ctx.round, slug=ctx.expert.slug)
-    return RenderedPrompt(system=_system(ctx), user=_layout("expert", "user", blocks))
+    return RenderedPrompt(system=_system(), user=_layout("expert", "user", blocks))
 
 
 def render_repair_prompt(ctx: PromptContext, bad_answer: str) -> RenderedPrompt:
     """Render the one repair request for an answer holding no marker Concord can parse."""
-    blocks = _shared_blocks(ctx)
+    blocks = _blocks(ctx)
     blocks["problem"] = _fill("repair", "problem", round=ctx.round)
     blocks["answer"] = _fill("repair", "answer", text=_fenced(bad_answer)) if bad_answer.strip() else ""
-    return RenderedPrompt(system=_system(ctx), user=_layout("repair", "user", blocks))
+    return RenderedPrompt(system=_system(), user=_layout("repair", "user", blocks))
 
 
 def render_judge_prompt(

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from concord.orchestrator.blue.atomic import write_atomic
 from concord.orchestrator.blue.judge_files import write_judge_files, write_verdict_file
 from concord.orchestrator.blue.layout import dialogue_dir_name
 from concord.orchestrator.engine.exchange import Budget, Exchanges, Sampling
+from concord.orchestrator.engine.grounding import copy_grounding, load_grounding
 from concord.orchestrator.engine.prompts import (
     PromptContext,
     render_expert_prompt,
@@ -66,6 +69,10 @@ class RunSettings:
     models: dict[str, str] = field(default_factory=dict)
     quorum: float = DEFAULT_QUORUM
     pause_after_round: bool = False
+    #: Names of the grounding files, copied into the dialogue folder's grounding/ (their HMACs are in the store).
+    grounding: tuple[str, ...] = ()
+    #: Peers are shown as Expert A, Expert B, … with no names or roles.
+    anonymous: bool = False
 
     def __post_init__(self) -> None:
         """Refuse a quorum outside (0, 1] before anything is written."""
@@ -79,6 +86,7 @@ class RunSettings:
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
         """Settings stored with a dialogue."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["grounding"] = tuple(known.get("grounding", ()))
         return cls(**known)
 
 
@@ -136,14 +144,23 @@ class Orchestrator:
         self.bus.publish(ProgressEvent(dialogue_id, kind, round, expert, data))
 
     async def create(
-        self, question: str, pool: Pool, settings: RunSettings, out_dir: Path, *, title: str | None = None
+        self,
+        question: str,
+        pool: Pool,
+        settings: RunSettings,
+        out_dir: Path,
+        *,
+        title: str | None = None,
+        grounding: Mapping[str, str] = MappingProxyType({}),
     ) -> str:
-        """Create the dialogue (id, data key, its own new directory, pool file); nothing is called yet.
+        """Create the dialogue (id, data key, its own new directory, pool file, grounding); nothing is called yet.
 
         The id is chosen first so the directory can carry its suffix; the directory is made exclusively,
         so a dialogue never starts in a folder that already exists (another dialogue's, or a stray one).
+        The grounding files are copied into the directory and their names and HMACs recorded (audited).
         """
         title = title or question
+        settings = replace(settings, grounding=tuple(grounding))
         moment = datetime.now(UTC)
         out = out_dir.resolve()
         missing = [p for p in (out, *out.parents) if not p.exists()]
@@ -175,6 +192,9 @@ class Orchestrator:
         else:
             raise ConflictError("could not allocate a fresh dialogue id and directory")
         write_atomic(directory / "expert-pool.json", json.dumps(pool.to_json(), indent=2, ensure_ascii=False) + "\n")
+        if grounding:
+            copy_grounding(directory, grounding)
+            await self.store.record_grounding(dialogue_id, {n: t.encode("utf-8") for n, t in grounding.items()})
         self._publish(dialogue_id, "dialogue_started", directory=str(directory), simulated=self.provider.simulated)
         return dialogue_id
 
@@ -408,7 +428,11 @@ class Orchestrator:
             settings.budget_tokens, sum(t.input_tokens + t.output_tokens for t in snap.texts if t.kind == "answer")
         )
         semaphore = asyncio.Semaphore(max(1, settings.concurrency))
-        contexts = {m.slug: prompt_context(snap, directory, panel.round, m) for m in panel.members}
+        grounding = load_grounding(directory, settings.grounding)
+        contexts = {
+            m.slug: prompt_context(snap, directory, number, m, grounding=grounding, anonymous=settings.anonymous)
+            for m in panel.members
+        }
 
         async def one(member: PanelSeat) -> ExpertAnswer:
             async with semaphore:
