@@ -103,7 +103,7 @@ def is_newcomer(member: PanelSeat, round: int) -> bool:
 
 
 @cache
-def _sections(name: str) -> dict[str, Template]:
+def template_sections(name: str) -> dict[str, Template]:
     """Load prompts/<name>.md as its named sections."""
     text = (PROMPTS / f"{name}.md").read_text(encoding="utf-8")
     parts = _SECTION.split(text)
@@ -114,12 +114,12 @@ def _sections(name: str) -> dict[str, Template]:
 
 def _fill(file: str, section: str, /, **values: object) -> str:
     """Render one section of a template file; a missing placeholder value is an error."""
-    return _sections(file)[section].substitute({k: str(v) for k, v in values.items()}).strip("\n")
+    return template_sections(file)[section].substitute({k: str(v) for k, v in values.items()}).strip("\n")
 
 
 def _layout(file: str, section: str, blocks: Mapping[str, str]) -> str:
     """Join the blocks a layout section lists, in its order, dropping the empty ones."""
-    lines = _sections(file)[section].template.splitlines()
+    lines = template_sections(file)[section].template.splitlines()
     rendered = (Template(line).substitute(blocks).strip("\n") for line in lines if line.strip())
     return "\n\n".join(part for part in rendered if part.strip())
 

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from importlib import resources
-from string import Template
-
-from concord.orchestrator.engine.prompts import RenderedPrompt
+from concord.orchestrator.engine.prompts import RenderedPrompt, template_sections
 from concord.store.model import Ref, Verdict
 from concord.store.snapshot import Snapshot
 
-_SECTION = re.compile(r"^<!-- section: (\w+) -->$", re.MULTILINE)
 LEAD_CHARS = 300
-
-
-@cache
-def _template() -> dict[str, Template]:
-    """prompts/verdict.md as its named sections."""
-    text = (resources.files("concord.prompts") / "verdict.md").read_text(encoding="utf-8")
-    parts = _SECTION.split(text)
-    return {key: Template(body.strip("\n")) for key, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def verdict_prompt(snap: Snapshot, draft: Verdict, status: str) -> RenderedPrompt:
     """The request to write the final verdict of a dialogue, with the rules judge's draft to start from."""
-    sections = _template()
+    sections = template_sections("verdict")
     user = sections["user"].substitute(
         question=snap.dialogue.question.strip(),
         status=status,
