@@ -175,6 +175,7 @@ CONCESSION_CASES = [
     ("[CONCESSION on T02: Scone is right]", "Scone is right", [(None, None, "T", 2)], None),
     ("[CONCESSION on T03 -- adopting the queue]", "adopting the queue", [(None, None, "T", 3)], None),
     ("[CONCESSION to Donut on T04]", "", [(None, None, "T", 4)], "donut"),
+    ("[CONCESSION to Expert B on T0105: fair]", "fair", [(None, 1, "T", 5)], "expert b"),
 ]
 
 

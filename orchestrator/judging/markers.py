@@ -268,8 +268,13 @@ def _parse_header(header: str) -> tuple[str | None, list[Reference]] | None:
     if tokens and tokens[0].lower() == "to":
         if len(tokens) < 2 or not tokens[1][:1].isupper():
             return None
-        addressee = tokens[1].lower()
-        tokens = tokens[2:]
+        named = (
+            3
+            if tokens[1].lower() == "expert" and len(tokens) > 2 and tokens[2].isalpha() and tokens[2].isupper()
+            else 2
+        )
+        addressee = " ".join(tokens[1:named]).lower()  # "Expert B": a peer's label in an anonymous dialogue
+        tokens = tokens[named:]
     if tokens and tokens[0].lower() == "on":
         tokens = tokens[1:]
         if not tokens:
