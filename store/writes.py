@@ -283,7 +283,9 @@ class DialogueWrites:
         if not text:
             raise InvalidArgument("a moderator note must not be empty")
         if len(text.encode()) > MAX_NOTE_BYTES:
-            raise InvalidArgument(f"a moderator note holds at most {MAX_NOTE_BYTES} bytes; this one has {len(text.encode())}")
+            raise InvalidArgument(
+                f"a moderator note holds at most {MAX_NOTE_BYTES} bytes; this one has {len(text.encode())}"
+            )
 
         async def plan(meta: Item) -> WritePlan[ModeratorNote]:
             if meta["status"] in CLOSED_STATUSES:

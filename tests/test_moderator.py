@@ -108,7 +108,11 @@ def test_a_note_never_changes_prompts_already_recorded(tmp_path: Path) -> None:
             second = await store.add_note(dialogue_id, "while round 0 runs")
             third = await store.add_note(dialogue_id, "also while round 0 runs")
             snap = await store.load_partition(dialogue_id)
-            assert [n.text for n in snap.notes] == ["before any prompt", "while round 0 runs", "also while round 0 runs"]
+            assert [n.text for n in snap.notes] == [
+                "before any prompt",
+                "while round 0 runs",
+                "also while round 0 runs",
+            ]
             return [(n.round, n.seq) for n in (first, second, third)]
 
     assert asyncio.run(scenario()) == [(0, 1), (1, 1), (1, 2)]
