@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from concord.store.errors import BadInput
+from concord.store.private_files import private_dir
 
 SCOPES = ("read", "write")
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -106,7 +107,7 @@ def add_token(path: Path, tenant: str, scopes: list[str] | tuple[str, ...], name
 
 def _write_private(path: Path, text: str) -> None:
     """Replace the file atomically with a new 0600 one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
