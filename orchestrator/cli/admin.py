@@ -8,7 +8,7 @@ import asyncio
 from concord.orchestrator.cli.command import ExitCode, emit, with_stores
 from concord.orchestrator.cli.parser import Commands, add_command, add_group
 from concord.store.config import Settings
-from concord.store.factory import Stores, open_stores
+from concord.store.factory import Stores, check_key_file, open_backend
 
 
 def add_commands(commands: Commands) -> None:
@@ -85,29 +85,24 @@ def keys_sweep_command(args: argparse.Namespace) -> int:
 
 
 def store_init_command(args: argparse.Namespace) -> int:
-    """`concord store init`: the table or database, and a local key file when none exists yet."""
+    """`concord store init`: the table or database; refused when data exists but the local key file is missing."""
     settings = Settings.from_env()
 
     async def run() -> int:
-        if settings.store == "dynamodb":
-            from concord.store.backends.dynamodb import DynamoDBBackend
+        backend = await open_backend(settings)
+        try:
+            if settings.store == "dynamodb":
+                from concord.store.backends.dynamodb import DynamoDBBackend
 
-            backend = DynamoDBBackend(settings.table)
-            await backend.open()
-            try:
-                created = await backend.create_table()
-            finally:
-                await backend.close()
-            text = f"table {settings.table} {'created' if created else 'already exists'}"
-        else:
-            stores = await open_stores(settings)
-            await stores.close()
-            text = f"database {settings.database} ready"
+                created = isinstance(backend, DynamoDBBackend) and await backend.create_table()
+                text = f"table {settings.table} {'created' if created else 'already exists'}"
+            else:
+                text = f"database {settings.database} ready"
+            await check_key_file(settings, backend)
+        finally:
+            await backend.close()
         if settings.key_provider == "local" and not settings.key_file.exists():
-            from concord.store.crypto.keys import LocalKeyProvider
-
-            LocalKeyProvider.create_key_file(settings.key_file)
-            text += f"; created key file {settings.key_file}"
+            text += f"; no key file yet: the first write creates {settings.key_file}, or run `concord keys init`"
         emit(args, {"store": settings.store, "message": text}, text)
         return ExitCode.OK
 
