@@ -69,7 +69,7 @@ def key_provider(settings: Settings, backend: OwnBackend) -> KeyProvider:
         if not settings.kms_key_id:
             raise KeyMaterialError("CONCORD_KEY_PROVIDER=kms needs CONCORD_KMS_KEY_ID (a KMS key id or ARN)")
         return KmsKeyProvider(settings.kms_key_id, mac_key_id=settings.kms_mac_key_id, region=settings.aws_region)
-    return LocalKeyProvider(settings.key_file, create_if_empty=backend.is_empty)
+    return LocalKeyProvider(settings.key_file, store_is_empty=backend.is_empty)
 
 
 async def check_key_file(settings: Settings, backend: OwnBackend) -> None:

@@ -88,9 +88,9 @@ class LocalKeyProvider:
 
     name = "local"
 
-    def __init__(self, key_file: Path, *, create_if_empty: Callable[[], Awaitable[bool]] | None = None) -> None:
+    def __init__(self, key_file: Path, *, store_is_empty: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.key_file = key_file
-        self.create_if_empty = create_if_empty
+        self.store_is_empty = store_is_empty
         self._umk: bytes | None = None
         self._secrets: dict[tuple[str, int, str], bytes] = {}
 
@@ -103,7 +103,7 @@ class LocalKeyProvider:
 
     async def _first_write(self) -> None:
         """Create the key file for the first data key of a store that holds nothing yet (and only then)."""
-        if self.create_if_empty is None or self.key_file.exists() or not await self.create_if_empty():
+        if self.store_is_empty is None or self.key_file.exists() or not await self.store_is_empty():
             return
         try:
             self.create_key_file(self.key_file)
