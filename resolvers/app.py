@@ -16,6 +16,7 @@ from concord.resolvers.limits import BodyLimit
 from concord.resolvers.loaders import PartitionCache
 from concord.resolvers.ports import DialogueStarter, ProgressSource
 from concord.resolvers.schema import build_schema
+from concord.resolvers.token_watch import RECHECK_INTERVAL, TokenWatch
 from concord.resolvers.view import ConcordGraphQL
 from concord.store.factory import Stores
 
@@ -23,9 +24,16 @@ log = logging.getLogger("concord.api")
 
 
 def create_app(
-    stores: Stores, *, bus: ProgressSource, starter: DialogueStarter | None, dev: bool = False, tokens_file: Path
+    stores: Stores,
+    *,
+    bus: ProgressSource,
+    starter: DialogueStarter | None,
+    dev: bool = False,
+    tokens_file: Path,
+    token_recheck: float = RECHECK_INTERVAL,
 ) -> Starlette:
-    """Serve the stores' backend and keys over GraphQL; each request gets stores of its token's tenant."""
+    """Serve the stores' backend and keys over GraphQL; each request gets stores of its token's tenant, and an open
+    websocket is closed within `token_recheck` seconds of its token's revocation."""
     services = Services(
         backend=stores.backend,
         keys=stores.keys,
@@ -37,7 +45,8 @@ def create_app(
         partitions=PartitionCache(),
     )
     tokens = Tokens(tokens_file)
-    graphql = BearerAuth(BodyLimit(ConcordGraphQL(build_schema(dev=dev), services, tokens, dev=dev)), tokens, ide=dev)
+    view = ConcordGraphQL(build_schema(dev=dev), services, tokens, dev=dev)
+    graphql = BearerAuth(TokenWatch(BodyLimit(view), tokens, interval=token_recheck), tokens, ide=dev)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

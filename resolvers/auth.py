@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,23 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.permission import BasePermission
 
-from concord.resolvers.tokens import Caller, TokensError, read_tokens, token_hash
+from concord.resolvers.tokens import Caller, TokensError, read_tokens, record_use, token_hash
+from concord.store.clock import Clock, utc_now
 
 log = logging.getLogger("concord.api")
+#: How precisely `concord tokens list` knows when a token was last used (each server process writes at most this often).
+USE_RESOLUTION = timedelta(minutes=1)
 
 
 class Tokens:
-    """The tokens file, re-read when it changes so `concord tokens add` needs no restart."""
+    """The tokens file, re-read when it changes so `concord tokens add` and `revoke` need no restart."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, clock: Clock = utc_now) -> None:
         self.path = path
+        self.clock = clock
         self._stamp: tuple[int, ...] | None = None
         self._callers: dict[str, Caller] = {}
+        self._noted: dict[str, datetime] = {}
         self._refresh()
 
     def _refresh(self) -> None:
@@ -36,16 +42,40 @@ class Tokens:
             self._callers, self._stamp = read_tokens(self.path), stamp
 
     def caller(self, authorization: str | None) -> Caller | None:
-        """The caller an `Authorization: Bearer …` value names, or None; fails closed on an unsafe file."""
+        """The caller an `Authorization: Bearer …` value names, or None (unknown, revoked, expired); fails closed on
+        an unsafe file."""
         scheme, _, token = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
+        caller = self._valid(token_hash(token.strip()))
+        if caller is not None:
+            self._note_use(caller)
+        return caller
+
+    def current(self, caller: Caller) -> bool:
+        """True while the caller's token is still in the file and unexpired."""
+        return self._valid(caller.digest) is not None
+
+    def _valid(self, digest: str) -> Caller | None:
         try:
             self._refresh()
         except (OSError, TokensError) as exc:
             log.error("refusing every token: %s", exc)
             return None
-        return self._callers.get(token_hash(token.strip()))
+        caller = self._callers.get(digest)
+        return caller if caller is not None and not caller.expired(self.clock()) else None
+
+    def _note_use(self, caller: Caller) -> None:
+        """Record the token's last use in the file, at most once per USE_RESOLUTION per token and process."""
+        now = self.clock()
+        noted = self._noted.get(caller.digest)
+        if noted is not None and now - noted < USE_RESOLUTION:
+            return
+        self._noted[caller.digest] = now
+        try:
+            record_use(self.path, caller.digest, now)
+        except (OSError, TokensError) as exc:
+            log.warning("cannot record the last use of token %s: %s", caller.name, exc)
 
 
 class BearerAuth:

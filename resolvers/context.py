@@ -39,11 +39,13 @@ class Services:
 
 @dataclass
 class Connection:
-    """An HTTP request or a websocket: the services and, once authenticated, the caller."""
+    """An HTTP request or a websocket: the services and, once authenticated, the caller; `state` is the ASGI scope's
+    state, where a websocket's caller is left for the token watch."""
 
     services: Services
     caller: Caller | None
     connection_params: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 class RequestContext:

@@ -31,7 +31,8 @@ class ConcordGraphQL(GraphQL[Connection, None]):
         self.tokens = tokens
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Connection:
-        return Connection(self.services, request.scope.get("state", {}).get("caller"))
+        state = request.scope.setdefault("state", {})
+        return Connection(self.services, state.get("caller"), state=state)
 
     async def on_ws_connect(self, context: Connection) -> None:
         """Accept a websocket whose handshake or connection_init payload names a known token."""
@@ -42,3 +43,4 @@ class ConcordGraphQL(GraphQL[Connection, None]):
             context.caller = self.tokens.caller(authorization if isinstance(authorization, str) else None)
         if context.caller is None:
             raise ConnectionRejectionError({"message": "missing or unknown bearer token"})
+        context.state["caller"] = context.caller  # so TokenWatch re-checks it

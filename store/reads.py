@@ -32,6 +32,13 @@ def owned(tenant: str, dialogue_id: str, item: Item | None) -> Item:
     return item
 
 
+async def owned_meta(items: SignedBackend, tenant: str, dialogue_id: str) -> Item:
+    """The dialogue's meta item alone (one GetItem, unchecked) if it is `tenant`'s, else NotFound: read before any
+    partition read, so another tenant's id costs what a missing one does."""
+    check_dialogue_id(dialogue_id)
+    return owned(tenant, dialogue_id, await items.get_raw(partition_key(dialogue_id), "meta"))
+
+
 def visible(item: Item, committed_rounds: int) -> bool:
     """Items written ahead of a round's commit marker are hidden until the round commits."""
     batch_round = item.get("batch_round")
@@ -53,8 +60,7 @@ class PartitionReader:
 
     async def meta_item(self, dialogue_id: str) -> Item:
         """The dialogue's meta item, its signature checked."""
-        check_dialogue_id(dialogue_id)
-        meta = owned(self.tenant, dialogue_id, await self.items.get_raw(partition_key(dialogue_id), "meta"))
+        meta = await owned_meta(self.items, self.tenant, dialogue_id)
         return await self.authentic(meta, meta)
 
     async def authentic(self, item: Item, meta: Item, dek_items: dict[int, Item] | None = None) -> Item:
@@ -76,8 +82,9 @@ class PartitionReader:
         return codec.decode_dialogue(meta, await self.sealer.open(meta, meta))
 
     async def load_partition(self, dialogue_id: str) -> Snapshot:
-        """AP2: the whole partition in one consistent (paginated) query, decrypted."""
-        check_dialogue_id(dialogue_id)
+        """AP2: the meta item's tenant checked, then the whole partition in one consistent (paginated) query,
+        decrypted."""
+        await owned_meta(self.items, self.tenant, dialogue_id)
         return await self.snapshot(dialogue_id, await self.items.query_raw(partition_key(dialogue_id), consistent=True))
 
     async def export_dialogue(self, dialogue_id: str) -> dict[str, Any]:

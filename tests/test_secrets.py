@@ -112,7 +112,6 @@ async def test_run_and_its_errors_leave_no_secret_anywhere(tmp_path: Path, caplo
     stores = await open_stores(Settings(home=home), principal="secret-test")
     bus = RecordingBus()
     try:
-        found.add_bytes("UMK", bytes.fromhex(stores.settings.key_file.read_text().strip()))
         with FakeAnthropic(seed=3) as fake:
             fake.script_expert("muffin", "500", "500", "500", round=0)
             fake.script_expert("cupcake", "malformed", round=0)
@@ -124,6 +123,7 @@ async def test_run_and_its_errors_leave_no_secret_anywhere(tmp_path: Path, caplo
                 result = await orchestrator.run(dialogue_id)
             finally:
                 await provider.aclose()
+        found.add_bytes("UMK", bytes.fromhex(stores.settings.key_file.read_text().strip()))  # made by the first write
         dek = stores.dialogues.deks.get(dialogue_id, 1)
         assert dek is not None
         found.add_bytes("DEK", dek)
@@ -284,7 +284,7 @@ def test_key_file_is_0600_whatever_the_umask_and_refused_when_others_may_read(
 
 
 async def open_and_close(home: Path) -> Path:
-    """Open the stores of a new home (which creates its key file) and write once; return the key file."""
+    """Open the stores of a new home and write once (which creates its key file); return the key file."""
     stores = await open_stores(Settings(home=home), principal="secret-test")
     try:
         await stores.dialogues.create_dialogue("Modes", "Which mode has the key file?")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import asdict
 
 from concord.orchestrator.cli.command import ExitCode, emit, with_stores
-from concord.orchestrator.cli.parser import Commands, add_command, add_group
+from concord.orchestrator.cli.parser import Commands, add_command, add_group, duration
 from concord.store.config import Settings
-from concord.store.factory import Stores, open_stores
+from concord.store.factory import Stores, check_key_file, open_backend
 
 
 def add_commands(commands: Commands) -> None:
@@ -31,12 +32,21 @@ def add_commands(commands: Commands) -> None:
 
     tokens = add_group(commands, "tokens", "manage the API's bearer tokens")
     add = add_command(tokens, "add", "create a bearer token; it is printed once, only its hash is kept")
-    add.add_argument("--tenant", required=True, help="the tenant the token reads and writes")
+    add.add_argument("--tenant", help="the tenant the token reads and writes (default: CONCORD_TENANT, or local)")
     add.add_argument(
         "--scopes", default="read", help="comma-separated scopes, read and/or write (default: %(default)s)"
     )
     add.add_argument("--name", default="token", help="a name for the token, recorded as the API's principal")
+    add.add_argument(
+        "--expires", type=duration, metavar="DURATION", help="refuse the token after this long: 90m, 12h, 30d, 2w"
+    )
     add.set_defaults(func=tokens_add_command)
+    add_command(tokens, "list", "every token's name, tenant, scopes, creation, expiry and last use").set_defaults(
+        func=tokens_list_command
+    )
+    revoke = add_command(tokens, "revoke", "delete a token: refused from then on, open websockets closed")
+    revoke.add_argument("name", metavar="NAME", help="the token's name")
+    revoke.set_defaults(func=tokens_revoke_command)
 
 
 def keys_init_command(args: argparse.Namespace) -> int:
@@ -85,29 +95,24 @@ def keys_sweep_command(args: argparse.Namespace) -> int:
 
 
 def store_init_command(args: argparse.Namespace) -> int:
-    """`concord store init`: the table or database, and a local key file when none exists yet."""
+    """`concord store init`: the table or database; refused when data exists but the local key file is missing."""
     settings = Settings.from_env()
 
     async def run() -> int:
-        if settings.store == "dynamodb":
-            from concord.store.backends.dynamodb import DynamoDBBackend
+        backend = await open_backend(settings)
+        try:
+            if settings.store == "dynamodb":
+                from concord.store.backends.dynamodb import DynamoDBBackend
 
-            backend = DynamoDBBackend(settings.table)
-            await backend.open()
-            try:
-                created = await backend.create_table()
-            finally:
-                await backend.close()
-            text = f"table {settings.table} {'created' if created else 'already exists'}"
-        else:
-            stores = await open_stores(settings)
-            await stores.close()
-            text = f"database {settings.database} ready"
+                created = isinstance(backend, DynamoDBBackend) and await backend.create_table()
+                text = f"table {settings.table} {'created' if created else 'already exists'}"
+            else:
+                text = f"database {settings.database} ready"
+            await check_key_file(settings, backend)
+        finally:
+            await backend.close()
         if settings.key_provider == "local" and not settings.key_file.exists():
-            from concord.store.crypto.keys import LocalKeyProvider
-
-            LocalKeyProvider.create_key_file(settings.key_file)
-            text += f"; created key file {settings.key_file}"
+            text += f"; no key file yet: the first write creates {settings.key_file}, or run `concord keys init`"
         emit(args, {"store": settings.store, "message": text}, text)
         return ExitCode.OK
 
@@ -120,10 +125,35 @@ def tokens_add_command(args: argparse.Namespace) -> int:
 
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     settings = Settings.from_env()
-    token = add_token(settings.tokens_file, args.tenant, scopes, args.name)
+    tenant = args.tenant or settings.tenant
+    token = add_token(settings.tokens_file, tenant, scopes, args.name, expires_in=args.expires)
     emit(
         args,
-        {"token": token, "tenant": args.tenant, "scopes": scopes},
+        {"token": token, "name": args.name, "tenant": tenant, "scopes": scopes},
         f"{token}\n(shown once; only its hash is stored in {settings.tokens_file})",
     )
+    return ExitCode.OK
+
+
+def tokens_list_command(args: argparse.Namespace) -> int:
+    """`concord tokens list`: what each token is for, never the token or its hash."""
+    from concord.resolvers.tokens import list_tokens
+
+    listed = list_tokens(Settings.from_env().tokens_file)
+    rows = [
+        f"{t.name}  tenant {t.tenant}  scopes {','.join(t.scopes)}  created {t.created_at or '?'}  "
+        f"expires {t.expires_at or 'never'}{' (expired)' if t.expired else ''}  last used {t.last_used_at or 'never'}"
+        for t in listed
+    ]
+    emit(args, {"tokens": [asdict(t) for t in listed]}, "\n".join(rows) or "no tokens")
+    return ExitCode.OK
+
+
+def tokens_revoke_command(args: argparse.Namespace) -> int:
+    """`concord tokens revoke NAME`: the token is refused from the server's next check on."""
+    from concord.resolvers.tokens import revoke_token
+
+    settings = Settings.from_env()
+    revoke_token(settings.tokens_file, args.name)
+    emit(args, {"revoked": args.name}, f"revoked {args.name}; servers refuse it and close its websockets within 5 s")
     return ExitCode.OK

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import timedelta
 from typing import Any, NoReturn, TypeAlias
 
 from concord.store.errors import BadInput
 
 #: The subcommands of one parser level (argparse names its type privately).
 Commands: TypeAlias = "argparse._SubParsersAction[CommandParser]"
+#: The units a duration may have.
+DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class UsageError(BadInput):
@@ -88,3 +92,13 @@ def port_number(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
     return value
+
+
+def duration(text: str) -> timedelta:
+    """An argparse type: a whole positive number of minutes, hours, days or weeks (`90m`, `12h`, `30d`, `2w`)."""
+    match = re.fullmatch(r"([0-9]+)([mhdw])", text.strip())
+    if match is None or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: a whole number of at least 1 and a unit, m, h, d or w (e.g. 12h or 30d)"
+        )
+    return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})

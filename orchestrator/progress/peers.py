@@ -23,6 +23,7 @@ from typing import Any, Self
 
 from concord.orchestrator.progress.bus import ProgressBus, ProgressEvent
 from concord.store.config import Settings
+from concord.store.private_files import private_dir
 
 log = logging.getLogger("concord.progress")
 
@@ -70,7 +71,7 @@ class PeerLink:
             return self
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(self.directory)
             self.directory.chmod(0o700)
             receiver.bind(str(self.path))
             os.chmod(self.path, 0o600)

@@ -143,6 +143,13 @@ class DynamoDBBackend:
         """Raise BackendUnavailable unless the endpoint answers and the table exists."""
         await self._call("DescribeTable", TableName=self.table)
 
+    async def is_empty(self) -> bool:
+        """True when the table holds no item at all (one consistent Scan of one key)."""
+        response = await self._call(
+            "Scan", TableName=self.table, Limit=1, ConsistentRead=True, ProjectionExpression="pk"
+        )
+        return not response.get("Items") and "LastEvaluatedKey" not in response
+
     async def get(self, pk: str, sk: str) -> Item | None:
         """One item by its full key (strongly consistent), or None."""
         response = await self._call(

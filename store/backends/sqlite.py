@@ -30,6 +30,7 @@ from concord.store.backends.base import (
     clear_json,
 )
 from concord.store.errors import BackendUnavailable, ConditionFailed, SchemaVersionError
+from concord.store.private_files import private_file
 
 SCHEMA_VERSION = 2
 #: Longest a read waits for a lock, on the caller's thread (in WAL mode readers meet one only in rare
@@ -97,6 +98,7 @@ class SQLiteBackend:
     def _open(self) -> None:
         if not self.path.parent.is_dir():
             raise BackendUnavailable(f"cannot create the database: directory {self.path.parent} does not exist")
+        private_file(self.path)  # SQLite gives its -wal and -shm files the mode of the database file
         conns: list[sqlite3.Connection] = []
         try:
             conns.append(self._connect(self.busy_timeout))
@@ -160,6 +162,10 @@ class SQLiteBackend:
                 raise BackendUnavailable(f"database {self.path} is unreadable or corrupt: {exc}") from exc
 
     # --- reads -------------------------------------------------------------------------
+
+    async def is_empty(self) -> bool:
+        """True when the database holds no item at all."""
+        return not await self._read("Scan", "SELECT 1 FROM items LIMIT 1", ())
 
     async def get(self, pk: str, sk: str) -> Item | None:
         return _only_item(await self._read("GetItem", _CURRENT, (pk, sk)))

@@ -7,6 +7,7 @@ import hmac
 import os
 import stat
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from concord.store.errors import KeyMaterialError
+from concord.store.private_files import private_dir
 
 UMK_BYTES = 32
 DEK_BYTES = 32
@@ -72,7 +74,7 @@ def check_private_file(path: Path) -> None:
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Create a 0600 file exclusively; never overwrites."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)
@@ -86,8 +88,9 @@ class LocalKeyProvider:
 
     name = "local"
 
-    def __init__(self, key_file: Path) -> None:
+    def __init__(self, key_file: Path, *, store_is_empty: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.key_file = key_file
+        self.store_is_empty = store_is_empty
         self._umk: bytes | None = None
         self._secrets: dict[tuple[str, int, str], bytes] = {}
 
@@ -97,6 +100,15 @@ class LocalKeyProvider:
         if key_file.exists():
             raise KeyMaterialError(f"key file {key_file} already exists; refusing to overwrite it")
         write_private_file(key_file, os.urandom(UMK_BYTES).hex().encode() + b"\n")
+
+    async def _first_write(self) -> None:
+        """Create the key file for the first data key of a store that holds nothing yet (and only then)."""
+        if self.store_is_empty is None or self.key_file.exists() or not await self.store_is_empty():
+            return
+        try:
+            self.create_key_file(self.key_file)
+        except KeyMaterialError:
+            pass  # another process's first write made it a moment ago: use that one
 
     def umk(self) -> bytes:
         """The UMK from the key file, checked for presence, permissions and length."""
@@ -121,6 +133,7 @@ class LocalKeyProvider:
         return hkdf_sha256(self.umk(), kek_info(tenant, epoch))
 
     async def new_dek(self, tenant: str, epoch: int, dialogue_id: str, version: int) -> tuple[bytes, WrappedKey]:
+        await self._first_write()
         dek = os.urandom(DEK_BYTES)
         return dek, self.wrap(dek, tenant, epoch, dialogue_id, version)
 

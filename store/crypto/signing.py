@@ -26,7 +26,7 @@ from concord.store.backends.base import (
     StoredRead,
     clear_json,
 )
-from concord.store.crypto.keys import KeyProvider
+from concord.store.crypto.keys import KeyProvider, wrapped_from_item
 from concord.store.errors import IntegrityError
 
 MAC_PURPOSE = "item-mac"
@@ -135,11 +135,21 @@ class SignedBackend:
         """The item itself, or IntegrityError when its attributes were changed outside Concord."""
         if not await self.is_authentic(item, stored_json):
             dialogue = str(item.get("pk", "?")).removeprefix("dialogue#")
+            await self.check_key(str(item.get("pk", "")), dialogue)
             raise IntegrityError(
                 f"dialogue {dialogue}, item {item.get('sk')}: its attributes do not match their signature "
                 "(changed, inserted or replaced outside Concord)"
             )
         return item
+
+    async def check_key(self, pk: str, dialogue_id: str) -> None:
+        """KeyMaterialError when the key in use cannot unwrap the partition's first data key: a wrong key file (or
+        tenant or epoch) fails every signature, and is reported as such rather than as tampering."""
+        deks = await self.inner.query(pk, "dek#", limit=1)
+        if deks:
+            dek = deks[0]
+            version = int(str(dek["sk"]).split("#")[1])
+            await self.keys.unwrap(str(dek.get("tenant", "")), self.epoch, dialogue_id, version, wrapped_from_item(dek))
 
     async def is_authentic(self, item: Item, stored_json: bytes | None = None) -> bool:
         """True when the item carries a MAC that verifies under its tenant's key."""

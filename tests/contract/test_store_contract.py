@@ -243,7 +243,7 @@ async def test_load_partition_is_one_query(store: DialogueStore) -> None:
     snap = await store.load_partition(did)
     assert len(snap.entities) == 100
     assert len(snap.refs) == 97
-    assert store.backend.calls == {"Query": 1}
+    assert store.backend.calls == {"GetItem": 1, "Query": 1}  # the meta's tenant first, then the whole partition
 
 
 async def test_list_dialogues_by_status(stores: Stores) -> None:
