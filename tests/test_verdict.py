@@ -66,7 +66,8 @@ async def test_sim_verdict_has_every_section_and_recommends_what_the_panel_said(
     recommendation = section(text, "## Recommendation")
     assert "Panel converged after round" not in recommendation
     positions = [e for e in snap.entities.values() if e.kind in ("perspective", "recommendation")]
-    (first,) = [e for e in positions if recommendation.startswith(f"{e.label} ({e.id}). ")]
+    headline = recommendation.split(" The panel also backs ")[0]
+    (first,) = [e for e in positions if headline.endswith(f"({e.id}).") or f"({e.id}): " in headline]
     assert first.content.split(". ")[0] in recommendation  # its own words, not boilerplate
 
     (stored,) = await stores.dialogues.get_verdicts(snap.dialogue.id)

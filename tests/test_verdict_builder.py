@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from concord.orchestrator.judging.verdict_builder import build_verdict, rank_candidates
+from dataclasses import replace
+
+from concord.orchestrator.judging.verdict_builder import Standing, build_verdict, rank_candidates, recommendation_text
 from concord.store.model import (
     Dialogue,
     Entity,
@@ -59,7 +61,7 @@ def snapshot(
 def test_support_refs_decide_the_recommendation_and_its_reasons_cite_them() -> None:
     snap = snapshot([Ref("P0101", "support", "P0002"), Ref("P0001", "support", "P0002")])
     verdict = build_verdict(snap, converged=True)
-    assert verdict.recommendation.startswith("Run our own broker (P0002). Run our own broker is what we should do.")
+    assert verdict.recommendation.startswith("Run our own broker is what we should do. More. (P0002). The panel also")
     assert verdict.reasons[0].cites == ["P0002", "P0001", "P0101"]
     assert verdict.question == QUESTION and verdict.confidence == "unanimous"
 
@@ -112,3 +114,12 @@ def test_a_verdict_without_sections_still_renders_none_recorded() -> None:
     text = render_verdict(snapshot([]), Verdict("final", "final", 1, "Old one-line verdict."))
     assert "## Question\n\nWhich queue should the team adopt?" in text
     assert "## Reasons\n\n- none recorded" in text and "## Risks\n\n- none recorded" in text
+
+
+def test_the_recommendation_names_a_label_once_and_keeps_one_that_adds_to_the_text() -> None:
+    echoed = entity(Perspective, "P0002", "cupcake", "Run our own broker")
+    assert recommendation_text([Standing(echoed)]) == "Run our own broker is what we should do. More. (P0002)."
+    distinct = replace(echoed, label="Control first.")
+    assert recommendation_text([Standing(distinct)]) == (
+        "Control first (P0002): Run our own broker is what we should do. More."
+    )

@@ -165,7 +165,11 @@ def recommendation_text(top: list[Standing]) -> str:
     if not top:
         return "The panel recorded no perspective or recommendation to recommend; see the tensions below."
     first = top[0].entity
-    text = f"{first.label} ({first.id}). {lead(first.content)}".strip()
+    label, body = first.label.strip().rstrip("."), lead(first.content)
+    if not body or _same(body).startswith(_same(label)):  # a label that is the text's first words says nothing more
+        text = f"{body or label} ({first.id})."
+    else:
+        text = f"{label} ({first.id}): {body}".rstrip(".") + "."
     if len(top) > 1:
         text += (
             " The panel also backs " + "; ".join(f"{s.entity.label.rstrip('.')} ({s.entity.id})" for s in top[1:]) + "."
